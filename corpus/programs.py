@@ -1,0 +1,216 @@
+"""The city's programs (協働事業の候補) as typed records, from the bundled seed
+corpus or from a city's own file."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corpus.files import FileFormatError, Row, read_rows
+
+BUNDLED_PROGRAMS = Path(__file__).parent / "data" / "programs.csv"
+
+# One table from each header a city might use to the record's field. The plan's
+# own Japanese headers first, then the English keys of the JSONL/API format.
+HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "ID", "事業番号", "番号"),
+    "name": ("name", "事業名"),
+    "purpose": ("purpose", "目的"),
+    "activities": ("activities", "取り組み内容", "取組内容", "事業内容"),
+    "department": ("department", "担当課"),
+    "policy": ("policy", "施策名", "施策"),
+    "budget": ("budget", "予算"),
+    "budget_thousand_yen": ("budget_thousand_yen", "予算（千円）", "予算(千円)"),
+    "fiscal_year": ("fiscal_year", "年度"),
+    "section": ("section", "大項目"),
+    "subsection": ("subsection", "中項目"),
+    "policy_number": ("policy_number", "施策番号"),
+    "source": ("source", "出典"),
+}
+
+# 担当課 cells such as "市民協働課 環境課" name several departments.
+_DEPARTMENT_SPLIT = re.compile(r"[\s、,，・/／]+")
+_AMOUNT = re.compile(r"([0-9][0-9,]*)\s*千円")
+MAX_FIELD_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class ProgramRecord:
+    """One program of the catalogue, with the fields of the collaboration plan."""
+
+    id: str
+    name: str  # 事業名
+    purpose: str = ""  # 目的
+    activities: str = ""  # 取り組み内容
+    department: str = ""  # 担当課 as written; see ``departments``
+    policy: str = ""  # 施策名
+    budget: str = ""  # 予算 as written
+    budget_thousand_yen: int | None = None
+    fiscal_year: int | None = None
+    section: str = ""
+    subsection: str = ""
+    policy_number: str = ""
+    source: str = ""
+    departments: tuple[str, ...] = field(default=())
+
+    def text_fields(self) -> dict[str, str]:
+        """The fields the matcher reads, by matcher field name."""
+        return {
+            "name": self.name,
+            "purpose": self.purpose,
+            "activities": self.activities,
+            "policy": self.policy,
+        }
+
+
+def split_departments(cell: str) -> tuple[str, ...]:
+    """``"市民協働課 環境課"`` → ``("市民協働課", "環境課")``."""
+    return tuple(part for part in _DEPARTMENT_SPLIT.split(cell.strip()) if part)
+
+
+def parse_budget_thousand_yen(text: str) -> int | None:
+    """The stated budget in 千円, or None when none is stated.
+
+    Several amounts in one cell (区交付金 + 区長報酬 + ...) are added up. A cell
+    that states income (収入) is not a budget and gives None.
+    """
+    text = unicodedata.normalize("NFKC", text or "").strip()
+    if not text or text.startswith("収入"):
+        return None
+    amounts = [int(m.replace(",", "")) for m in _AMOUNT.findall(text)]
+    return sum(amounts) if amounts else None
+
+
+def _canonical(values: dict[str, object]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, aliases in HEADER_ALIASES.items():
+        for alias in aliases:
+            if alias in values and values[alias] is not None:
+                out[key] = str(values[alias]).strip()
+                break
+    return out
+
+
+def _int_or_none(text: str) -> int | None:
+    text = unicodedata.normalize("NFKC", text).replace(",", "").strip()
+    if not text:
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        return None
+
+
+def stable_id(policy: str, name: str) -> str:
+    """An id for a city file without one: the same row always gets the same id."""
+    digest = hashlib.sha1(f"{policy}\x1f{name}".encode()).hexdigest()[:12]
+    return f"auto-{digest}"
+
+
+def record_from_row(path: str | Path, row: Row, fiscal_year: int | None = None) -> ProgramRecord:
+    """Validate one row; raises :class:`FileFormatError` naming its line."""
+    values = _canonical(row.values)
+    name = values.get("name", "")
+    if not name:
+        raise FileFormatError(path, "事業名 (name) is empty", row.line)
+    if not (values.get("purpose") or values.get("activities")):
+        raise FileFormatError(path, "目的 (purpose) and 取り組み内容 (activities) are both empty", row.line)
+    for key, text in values.items():
+        if len(text) > MAX_FIELD_CHARS:
+            raise FileFormatError(path, f"{key} is longer than {MAX_FIELD_CHARS} characters", row.line)
+        if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text):
+            raise FileFormatError(path, f"{key} contains control characters", row.line)
+    budget = values.get("budget", "")
+    if "budget_thousand_yen" in values:
+        budget_number = _int_or_none(values["budget_thousand_yen"])
+    else:
+        budget_number = parse_budget_thousand_yen(budget)
+    year = fiscal_year if fiscal_year is not None else _int_or_none(values.get("fiscal_year", ""))
+    department = values.get("department", "")
+    return ProgramRecord(
+        id=values.get("id") or stable_id(values.get("policy", ""), name),
+        name=name,
+        purpose=values.get("purpose", ""),
+        activities=values.get("activities", ""),
+        department=department,
+        policy=values.get("policy", ""),
+        budget=budget,
+        budget_thousand_yen=budget_number,
+        fiscal_year=year,
+        section=values.get("section", ""),
+        subsection=values.get("subsection", ""),
+        policy_number=values.get("policy_number", ""),
+        source=values.get("source", ""),
+        departments=split_departments(department),
+    )
+
+
+@dataclass
+class LoadResult:
+    programs: list[ProgramRecord]
+    errors: list[FileFormatError]
+
+
+def load_programs_report(
+    path: str | Path, *, fiscal_year: int | None = None
+) -> LoadResult:
+    """Read every row, keeping the valid records and the error of each bad row."""
+    rows = list(read_rows(path))
+    _check_columns(path, rows)
+    programs: list[ProgramRecord] = []
+    errors: list[FileFormatError] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        try:
+            record = record_from_row(path, row, fiscal_year)
+        except FileFormatError as exc:
+            errors.append(exc)
+            continue
+        if record.id in seen:
+            errors.append(
+                FileFormatError(path, f"id {record.id!r} repeats line {seen[record.id]}", row.line)
+            )
+            continue
+        seen[record.id] = row.line
+        programs.append(record)
+    return LoadResult(programs, errors)
+
+
+def _check_columns(path: str | Path, rows: Iterable[Row]) -> None:
+    keys: set[str] = set()
+    for row in rows:
+        keys.update(row.values)
+    canonical = {key for key, aliases in HEADER_ALIASES.items() if keys & set(aliases)}
+    if "name" not in canonical:
+        raise FileFormatError(path, "missing required column 事業名 (or name)")
+    if not canonical & {"purpose", "activities"}:
+        raise FileFormatError(path, "missing required column 目的 or 取り組み内容 (purpose or activities)")
+
+
+def load_programs(
+    path: str | Path | None = None,
+    *,
+    fiscal_year: int | None = None,
+    skip_invalid: bool = False,
+) -> list[ProgramRecord]:
+    """Load programs from ``path``, or the bundled seed corpus when None.
+
+    A file with any invalid row raises :class:`InvalidRowsError` listing every
+    bad line, unless ``skip_invalid`` is true.
+    """
+    result = load_programs_report(path or BUNDLED_PROGRAMS, fiscal_year=fiscal_year)
+    if result.errors and not skip_invalid:
+        raise InvalidRowsError(result.errors)
+    return result.programs
+
+
+class InvalidRowsError(ValueError):
+    """Several bad rows at once; ``str()`` names every one, one per line."""
+
+    def __init__(self, errors: list[FileFormatError]):
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))

@@ -1,0 +1,177 @@
+"""``kyodo match`` and ``kyodo evaluate``: the matcher from the command line,
+on files, with no database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from corpus import FileFormatError, InvalidRowsError, ProgramRecord, load_programs, read_rows
+from matcher.evaluate import GoldProposal, evaluate_all
+from matcher.index import ProgramIndex, ProposalText
+from matcher.results import FIELD_LABELS, MatchResult
+
+
+def _load_programs(path: Path | None) -> list[ProgramRecord]:
+    try:
+        return load_programs(path)
+    except InvalidRowsError as exc:
+        raise click.ClickException(str(exc.errors[0]) + (
+            f" (and {len(exc.errors) - 1} more bad rows)" if len(exc.errors) > 1 else ""
+        )) from exc
+    except FileFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def read_proposals(path: Path) -> list[tuple[ProposalText, dict[str, object]]]:
+    """Proposals of a JSONL or CSV file with ``id, title, body``, and each raw row.
+
+    A file-level problem raises ClickException (one line naming the file);
+    a bad record is left to the matcher, which reports it for that record.
+    """
+    try:
+        rows = list(read_rows(path))
+        if not any("body" in row.values for row in rows):
+            raise FileFormatError(path, "missing required column body")
+    except FileFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    proposals = []
+    for row in rows:
+        values = row.values
+        proposal_id = str(values.get("id") or f"line-{row.line}")
+        title = values.get("title") or ""
+        body = values.get("body") or ""
+        proposals.append(
+            (ProposalText(proposal_id, str(title), str(body) if isinstance(body, str) else ""), values)
+        )
+    return proposals
+
+
+programs_option = click.option(
+    "--programs",
+    "programs_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Programs file: CSV (UTF-8, BOM or cp932), XLSX or JSONL. Default: the bundled corpus.",
+)
+
+
+@click.command("match")
+@programs_option
+@click.option(
+    "--proposals",
+    "proposals_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Proposals file: JSONL or CSV with id, title, body.",
+)
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl", show_default=True)
+def match_command(programs_path: Path | None, proposals_path: Path, top_k: int, fmt: str) -> None:
+    """Rank the city's programs for every proposal of a file, with the reasons.
+
+    Prints one JSON object per proposal and line (or a table for a person).
+    A bad record (empty body, too long, control characters) gets an "error"
+    in its line; the other records still come out.
+    """
+    programs = _load_programs(programs_path)
+    proposals = [p for p, _ in read_proposals(proposals_path)]
+    index = ProgramIndex(top_k=top_k).fit(programs)
+    for result in index.iter_match(proposals):
+        if fmt == "jsonl":
+            click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        else:
+            click.echo(format_table(result))
+
+
+def format_table(result: MatchResult) -> str:
+    lines = [f"■ {result.proposal_id}" + ("  [該当なし no_match]" if result.no_match else "")]
+    if result.error:
+        lines.append(f"  error: {result.error}")
+    for rank, match in enumerate(result.matches, start=1):
+        terms = "、".join(f"{t.term}({FIELD_LABELS[t.field]})" for t in match.terms[:6])
+        lines.append(
+            f"  {rank}. {match.score:.3f}  {match.program_id} {match.program_name}"
+            f"  [{match.department or '担当課未記載'}]"
+        )
+        if terms:
+            lines.append(f"       共通語: {terms}")
+    if result.departments:
+        lines.append(
+            "  担当課: " + "、".join(f"{d.department} {d.score:.3f}" for d in result.departments)
+        )
+    return "\n".join(lines)
+
+
+def read_gold(path: Path) -> list[GoldProposal]:
+    items = []
+    for proposal, values in read_proposals(path):
+        gold = values.get("gold")
+        if isinstance(gold, str):
+            gold = [g for g in gold.replace("、", ",").split(",") if g.strip()]
+        if not isinstance(gold, list):
+            raise click.ClickException(f"{path.name}: record {proposal.id} has no \"gold\" list")
+        items.append(GoldProposal(proposal, tuple(str(g).strip() for g in gold)))
+    return items
+
+
+def _resolve_gold(items: list[GoldProposal], programs: list[ProgramRecord]) -> list[GoldProposal]:
+    """Gold may name programs by id or by 事業名."""
+    by_name = {p.name: p.id for p in programs}
+    ids = {p.id for p in programs}
+    resolved = []
+    for item in items:
+        gold = []
+        for g in item.gold:
+            if g in ids:
+                gold.append(g)
+            elif g in by_name:
+                gold.append(by_name[g])
+            else:
+                raise click.ClickException(f"gold program {g!r} of {item.proposal.id} is not in the catalogue")
+        resolved.append(GoldProposal(item.proposal, tuple(gold)))
+    return resolved
+
+
+@click.command("evaluate")
+@programs_option
+@click.option(
+    "--gold",
+    "gold_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='JSONL: proposals with "gold": [program ids or names] ([] = nothing fits).',
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def evaluate_command(programs_path: Path | None, gold_path: Path, fmt: str) -> None:
+    """Measure ranking quality on proposals with known partners.
+
+    Prints hit@1, hit@3 and MRR on in-scope proposals, the share of
+    out-of-scope proposals flagged no_match and of in-scope ones wrongly
+    flagged, for kyodo-match and two baselines run on the same data.
+    """
+    programs = _load_programs(programs_path)
+    items = _resolve_gold(read_gold(gold_path), programs)
+    results = evaluate_all(programs, items)
+    if fmt == "json":
+        click.echo(json.dumps({k: v.as_dict() for k, v in results.items()}, ensure_ascii=False))
+        return
+    click.echo(format_metrics(results))
+
+
+def format_metrics(results: dict) -> str:
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    first = next(iter(results.values()))
+    rows = [
+        f"in-scope proposals: {first.n_in_scope}, out-of-scope: {first.n_out_of_scope}",
+        f"{'method':<26}{'hit@1':>8}{'hit@3':>8}{'MRR':>8}{'OOS flagged':>13}{'in-scope flagged':>18}",
+    ]
+    for name, m in results.items():
+        rows.append(
+            f"{name:<26}{m.hit_at_1:>8.3f}{m.hit_at_3:>8.3f}{m.mrr:>8.3f}"
+            f"{pct(m.out_of_scope_flagged):>13}{pct(m.in_scope_flagged):>18}"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,140 @@
+"""Quality figures of a ranker on proposals with gold programs, and the two
+baselines it must beat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics.pairwise import cosine_similarity
+
+from matcher.index import FIELDS, ProgramIndex, ProgramLike, ProposalText
+from matcher.tokenize import _tagger, normalize
+
+
+@dataclass(frozen=True)
+class GoldProposal:
+    proposal: ProposalText
+    gold: tuple[str, ...]  # program ids; empty = nothing in the catalogue fits
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A full ranking of program ids for one proposal, best first."""
+
+    program_ids: list[str]
+    no_match: bool | None  # None: the method does not decide no_match
+
+
+@dataclass(frozen=True)
+class Metrics:
+    n_in_scope: int
+    n_out_of_scope: int
+    hit_at_1: float
+    hit_at_3: float
+    mrr: float
+    out_of_scope_flagged: float | None
+    in_scope_flagged: float | None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return dict(self.__dict__)
+
+
+def score(items: Sequence[GoldProposal], rankings: Sequence[Ranked]) -> Metrics:
+    """hit@1, hit@3 and MRR on in-scope items; no_match rates on both kinds."""
+    hits1 = hits3 = 0
+    reciprocal = 0.0
+    in_scope = out_scope = flagged_in = flagged_out = 0
+    decides = all(r.no_match is not None for r in rankings)
+    for item, ranked in zip(items, rankings, strict=True):
+        if item.gold:
+            in_scope += 1
+            rank = next(
+                (i for i, pid in enumerate(ranked.program_ids, start=1) if pid in item.gold), None
+            )
+            if rank is not None:
+                hits1 += rank == 1
+                hits3 += rank <= 3
+                reciprocal += 1.0 / rank
+            flagged_in += bool(ranked.no_match)
+        else:
+            out_scope += 1
+            flagged_out += bool(ranked.no_match)
+    return Metrics(
+        n_in_scope=in_scope,
+        n_out_of_scope=out_scope,
+        hit_at_1=hits1 / in_scope if in_scope else 0.0,
+        hit_at_3=hits3 / in_scope if in_scope else 0.0,
+        mrr=reciprocal / in_scope if in_scope else 0.0,
+        out_of_scope_flagged=(flagged_out / out_scope if out_scope else None) if decides else None,
+        in_scope_flagged=(flagged_in / in_scope if in_scope else None) if decides else None,
+    )
+
+
+def rank_with_index(
+    index: ProgramIndex, programs: Sequence[ProgramLike], items: Sequence[GoldProposal]
+) -> list[Ranked]:
+    index.fit(programs, [i.proposal for i in items])
+    results = index.match([i.proposal for i in items], top_k=len(programs))
+    return [Ranked([m.program_id for m in r.matches], r.no_match) for r in results]
+
+
+def _program_text(program: ProgramLike) -> str:
+    fields = program.text_fields()
+    return "\n".join(fields.get(f, "") for f in FIELDS)
+
+
+def _proposal_text(proposal: ProposalText) -> str:
+    return f"{proposal.title}\n{proposal.body}"
+
+
+def _rank_by_vectorizer(
+    vectorizer: TfidfVectorizer, programs: Sequence[ProgramLike], items: Sequence[GoldProposal]
+) -> list[Ranked]:
+    program_vectors = vectorizer.fit_transform([_program_text(p) for p in programs])
+    query_vectors = vectorizer.transform([_proposal_text(i.proposal) for i in items])
+    similarity = cosine_similarity(query_vectors, program_vectors)
+    ids = np.asarray([p.id for p in programs], dtype=object)
+    order = np.arange(len(programs))
+    return [
+        Ranked(ids[np.lexsort((order, -row))].tolist(), None) for row in similarity
+    ]
+
+
+def plain_lemmas(text: str) -> list[str]:
+    """Every lemma unidic gives, no filtering: the baseline's analyzer."""
+    out = []
+    for line in _tagger().parse(normalize(text)).split("\n"):
+        if line:
+            surface, lemma = (line.split("\t") + [""])[:2]
+            out.append(lemma or surface)
+    return out
+
+
+def char_bigram_baseline(programs: Sequence[ProgramLike], items: Sequence[GoldProposal]) -> list[Ranked]:
+    """Character-bigram TF-IDF, scikit-learn defaults otherwise."""
+    return _rank_by_vectorizer(TfidfVectorizer(analyzer="char", ngram_range=(2, 2)), programs, items)
+
+
+def lemma_baseline(programs: Sequence[ProgramLike], items: Sequence[GoldProposal]) -> list[Ranked]:
+    """Plain lemma TF-IDF with scikit-learn's default settings."""
+    return _rank_by_vectorizer(TfidfVectorizer(analyzer=plain_lemmas), programs, items)
+
+
+BASELINES: dict[str, Callable[[Sequence[ProgramLike], Sequence[GoldProposal]], list[Ranked]]] = {
+    "lemma TF-IDF (defaults)": lemma_baseline,
+    "char-bigram TF-IDF": char_bigram_baseline,
+}
+
+
+def evaluate_all(
+    programs: Sequence[ProgramLike], items: Sequence[GoldProposal], index: ProgramIndex | None = None
+) -> dict[str, Metrics]:
+    """kyodo-match and both baselines, on the same data in the same run."""
+    index = index if index is not None else ProgramIndex()
+    results = {"kyodo-match": score(items, rank_with_index(index, programs, items))}
+    for name, method in BASELINES.items():
+        results[name] = score(items, method(programs, items))
+    return results

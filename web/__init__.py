@@ -1,0 +1,59 @@
+"""The Flask app: public proposal form, coordinator console and JSON API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from web import settings
+
+
+def _secret_key(instance: Path) -> str:
+    """The instance's secret key, generated once and kept (never in the code)."""
+    key_file = instance / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_hex(32)
+    # O_EXCL: two workers starting at once must not each write their own key.
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: defaults → instance config.py → KYODO_* environment → test_config."""
+    instance = (test_config or {}).get("INSTANCE_PATH") or settings.instance_path()
+    app = Flask(__name__, instance_path=instance, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(settings.defaults())
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(settings.from_environment())
+    if test_config:
+        app.config.update(test_config)
+    app.config["INSTANCE_PATH"] = app.instance_path
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "kyodo.sqlite3")
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
+    app.config.setdefault("INDEX_PATH", os.path.join(app.instance_path, "index"))
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_AS_ASCII=False,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+    _register(app)
+    return app
+
+
+def _register(app: Flask) -> None:
+    """Database, blueprints and error handlers; each feature module registers itself."""

@@ -1,0 +1,37 @@
+"""The ``kyodo`` command: matching on files, the database, the nightly batch
+and the web server. Each command's docstring is its ``--help``."""
+
+from __future__ import annotations
+
+import click
+
+from matcher.cli import evaluate_command, match_command
+
+
+@click.group()
+@click.version_option(package_name="kyodo-match")
+def cli() -> None:
+    """協働マッチ (kyodo-match): match NPO proposals with the city's programs.
+
+    Settings come from KYODO_* environment variables and the instance
+    folder's config.py (see docs/settings.md).
+    """
+
+
+cli.add_command(match_command)
+cli.add_command(evaluate_command)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+def serve_command(host: str, port: int) -> None:
+    """Run the web app on the embedded default (SQLite in ./instance).
+
+    For production run gunicorn instead: gunicorn 'web:create_app()'.
+    """
+    from web import create_app
+
+    app = create_app()
+    click.echo(f"協働マッチ: http://{host}:{port}/  (instance: {app.instance_path})")
+    app.run(host=host, port=port)

@@ -1,0 +1,96 @@
+"""Every setting of kyodo-match, declared once with its default and help.
+
+Values come, later ones winning, from these defaults, the instance folder's
+``config.py``, environment variables named ``KYODO_`` + the setting, and the
+test dict given to ``create_app``. docs/settings.md is generated from this
+table and a test fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    type: type = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "INSTANCE_PATH",
+        None,
+        "Folder for the SQLite database, the generated secret key, config.py and the "
+        "fitted index. Default: ./instance under the current directory.",
+    ),
+    Setting(
+        "DATABASE_URL",
+        None,
+        "SQLAlchemy URL of the database, e.g. postgresql+psycopg://user@host/kyodo. "
+        "Default: SQLite file kyodo.sqlite3 in the instance folder.",
+    ),
+    Setting(
+        "SECRET_KEY",
+        None,
+        "Key that signs session cookies and CSRF tokens. Default: generated on first "
+        "start and kept in the instance folder (file secret_key).",
+    ),
+    Setting("SUBMIT_RATE_LIMIT", "10/minute", "Public proposal submissions allowed per client address, as N/second|minute|hour|day."),
+    Setting("TOP_K", 5, "Suggestions stored per proposal.", int),
+    Setting("TARGET_NEW_PROJECTS", 15, "Target of new 協働事業 per fiscal year shown on the dashboard (地域再生計画: 15).", int),
+    Setting("MAX_CONTENT_LENGTH", 1_000_000, "Largest request body accepted, in bytes (larger: HTTP 413).", int),
+    Setting("PAGE_SIZE", 25, "Rows per page in the review queue and lists.", int),
+    Setting("SESSION_COOKIE_SECURE", False, "Send the session cookie over HTTPS only (set true behind TLS).", bool),
+)
+
+ENV_PREFIX = "KYODO_"
+
+
+def parse_value(setting: Setting, raw: str) -> Any:
+    """Convert an environment string to the setting's type; ValueError if it cannot."""
+    if setting.type is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{ENV_PREFIX}{setting.name}: expected true or false, got {raw!r}")
+    if setting.type is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{setting.name}: expected a number, got {raw!r}") from None
+    return raw
+
+
+def defaults() -> dict[str, Any]:
+    return {s.name: s.default for s in SETTINGS}
+
+
+def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(ENV_PREFIX + setting.name)
+        if raw is not None:
+            values[setting.name] = parse_value(setting, raw)
+    return values
+
+
+def instance_path(environ: dict[str, str] | None = None) -> str:
+    environ = dict(os.environ if environ is None else environ)
+    return os.path.abspath(environ.get(ENV_PREFIX + "INSTANCE_PATH") or "instance")
+
+
+def markdown_table() -> str:
+    """The settings as the Markdown table of docs/settings.md."""
+    lines = ["| environment variable | default | what it does |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = "(see text)" if s.default is None else f"`{s.default}`"
+        lines.append(f"| `{ENV_PREFIX}{s.name}` | {default} | {s.help} |")
+    return "\n".join(lines) + "\n"
