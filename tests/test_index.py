@@ -1,0 +1,179 @@
+"""ProgramIndex: ranking, explanations, no_match, persistence, estimator contract."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics.pairwise import cosine_similarity
+
+from corpus import ProgramRecord, load_programs
+from matcher import ProgramIndex, ProposalText, tokenize
+
+# A toy catalogue written for testing (not from the seeds).
+TOY = [
+    ProgramRecord(id="t1", name="防災講座の開催", purpose="市民の防災意識を高める", departments=("防災安全課",), department="防災安全課"),
+    ProgramRecord(id="t2", name="広報紙の発行", purpose="市政情報を分かりやすく市民に伝える", departments=("人事秘書課",), department="人事秘書課"),
+    ProgramRecord(id="t3", name="集会所の改修", purpose="町内会の集会所を改修して活動拠点を整える", departments=("市民協働課",), department="市民協働課"),
+    ProgramRecord(id="t4", name="市民活動の情報サイト", purpose="市民活動団体の情報を発信する", departments=("市民協働課", "環境課"), department="市民協働課 環境課"),
+]
+QUERIES = ["防災講座を市民に", "広報紙で市政情報を伝える", "集会所の改修と町内会", "市民活動団体の情報"]
+
+
+def name_only(**kwargs):
+    return ProgramIndex(field_weights={"name": 1.0, "purpose": 0.0, "activities": 0.0, "policy": 0.0}, stop_words=(), **kwargs)
+
+
+@pytest.mark.parametrize("sublinear", [False, True])
+def test_scores_equal_plain_tfidf_cosine(sublinear):
+    """One field, no stop words, queries inside the vocabulary: the index is
+    exactly TfidfVectorizer + cosine_similarity on the same tokens."""
+    programs = [ProgramRecord(id=p.id, name=p.name + " " + p.purpose) for p in TOY]
+    index = name_only(sublinear_tf=sublinear, top_k=4).fit(programs)
+    vectorizer = TfidfVectorizer(analyzer=tokenize, sublinear_tf=sublinear)
+    program_vectors = vectorizer.fit_transform([p.name for p in programs])
+    reference = cosine_similarity(vectorizer.transform(QUERIES), program_vectors)
+    results = index.match([ProposalText(str(i), body=q) for i, q in enumerate(QUERIES)])
+    for row, result in zip(reference, results, strict=True):
+        got = {m.program_id: m.score for m in result.matches}
+        want = {programs[j].id: s for j, s in enumerate(row) if s > 0}
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key] == pytest.approx(want[key], abs=1e-12)
+
+
+def test_term_contributions_add_up_to_the_score():
+    index = ProgramIndex().fit(load_programs())
+    result = index.match([ProposalText("p", "防災講座", "地域の防災リーダーを育てる講座を開きたい")])[0]
+    assert result.matches
+    for match in result.matches:
+        assert sum(t.weight for t in match.terms) == pytest.approx(match.score, rel=1e-9)
+        assert all(t.field in {"name", "purpose", "activities", "policy"} for t in match.terms)
+        weights = [t.weight for t in match.terms]
+        assert weights == sorted(weights, reverse=True)
+
+
+def test_term_field_is_where_the_term_occurs():
+    index = ProgramIndex(top_k=1).fit(TOY)
+    match = index.match([ProposalText("p", body="町内会の改修")])[0].matches[0]
+    fields = {t.term: t.field for t in match.terms}
+    assert fields["改修"] == "name"  # in both name and purpose; name has the larger weight or ties first
+    assert fields["町内会"] == "purpose"
+
+
+def test_unknown_proposal_words_lower_the_score():
+    index = ProgramIndex().fit(TOY)
+    short, padded = index.match(
+        [
+            ProposalText("a", body="防災講座"),
+            ProposalText("b", body="防災講座 ドッグラン 愛犬 散歩 ロボット 競技会"),
+        ]
+    )
+    assert padded.matches[0].program_id == short.matches[0].program_id == "t1"
+    assert padded.matches[0].score < short.matches[0].score
+
+
+def test_ranking_is_deterministic_with_ties_in_catalogue_order():
+    twins = [ProgramRecord(id=f"x{i}", name="防災講座", purpose="防災") for i in range(6)]
+    index = ProgramIndex(top_k=3).fit(twins)
+    ids = [m.program_id for m in index.match([ProposalText("p", body="防災講座")])[0].matches]
+    assert ids == ["x0", "x1", "x2"]
+
+
+def test_departments_ranked_by_best_program_and_split():
+    index = ProgramIndex(top_k=5).fit(TOY)
+    result = index.match([ProposalText("p", body="市民活動団体の情報を発信")])[0]
+    names = [d.department for d in result.departments]
+    assert names[0] in {"市民協働課", "環境課"}
+    assert {"市民協働課", "環境課"} <= set(names)
+    best = {m.program_id: m.score for m in result.matches}["t4"]
+    assert result.departments[0].score == pytest.approx(best)
+
+
+def test_no_match_flag_follows_threshold():
+    index = ProgramIndex(no_match_threshold=0.2).fit(TOY)
+    on_topic, off_topic = index.match(
+        [ProposalText("a", body="防災講座を開いて防災意識を高めたい"), ProposalText("b", body="公園にドッグランを作りたい")]
+    )
+    assert not on_topic.no_match
+    assert off_topic.no_match
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [("", "empty"), ("   ", "empty"), ("あ" * 20_001, "longer"), ("防災\x00講座", "control")],
+)
+def test_bad_records_get_an_error_and_others_still_match(body, message):
+    index = ProgramIndex().fit(TOY)
+    bad, good = index.match([ProposalText("bad", body=body), ProposalText("good", body="防災講座")])
+    assert bad.error and message in bad.error and bad.no_match and bad.matches == []
+    assert good.error is None and good.matches[0].program_id == "t1"
+
+
+def test_not_fitted_and_bad_arguments():
+    with pytest.raises(NotFittedError):
+        ProgramIndex().match([ProposalText("p", body="防災")])
+    with pytest.raises(TypeError):
+        ProgramIndex().fit(TOY).match("防災講座")
+    with pytest.raises(ValueError):
+        ProgramIndex().fit([])
+    with pytest.raises(ValueError):
+        ProgramIndex(field_weights={"colour": 1.0}).fit(TOY)
+    with pytest.raises(ValueError):
+        ProgramIndex().fit([TOY[0], TOY[0]])
+
+
+def test_estimator_contract_params_stored_as_given():
+    index = ProgramIndex(top_k=3, stop_words=("事業",))
+    assert index.get_params()["top_k"] == 3
+    assert index.get_params()["stop_words"] == ("事業",)
+    assert index.fit(TOY) is index
+    assert len(index.get_feature_names_out()) == len(index.vocabulary_)
+
+
+def test_stop_words_are_ignored_on_both_sides():
+    index = ProgramIndex(stop_words=("防災",)).fit(TOY)
+    assert "防災" not in index.vocabulary_
+    result = index.match([ProposalText("p", body="防災講座")])[0]
+    assert all(t.term != "防災" for m in result.matches for t in m.terms)
+
+
+def test_save_load_round_trip(tmp_path):
+    programs = load_programs()
+    index = ProgramIndex(top_k=4).fit(programs)
+    proposals = [ProposalText(str(i), body=q) for i, q in enumerate(QUERIES + ["ドッグラン"])]
+    index.save(tmp_path / "index")
+    files = sorted(p.name for p in (tmp_path / "index").iterdir())
+    assert files == ["arrays.npz", "params.json"]
+    meta = json.loads((tmp_path / "index" / "params.json").read_text())
+    assert meta["format_version"] == 1 and meta["fingerprint"] == index.fingerprint_
+    loaded = ProgramIndex.load(tmp_path / "index")
+    assert loaded.get_params() == {**index.get_params(), "stop_words": list(index._stop()) if index.stop_words is not None else None}
+    assert loaded.match(proposals) == index.match(proposals)
+    np.testing.assert_array_equal(loaded.idf_, index.idf_)
+    with np.load(tmp_path / "index" / "arrays.npz", allow_pickle=False) as arrays:
+        assert all(arrays[name].dtype != object for name in arrays.files)
+
+
+def test_load_refuses_another_format(tmp_path):
+    ProgramIndex().fit(TOY).save(tmp_path)
+    meta = json.loads((tmp_path / "params.json").read_text())
+    meta["format_version"] = 999
+    (tmp_path / "params.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="format"):
+        ProgramIndex.load(tmp_path)
+
+
+def test_fingerprint_changes_with_corpus_and_params():
+    a = ProgramIndex().fit(TOY).fingerprint_
+    assert ProgramIndex().fit(TOY).fingerprint_ == a
+    assert ProgramIndex(top_k=2).fit(TOY).fingerprint_ != a
+    edited = [TOY[0].__class__(**{**TOY[0].__dict__, "purpose": "別の目的"})] + TOY[1:]
+    assert ProgramIndex().fit(edited).fingerprint_ != a
+
+
+def test_chunking_does_not_change_results():
+    index = ProgramIndex().fit(load_programs())
+    proposals = [ProposalText(str(i), body=q) for i, q in enumerate(QUERIES * 3)]
+    assert list(index.iter_match(proposals, chunk_size=2)) == index.match(proposals)
