@@ -30,9 +30,10 @@ from functools import lru_cache
 
 import fugashi
 
-# One line per token: surface, lemma, pos1, pos2. -U formats unknown words
-# (no lemma field). -F is ignored unless -O '' is also given.
-_NODE_FORMAT = r"-O '' -F '%m\t%f[7]\t%f[0]\t%f[1]\n' -U '%m\t\t%f[0]\t%f[1]\n' -E ''"
+# One line per token: pos1, pos2, lemma, surface. -U formats unknown words,
+# which have no lemma field. -F is ignored unless -O '' is also given. POS
+# first, so the loop below can reject function words before splitting further.
+_NODE_FORMAT = r"-O '' -F '%f[0]\t%f[1]\t%f[7]\t%m\n' -U '%f[0]\t%f[1]\t\t%m\n' -E ''"
 
 # (新)(拡)(継) with optional spaces, ASCII or full-width parentheses.
 _MARKER = re.compile(r"[(（]\s*[新拡継]\s*[)）]")
@@ -64,13 +65,6 @@ def _tagger() -> fugashi.Tagger:
     return fugashi.Tagger(_NODE_FORMAT)
 
 
-def _clean_lemma(surface: str, lemma: str) -> str:
-    if not lemma or lemma == "*":
-        return surface
-    cut = lemma.find("-", 1)
-    return lemma[:cut] if cut > 0 else lemma
-
-
 def tokenize(text: str, *, compounds: bool = True) -> list[str]:
     """Content-word lemmas of ``text``, in order, plus joined noun bigrams.
 
@@ -79,28 +73,32 @@ def tokenize(text: str, *, compounds: bool = True) -> list[str]:
     """
     parsed = _tagger().parse(normalize(text))
     tokens: list[str] = []
-    previous_noun: str | None = None
+    append = tokens.append
+    previous_noun = ""
     for line in parsed.split("\n"):
-        if not line:
+        pos1, _, rest = line.partition("\t")
+        if pos1 not in _CONTENT_POS:
+            previous_noun = ""
             continue
-        surface, lemma, pos1, pos2 = (line.split("\t") + ["", "", ""])[:4]
-        if pos1 not in _CONTENT_POS or pos2 in _SKIP_POS2:
-            previous_noun = None
+        pos2, lemma, surface = rest.split("\t")
+        if pos2 in _SKIP_POS2:
+            previous_noun = ""
             continue
-        if pos1 == "名詞" and pos2 == "普通名詞" and not lemma and not surface.isalpha():
-            previous_noun = None
-            continue  # unknown symbol runs
-        token = _clean_lemma(surface, lemma)
-        if len(token) == 1 and token.isascii():
-            previous_noun = None
-            continue
-        tokens.append(token)
+        if lemma:
+            cut = lemma.find("-", 1)
+            token = lemma[:cut] if cut > 0 else lemma
+        elif surface.isalpha() and len(surface) > 1:
+            token = surface  # unknown word such as NPO
+        else:
+            previous_noun = ""
+            continue  # unknown symbol runs, single letters
+        append(token)
         if pos1 == "名詞":
-            if compounds and previous_noun is not None:
-                tokens.append(previous_noun + token)
+            if compounds and previous_noun:
+                append(previous_noun + token)
             previous_noun = token
         else:
-            previous_noun = None
+            previous_noun = ""
     return tokens
 
 
