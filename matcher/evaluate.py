@@ -108,7 +108,7 @@ def plain_lemmas(text: str) -> list[str]:
     out = []
     for line in _tagger().parse(normalize(text)).split("\n"):
         if line:
-            surface, lemma = (line.split("\t") + [""])[:2]
+            _pos1, _pos2, lemma, surface = line.split("\t")
             out.append(lemma or surface)
     return out
 
