@@ -32,15 +32,21 @@ FIELDS = ("name", "purpose", "activities", "policy")
 # Chosen on the dev split (tests/data/devset.jsonl) by `benchmarks/tune.py`;
 # see docs/quality.md for the grid and the figures.
 DEFAULT_FIELD_WEIGHTS: dict[str, float] = {
-    "name": 1.0,
+    "name": 0.5,
     "purpose": 1.0,
     "activities": 1.0,
-    "policy": 1.0,
+    "policy": 0.0,
 }
-DEFAULT_STOP_WORDS: tuple[str, ...] = ()
-DEFAULT_NO_MATCH_THRESHOLD = 0.1
+DEFAULT_STOP_WORDS: tuple[str, ...] = ("事業", "事", "課題", "行う", "NPO", "支援")
+DEFAULT_NO_MATCH_THRESHOLD = 0.08
 
 MAX_PROPOSAL_CHARS = 20_000
+# Prefix of single-kanji features (see ``kanji_weight``).
+KANJI_PREFIX = "字:"
+
+
+def _is_kanji(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
 class ProgramLike(Protocol):
@@ -114,6 +120,11 @@ class ProgramIndex(BaseEstimator):
     idf_from_proposals : bool
         Let the IDF also count documents among the proposal texts given to
         ``fit``.
+    kanji_weight : float
+        Also index each kanji of the content words as a feature
+        (``字:災``), scaled by this weight (0 disables). NPOs name a
+        program's topic in other words that often share a kanji with it
+        (減災 / 防災, 育児 / 子育て); the scale keeps whole words dominant.
 
     Examples
     --------
@@ -134,10 +145,11 @@ class ProgramIndex(BaseEstimator):
         top_k: int = 5,
         sublinear_tf: bool = True,
         stop_words: Sequence[str] | None = None,
-        compounds: bool = True,
+        compounds: bool = False,
         title_weight: float = 1.0,
         no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
-        idf_from_proposals: bool = False,
+        idf_from_proposals: bool = True,
+        kanji_weight: float = 0.0,
     ):
         self.field_weights = field_weights
         self.top_k = top_k
@@ -147,6 +159,7 @@ class ProgramIndex(BaseEstimator):
         self.title_weight = title_weight
         self.no_match_threshold = no_match_threshold
         self.idf_from_proposals = idf_from_proposals
+        self.kanji_weight = kanji_weight
 
     # -- fitting -------------------------------------------------------------
 
@@ -163,7 +176,12 @@ class ProgramIndex(BaseEstimator):
         return frozenset(DEFAULT_STOP_WORDS if self.stop_words is None else self.stop_words)
 
     def _tokens(self, text: str) -> list[str]:
-        return tokenize(text, compounds=self.compounds) if text else []
+        if not text:
+            return []
+        tokens = tokenize(text, compounds=self.compounds)
+        if self.kanji_weight > 0:
+            tokens += [KANJI_PREFIX + ch for token in tokens for ch in token if _is_kanji(ch)]
+        return tokens
 
     def fit(
         self, programs: Sequence[ProgramLike], proposals: Sequence[ProposalText] = ()
@@ -230,7 +248,13 @@ class ProgramIndex(BaseEstimator):
             n_docs += len(proposals)
         # Smooth IDF, as TfidfVectorizer(smooth_idf=True): an unseen term gets
         # the same formula with df = 0 (used for a proposal's unknown words).
+        # idf_ is the IDF times the feature group's weight (kanji_weight for
+        # single-kanji features), so both sides of the cosine are scaled alike.
         self.idf_ = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+        if self.kanji_weight > 0:
+            for term, j in vocabulary.items():
+                if term.startswith(KANJI_PREFIX):
+                    self.idf_[j] *= self.kanji_weight
         self.unseen_idf_ = float(math.log(1.0 + n_docs) + 1.0)
         self.vocabulary_ = vocabulary
         self.feature_names_ = np.asarray(terms, dtype=object)
@@ -336,7 +360,8 @@ class ProgramIndex(BaseEstimator):
                     tf = 1.0 + math.log(count) if self.sublinear_tf and count >= 1 else count
                     j = self.vocabulary_.get(term)
                     if j is None:
-                        norm_sq += (tf * self.unseen_idf_) ** 2
+                        scale = self.kanji_weight if term.startswith(KANJI_PREFIX) else 1.0
+                        norm_sq += (tf * self.unseen_idf_ * scale) ** 2
                     else:
                         w = tf * float(self.idf_[j])
                         row[j] = w

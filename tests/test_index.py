@@ -22,7 +22,12 @@ QUERIES = ["防災講座を市民に", "広報紙で市政情報を伝える", "
 
 
 def name_only(**kwargs):
-    return ProgramIndex(field_weights={"name": 1.0, "purpose": 0.0, "activities": 0.0, "policy": 0.0}, stop_words=(), **kwargs)
+    return ProgramIndex(
+        field_weights={"name": 1.0, "purpose": 0.0, "activities": 0.0, "policy": 0.0},
+        stop_words=(),
+        compounds=True,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("sublinear", [False, True])
@@ -55,11 +60,12 @@ def test_term_contributions_add_up_to_the_score():
 
 
 def test_term_field_is_where_the_term_occurs():
-    index = ProgramIndex(top_k=1).fit(TOY)
-    match = index.match([ProposalText("p", body="町内会の改修")])[0].matches[0]
+    weights = {"name": 2.0, "purpose": 1.0, "activities": 1.0, "policy": 1.0}
+    index = ProgramIndex(top_k=1, field_weights=weights).fit(TOY)
+    match = index.match([ProposalText("p", body="活動拠点の改修")])[0].matches[0]
     fields = {t.term: t.field for t in match.terms}
-    assert fields["改修"] == "name"  # in both name and purpose; name has the larger weight or ties first
-    assert fields["町内会"] == "purpose"
+    assert fields["改修"] == "name"  # in name and purpose: name weighs more
+    assert fields["拠点"] == "purpose"
 
 
 def test_unknown_proposal_words_lower_the_score():
@@ -171,6 +177,21 @@ def test_fingerprint_changes_with_corpus_and_params():
     assert ProgramIndex(top_k=2).fit(TOY).fingerprint_ != a
     edited = [TOY[0].__class__(**{**TOY[0].__dict__, "purpose": "別の目的"})] + TOY[1:]
     assert ProgramIndex().fit(edited).fingerprint_ != a
+
+
+def test_kanji_features_link_words_sharing_a_kanji():
+    programs = [
+        ProgramRecord(id="d", name="防災講座", purpose="防災の意識を高める"),
+        ProgramRecord(id="k", name="広報紙", purpose="市政を伝える"),
+    ]
+    plain = ProgramIndex(kanji_weight=0.0).fit(programs)
+    kanji = ProgramIndex(kanji_weight=0.5).fit(programs)
+    proposal = [ProposalText("p", body="減災の勉強会")]
+    assert plain.match(proposal)[0].matches == []
+    match = kanji.match(proposal)[0].matches[0]
+    assert match.program_id == "d"
+    assert [t.term for t in match.terms] == ["字:災"]
+    assert sum(t.weight for t in match.terms) == pytest.approx(match.score)
 
 
 def test_chunking_does_not_change_results():
