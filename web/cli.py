@@ -35,3 +35,10 @@ def serve_command(host: str, port: int) -> None:
     app = create_app()
     click.echo(f"協働マッチ: http://{host}:{port}/  (instance: {app.instance_path})")
     app.run(host=host, port=port)
+
+from web.cli_data import db_group, programs_group, proposals_group, rematch_command  # noqa: E402
+
+cli.add_command(db_group)
+cli.add_command(programs_group)
+cli.add_command(proposals_group)
+cli.add_command(rematch_command)

@@ -1,0 +1,68 @@
+"""Engine, migrations and first-use seeding. No Flask here: the web app and
+the commands both call these with a URL from their settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlmodel import Session
+
+from models.tables import Program
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BUNDLED_FISCAL_YEAR = 2008  # the seed documents are the 平成20年度 plan
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys, WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL: readers keep reading the published run while the rematch writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def alembic_config(engine: Engine) -> Config:
+    """Alembic's configuration for the package's migrations, no alembic.ini needed."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the migrations up to ``revision``."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def init_db(engine: Engine) -> None:
+    """Upgrade the schema to head, then load the bundled corpus if there are no programs."""
+    upgrade(engine)
+    with Session(engine) as session:
+        seed_bundled_programs(session=session)
+
+
+def seed_bundled_programs(*, session: Session) -> int:
+    """Load the bundled catalogue (fiscal year 2008) into an empty program table."""
+    if session.exec(select(func.count()).select_from(Program)).one()[0]:
+        return 0
+    from corpus import BUNDLED_PROGRAMS, load_programs
+    from models.programs import import_programs
+
+    records = load_programs(BUNDLED_PROGRAMS, fiscal_year=BUNDLED_FISCAL_YEAR)
+    report = import_programs(session=session, records=records, source_file="bundled:programs.csv")
+    return report.added

@@ -1,0 +1,515 @@
+"""Suggestions: what readers see, online matching of stored proposals from the
+persisted index, and the nightly rematch with atomic publication.
+
+Publication. Every batch suggestion carries the run that wrote it; readers
+only read the rows of the newest *succeeded* run, plus online rows made since
+that run started (``online_after_run_id >= run.id``), which win for their
+proposal. The rematch writes its rows under a run in status ``running`` and
+publishes them by flipping that one row to ``succeeded``: readers see the
+previous run or the new one, never a mix. See docs/rematch.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, exists, func, insert, or_, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, select
+
+from matcher import MatchResult, ProgramIndex, ProgramMatch, ProposalText
+from models.decisions import current_verdict_pairs
+from models.labels import RunStatus, Verdict
+from models.locks import DEFAULT_STALE_AFTER, acquire, is_free
+from models.programs import active_program_records
+from models.tables import MatchRun, Program, Proposal, Suggestion, utcnow
+
+REMATCH_LOCK = "rematch"
+STORED_TERMS = 10  # explanation terms kept per suggestion
+DEFAULT_CHUNK_SIZE = 1000
+
+# -- reading -----------------------------------------------------------------
+
+
+def latest_run(*, session: Session) -> MatchRun | None:
+    """The newest succeeded run: the one whose suggestions are published."""
+    return session.exec(
+        select(MatchRun)
+        .where(MatchRun.status == RunStatus.SUCCEEDED.value)
+        .order_by(MatchRun.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    ).first()
+
+
+def _latest_run_id(session: Session) -> int:
+    run_id = session.exec(
+        select(func.max(MatchRun.id)).where(MatchRun.status == RunStatus.SUCCEEDED.value)
+    ).one()
+    return int(run_id or 0)
+
+
+def visible(latest_run_id: int) -> Any:
+    """SQL condition selecting the published suggestions, given the newest succeeded run."""
+    online = and_(
+        Suggestion.match_run_id.is_(None),  # type: ignore[union-attr]
+        Suggestion.online_after_run_id >= latest_run_id,  # type: ignore[operator]
+    )
+    newer = aliased(Suggestion)
+    has_online = exists().where(
+        newer.proposal_id == Suggestion.proposal_id,
+        newer.match_run_id.is_(None),  # type: ignore[union-attr]
+        newer.online_after_run_id >= latest_run_id,  # type: ignore[operator]
+    )
+    return or_(online, and_(Suggestion.match_run_id == latest_run_id, ~has_online))
+
+
+def suggestions_for(*, session: Session, proposal_ids: Iterable[int]) -> dict[int, list[Suggestion]]:
+    """The published suggestions of each proposal, best first."""
+    ids = list(proposal_ids)
+    out: dict[int, list[Suggestion]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    query = (
+        select(Suggestion)
+        .where(Suggestion.proposal_id.in_(ids), visible(_latest_run_id(session)))  # type: ignore[attr-defined]
+        .order_by(Suggestion.proposal_id, Suggestion.rank)  # type: ignore[arg-type]
+    )
+    for suggestion in session.exec(query):
+        out[suggestion.proposal_id].append(suggestion)
+    return out
+
+
+def suggestions_for_proposal(*, session: Session, proposal_id: int) -> list[Suggestion]:
+    return suggestions_for(session=session, proposal_ids=[proposal_id])[proposal_id]
+
+
+def _visible_pairs(session: Session, proposal_ids: list[int] | None = None) -> set[tuple[int, int]]:
+    query = select(Suggestion.proposal_id, Suggestion.program_id).where(visible(_latest_run_id(session)))
+    if proposal_ids is not None:
+        query = query.where(Suggestion.proposal_id.in_(proposal_ids))  # type: ignore[attr-defined]
+    return {(a, b) for a, b in session.exec(query)}
+
+
+# -- the persisted index -----------------------------------------------------
+
+_INDEX_CACHE: dict[str, ProgramIndex] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def _load_cached(directory: Path) -> ProgramIndex | None:
+    key = str(directory.resolve())
+    with _INDEX_LOCK:
+        if key in _INDEX_CACHE:
+            return _INDEX_CACHE[key]
+        if not (directory / "params.json").exists():
+            return None
+        try:
+            index = ProgramIndex.load(directory)
+        except (OSError, ValueError, KeyError):
+            return None  # removed while loading, or an old format: refit
+        _INDEX_CACHE.clear()  # one index per process is enough
+        _INDEX_CACHE[key] = index
+        return index
+
+
+def _catalogue_key(session: Session) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    rows = session.exec(
+        select(Program.id, Program.updated_at).where(Program.active.is_(True)).order_by(Program.id)  # type: ignore[attr-defined,arg-type]
+    )
+    for pk, updated in rows:
+        digest.update(f"{pk}:{updated.isoformat()};".encode())
+    return digest.hexdigest()[:16]
+
+
+def current_index(*, session: Session, index_path: str | Path) -> ProgramIndex:
+    """The index of the newest published run, loaded once per process; if there
+    is none yet, one fitted on the active programs (persisted for next time)."""
+    index_path = Path(index_path)
+    run_id = _latest_run_id(session)
+    if run_id:
+        index = _load_cached(index_path / f"run-{run_id}")
+        if index is not None:
+            return index
+    directory = index_path / f"catalogue-{_catalogue_key(session)}"
+    index = _load_cached(directory)
+    if index is None:
+        records = active_program_records(session=session)
+        if not records:
+            raise LookupError("no active programs: import a catalogue first (kyodo programs import)")
+        ProgramIndex().fit(records).save(directory)
+        index = _load_cached(directory)
+        assert index is not None
+    return index
+
+
+# -- turning rankings into rows ------------------------------------------------
+
+
+def _terms(match: ProgramMatch) -> list[list[Any]]:
+    return [[t.term, round(t.weight, 5), t.field] for t in match.terms[:STORED_TERMS]]
+
+
+def _rows_for_result(
+    result: MatchResult,
+    *,
+    top_k: int,
+    rejected: set[int],
+    accepted: set[int],
+    previous: set[int],
+    full_ranking: Callable[[], list[ProgramMatch]],
+) -> list[dict[str, Any]]:
+    """Top-k rows without rejected pairs, plus accepted pairs outside the top-k."""
+    proposal_id = int(result.proposal_id)
+    rows: list[dict[str, Any]] = []
+    for match in result.matches:
+        program_id = int(match.program_id)
+        if program_id in rejected:
+            continue
+        if len(rows) >= top_k:
+            break
+        rows.append(
+            {
+                "proposal_id": proposal_id,
+                "program_id": program_id,
+                "score": float(match.score),
+                "rank": len(rows) + 1,
+                "terms": _terms(match),
+                "is_new": program_id not in previous,
+                "kept_by_decision": False,
+            }
+        )
+    missing = accepted - {r["program_id"] for r in rows}
+    if missing and result.error is None:
+        rows.extend(_kept_rows(proposal_id, missing, rejected, previous, full_ranking()))
+    return rows
+
+
+def _kept_rows(
+    proposal_id: int,
+    missing: set[int],
+    rejected: set[int],
+    previous: set[int],
+    ranking: list[ProgramMatch],
+) -> list[dict[str, Any]]:
+    # Rank = place in the full ranking without rejected pairs; a program no
+    # longer in the index (an earlier fiscal year) keeps score 0 at the end.
+    rows = []
+    place = {int(m.program_id): m for m in ranking}
+    order = [int(m.program_id) for m in ranking if int(m.program_id) not in rejected]
+    for program_id in sorted(missing, key=lambda p: order.index(p) if p in order else len(order)):
+        match = place.get(program_id)
+        rows.append(
+            {
+                "proposal_id": proposal_id,
+                "program_id": program_id,
+                "score": float(match.score) if match else 0.0,
+                "rank": (order.index(program_id) + 1) if program_id in order else len(order) + 1,
+                "terms": _terms(match) if match else [],
+                "is_new": program_id not in previous,
+                "kept_by_decision": True,
+            }
+        )
+    return rows
+
+
+@dataclass
+class _Context:
+    """Decisions and previous pairs, grouped per proposal."""
+
+    rejected: dict[int, set[int]]
+    accepted: dict[int, set[int]]
+    previous: dict[int, set[int]]
+
+    @classmethod
+    def load(cls, session: Session, proposal_ids: list[int] | None = None) -> _Context:
+        pairs = current_verdict_pairs(session=session, proposal_ids=proposal_ids)
+        return cls(
+            rejected=_group(pairs[Verdict.REJECTED.value]),
+            accepted=_group(pairs[Verdict.ACCEPTED.value]),
+            previous=_group(_visible_pairs(session, proposal_ids)),
+        )
+
+
+def _group(pairs: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {}
+    for proposal_id, program_id in pairs:
+        out.setdefault(proposal_id, set()).add(program_id)
+    return out
+
+
+def _match_rows(
+    index: ProgramIndex,
+    proposals: list[ProposalText],
+    context: _Context,
+    top_k: int,
+    chunk_size: int,
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(proposal count, rows) per chunk. Proposals with rejected pairs are ranked
+    deeper so the top-k can be filled from the next ranks."""
+    n_programs = len(index.program_ids_)
+    groups: dict[int, list[ProposalText]] = {}
+    for proposal in proposals:
+        depth = min(top_k + len(context.rejected.get(int(proposal.id), ())), n_programs)
+        groups.setdefault(depth, []).append(proposal)
+    empty: set[int] = set()
+    for depth, members in sorted(groups.items()):
+        rows: list[dict[str, Any]] = []
+        count = 0
+        by_id = {p.id: p for p in members}
+        for result in index.iter_match(members, top_k=depth, chunk_size=chunk_size):
+            pid = int(result.proposal_id)
+            rows.extend(
+                _rows_for_result(
+                    result,
+                    top_k=top_k,
+                    rejected=context.rejected.get(pid, empty),
+                    accepted=context.accepted.get(pid, empty),
+                    previous=context.previous.get(pid, empty),
+                    full_ranking=lambda p=by_id[result.proposal_id]: index.match([p], top_k=n_programs)[0].matches,
+                )
+            )
+            count += 1
+            if count >= chunk_size:
+                yield count, rows
+                rows, count = [], 0
+        if count:
+            yield count, rows
+
+
+# -- online matching ------------------------------------------------------------
+
+
+def suggest_online(
+    *, session: Session, proposal_ids: list[int], index_path: str | Path, top_k: int = 5
+) -> int:
+    """Match stored proposals now, from the current index; replaces their
+    online suggestions and commits. Returns the number of rows written."""
+    if not proposal_ids:
+        return 0
+    index = current_index(session=session, index_path=index_path)
+    # Runs started before this point will not have seen these texts: rows
+    # tagged with the newest run id stay visible after that run publishes.
+    newest_run = int(session.exec(select(func.max(MatchRun.id))).one() or 0)
+    texts = [
+        ProposalText(id=str(pk), title=title, body=body)
+        for pk, title, body in session.exec(
+            select(Proposal.id, Proposal.title, Proposal.body).where(Proposal.id.in_(proposal_ids))  # type: ignore[union-attr]
+        )
+    ]
+    context = _Context.load(session, proposal_ids)
+    rows = [row for _, chunk in _match_rows(index, texts, context, top_k, DEFAULT_CHUNK_SIZE) for row in chunk]
+    session.execute(
+        delete(Suggestion).where(
+            Suggestion.proposal_id.in_(proposal_ids),  # type: ignore[attr-defined]
+            Suggestion.match_run_id.is_(None),  # type: ignore[union-attr]
+        )
+    )
+    if rows:
+        now = utcnow()
+        for row in rows:
+            row.update(match_run_id=None, online_after_run_id=newest_run, created_at=now)
+        session.execute(insert(Suggestion), rows)
+    session.commit()
+    return len(rows)
+
+
+# -- the rematch ------------------------------------------------------------------
+
+
+@dataclass
+class RematchReport:
+    run_id: int
+    n_proposals: int
+    n_programs: int
+    n_suggestions: int
+    n_new: int
+    duration_seconds: float
+
+    def summary(self) -> str:
+        return (
+            f"run {self.run_id}: {self.n_proposals} proposals × {self.n_programs} programs, "
+            f"{self.n_suggestions} suggestions ({self.n_new} new) in {self.duration_seconds:.1f} s"
+        )
+
+
+def recover_stale_runs(*, engine: Engine, stale_after: timedelta = DEFAULT_STALE_AFTER) -> int:
+    """Mark failed the runs left ``running`` by a dead process (only when no
+    live process holds the rematch lock) and delete their partial rows."""
+    if not is_free(engine, REMATCH_LOCK, stale_after=stale_after):
+        return 0
+    return _fail_running_runs(engine, "stale: the process running it stopped without finishing")
+
+
+def _fail_running_runs(engine: Engine, reason: str, *, keep: int | None = None) -> int:
+    with Session(engine) as session:
+        query = select(MatchRun.id).where(MatchRun.status == RunStatus.RUNNING.value)
+        if keep is not None:
+            query = query.where(MatchRun.id != keep)
+        run_ids = list(session.exec(query))
+        if not run_ids:
+            return 0
+        session.execute(delete(Suggestion).where(Suggestion.match_run_id.in_(run_ids)))  # type: ignore[union-attr]
+        session.execute(
+            update(MatchRun)
+            .where(MatchRun.id.in_(run_ids))  # type: ignore[union-attr]
+            .values(status=RunStatus.FAILED.value, finished_at=utcnow(), error=reason)
+        )
+        session.commit()
+        return len(run_ids)
+
+
+def _start_run(engine: Engine, top_k: int) -> int:
+    with Session(engine) as session:
+        run = MatchRun(host=socket.gethostname(), pid=os.getpid(), top_k=top_k)
+        session.add(run)
+        session.commit()
+        assert run.id is not None
+        return run.id
+
+
+def _load_proposals(engine: Engine) -> list[ProposalText]:
+    with Session(engine) as session:
+        return [
+            ProposalText(id=str(pk), title=title, body=body)
+            for pk, title, body in session.exec(
+                select(Proposal.id, Proposal.title, Proposal.body).order_by(Proposal.id)  # type: ignore[arg-type]
+            )
+        ]
+
+
+def rematch(
+    *,
+    engine: Engine,
+    index_path: str | Path,
+    top_k: int = 5,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_progress: Callable[[int, int], None] | None = None,
+    after_chunk: Callable[[int, int], None] | None = None,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+) -> RematchReport:
+    """Refit on the active programs, rank every proposal and publish atomically.
+
+    Raises :class:`models.locks.LockHeld` when another rematch runs. On any
+    error the run is marked failed, its rows deleted and the previous run
+    stays published. ``on_progress(done, total)`` follows the proposals;
+    ``after_chunk(run_id, rows_written)`` runs after each committed chunk.
+    """
+    lock = acquire(engine, REMATCH_LOCK, stale_after=stale_after)
+    try:
+        _fail_running_runs(engine, "stale: the process running it stopped without finishing")
+        run_id = _start_run(engine, top_k)
+        try:
+            return _run(engine, run_id, Path(index_path), top_k, chunk_size, on_progress, after_chunk, lock.heartbeat)
+        except BaseException as exc:
+            _fail_run(engine, run_id, f"{type(exc).__name__}: {exc}")
+            raise
+    finally:
+        lock.release()
+
+
+def _run(
+    engine: Engine,
+    run_id: int,
+    index_path: Path,
+    top_k: int,
+    chunk_size: int,
+    on_progress: Callable[[int, int], None] | None,
+    after_chunk: Callable[[int, int], None] | None,
+    heartbeat: Callable[[], None],
+) -> RematchReport:
+    started = time.perf_counter()
+    with Session(engine) as session:
+        records = active_program_records(session=session)
+        if not records:
+            raise LookupError("no active programs: import a catalogue first")
+        context = _Context.load(session)
+    index = ProgramIndex(top_k=top_k).fit(records)
+    proposals = _load_proposals(engine)
+    written = new = done = 0
+    for count, rows in _match_rows(index, proposals, context, top_k, chunk_size):
+        for row in rows:
+            row["match_run_id"] = run_id
+        with Session(engine) as session:
+            if rows:
+                session.execute(insert(Suggestion), rows)
+            session.commit()
+        written += len(rows)
+        new += sum(1 for row in rows if row["is_new"])
+        done += count
+        heartbeat()
+        if on_progress:
+            on_progress(done, len(proposals))
+        if after_chunk:
+            after_chunk(run_id, written)
+    index.save(index_path / f"run-{run_id}")
+    report = RematchReport(run_id, len(proposals), len(records), written, new, time.perf_counter() - started)
+    _publish(engine, report, index.fingerprint_)
+    _clean_up(engine, run_id, index_path)
+    return report
+
+
+def _publish(engine: Engine, report: RematchReport, fingerprint: str) -> None:
+    """The one short transaction that makes the new run the published one."""
+    with Session(engine) as session:
+        result = session.execute(
+            update(MatchRun)
+            .where(MatchRun.id == report.run_id, MatchRun.status == RunStatus.RUNNING.value)
+            .values(
+                status=RunStatus.SUCCEEDED.value,
+                finished_at=utcnow(),
+                n_proposals=report.n_proposals,
+                n_programs=report.n_programs,
+                n_suggestions=report.n_suggestions,
+                n_new=report.n_new,
+                duration_seconds=report.duration_seconds,
+                fingerprint=fingerprint,
+            )
+        )
+        session.commit()
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise RuntimeError(f"run {report.run_id} was marked failed while it ran (lock taken over?)")
+
+
+def _clean_up(engine: Engine, run_id: int, index_path: Path) -> None:
+    """After publication: drop older runs' rows, superseded online rows, old index folders."""
+    with Session(engine) as session:
+        session.execute(
+            delete(Suggestion).where(
+                Suggestion.match_run_id.is_not(None),  # type: ignore[union-attr]
+                Suggestion.match_run_id < run_id,  # type: ignore[operator]
+            )
+        )
+        session.execute(
+            delete(Suggestion).where(
+                Suggestion.match_run_id.is_(None),  # type: ignore[union-attr]
+                Suggestion.online_after_run_id < run_id,  # type: ignore[operator]
+            )
+        )
+        session.commit()
+    keep = f"run-{run_id}"
+    for folder in index_path.glob("*-*"):
+        if folder.is_dir() and folder.name != keep and folder.name.split("-")[0] in ("run", "catalogue"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fail_run(engine: Engine, run_id: int, error: str) -> None:
+    with Session(engine) as session:
+        session.execute(delete(Suggestion).where(Suggestion.match_run_id == run_id))
+        session.execute(
+            update(MatchRun)
+            .where(MatchRun.id == run_id, MatchRun.status == RunStatus.RUNNING.value)
+            .values(status=RunStatus.FAILED.value, finished_at=utcnow(), error=error[:2000])
+        )
+        session.commit()

@@ -1,0 +1,251 @@
+"""The program catalogue: idempotent import by (fiscal year, id), export, and
+the records the matcher reads."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from corpus import ProgramRecord, split_departments
+from models.audit import record_event
+from models.tables import Program, ProgramCreate, utcnow
+
+# Compared to tell an updated row from an unchanged one.
+CONTENT_FIELDS = (
+    "name",
+    "purpose",
+    "activities",
+    "department",
+    "policy",
+    "budget",
+    "budget_thousand_yen",
+    "section",
+    "subsection",
+    "policy_number",
+    "source",
+)
+
+# The columns of an export: the bundled corpus's own headers, so that an
+# exported file imports back unchanged.
+EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "external_id"),
+    ("年度", "fiscal_year"),
+    ("大項目", "section"),
+    ("中項目", "subsection"),
+    ("施策番号", "policy_number"),
+    ("施策名", "policy"),
+    ("目的", "purpose"),
+    ("事業名", "name"),
+    ("取り組み内容", "activities"),
+    ("担当課", "department"),
+    ("予算", "budget"),
+    ("予算（千円）", "budget_thousand_yen"),
+    ("出典", "source"),
+)
+
+
+@dataclass
+class ImportReport:
+    """What an import did, for the command's one-line report."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deactivated: int = 0
+    fiscal_years: list[int] = field(default_factory=list)
+
+    def summary(self) -> str:
+        years = ", ".join(str(y) for y in self.fiscal_years)
+        text = f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}"
+        if self.deactivated:
+            text += f"; {self.deactivated} programs of earlier fiscal years set inactive"
+        return f"{text} (fiscal year {years})" if years else text
+
+
+def program_in_from_record(record: ProgramRecord, *, source_file: str = "") -> ProgramCreate:
+    """The create model of one corpus record; its fiscal year must be known."""
+    if record.fiscal_year is None:
+        raise ValueError(f"program {record.id}: no fiscal year (年度)")
+    return ProgramCreate(
+        fiscal_year=record.fiscal_year,
+        external_id=record.id,
+        name=record.name,
+        purpose=record.purpose,
+        activities=record.activities,
+        department=record.department,
+        policy=record.policy,
+        budget=record.budget,
+        budget_thousand_yen=record.budget_thousand_yen,
+        section=record.section,
+        subsection=record.subsection,
+        policy_number=record.policy_number,
+        source=record.source,
+        source_file=source_file,
+    )
+
+
+def upsert_program(*, session: Session, program_in: ProgramCreate) -> tuple[Program, str]:
+    """Insert or update by (fiscal_year, external_id); returns the row and
+    ``"added"``, ``"updated"`` or ``"unchanged"``. Does not commit."""
+    program = session.exec(
+        select(Program).where(
+            Program.fiscal_year == program_in.fiscal_year,
+            Program.external_id == program_in.external_id,
+        )
+    ).first()
+    if program is None:
+        program = Program.model_validate(program_in)
+        session.add(program)
+        return program, "added"
+    changes = {
+        name: getattr(program_in, name)
+        for name in CONTENT_FIELDS
+        if getattr(program, name) != getattr(program_in, name)
+    }
+    if not changes:
+        return program, "unchanged"
+    for name, value in changes.items():
+        setattr(program, name, value)
+    program.source_file = program_in.source_file
+    program.updated_at = utcnow()
+    session.add(program)
+    return program, "updated"
+
+
+def import_programs(
+    *,
+    session: Session,
+    records: Sequence[ProgramRecord],
+    source_file: str = "",
+    actor: str = "",
+) -> ImportReport:
+    """Upsert every record in one transaction and commit.
+
+    Programs of the newest fiscal year in the table are active; older years
+    stay (their suggestions and decisions keep pointing at them) but inactive.
+    """
+    report = ImportReport()
+    years: set[int] = set()
+    for record in records:
+        program_in = program_in_from_record(record, source_file=source_file)
+        years.add(program_in.fiscal_year)
+        _, outcome = upsert_program(session=session, program_in=program_in)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    session.flush()
+    report.fiscal_years = sorted(years)
+    report.deactivated = _activate_newest_year(session)
+    record_event(
+        session=session,
+        action="programs.import",
+        entity="program",
+        actor=actor,
+        detail={
+            "source_file": source_file,
+            "added": report.added,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "fiscal_years": report.fiscal_years,
+        },
+    )
+    session.commit()
+    return report
+
+
+def _activate_newest_year(session: Session) -> int:
+    newest = session.exec(select(func.max(Program.fiscal_year))).one()
+    if newest is None:
+        return 0
+    session.execute(
+        update(Program)
+        .where(Program.fiscal_year == newest, Program.active.is_(False))  # type: ignore[attr-defined]
+        .values(active=True)
+    )
+    result = session.execute(
+        update(Program)
+        .where(Program.fiscal_year < newest, Program.active.is_(True))  # type: ignore[attr-defined]
+        .values(active=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def list_programs(
+    *, session: Session, fiscal_year: int | None = None, active_only: bool = False
+) -> list[Program]:
+    """Programs in catalogue order (fiscal year, then id)."""
+    query = select(Program)
+    if fiscal_year is not None:
+        query = query.where(Program.fiscal_year == fiscal_year)
+    if active_only:
+        query = query.where(Program.active.is_(True))  # type: ignore[attr-defined]
+    return list(session.exec(query.order_by(Program.fiscal_year, Program.id)))  # type: ignore[arg-type]
+
+
+def active_program_records(*, session: Session) -> list[ProgramRecord]:
+    """The active programs as matcher input, ``id`` being the database id as text."""
+    rows = session.exec(
+        select(
+            Program.id,
+            Program.name,
+            Program.purpose,
+            Program.activities,
+            Program.department,
+            Program.policy,
+        )
+        .where(Program.active.is_(True))  # type: ignore[attr-defined]
+        .order_by(Program.id)  # type: ignore[arg-type]
+    ).all()
+    return [
+        ProgramRecord(
+            id=str(pk),
+            name=name,
+            purpose=purpose,
+            activities=activities,
+            department=department,
+            policy=policy,
+            departments=split_departments(department),
+        )
+        for pk, name, purpose, activities, department, policy in rows
+    ]
+
+
+def export_rows(programs: Iterable[Program]) -> list[dict[str, object]]:
+    """One dict per program, keyed by the export headers."""
+    rows = []
+    for program in programs:
+        row: dict[str, object] = {}
+        for header, attribute in EXPORT_COLUMNS:
+            value = getattr(program, attribute)
+            row[header] = "" if value is None else value
+        rows.append(row)
+    return rows
+
+
+def export_csv(programs: Iterable[Program]) -> str:
+    """CSV text with the corpus headers (write it as UTF-8 with BOM for Excel)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[h for h, _ in EXPORT_COLUMNS], lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(export_rows(programs))
+    return out.getvalue()
+
+
+def export_jsonl(programs: Iterable[Program]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in export_rows(programs))
+
+
+def export_xlsx(programs: Iterable[Program], path: str | Path) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("programs")
+    sheet.append([h for h, _ in EXPORT_COLUMNS])
+    for row in export_rows(programs):
+        sheet.append([row[h] for h, _ in EXPORT_COLUMNS])
+    workbook.save(path)

@@ -1,0 +1,244 @@
+"""Proposals: creation with a receipt number and a private status token,
+lookup, status changes, and the import of old paper records."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import Session, select
+
+from corpus import FileFormatError, InvalidRowsError, Row
+from matcher import ProposalText, proposal_error
+from models.audit import record_event
+from models.labels import ProposalStatus, parse_collaboration_type
+from models.tables import Proposal, ProposalCreate, utcnow
+
+# The keys of the API and of `kyodo proposals import`.
+IMPORT_KEYS = (
+    "organization",
+    "representative",
+    "email",
+    "phone",
+    "title",
+    "body",
+    "expected_effect",
+    "collaboration_type",
+    "budget_thousand_yen",
+)
+COMPARED_FIELDS = IMPORT_KEYS
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a status token: only its hash is kept."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+JST = timezone(timedelta(hours=9), "JST")
+
+
+def receipt_number(proposal_id: int, received: datetime) -> str:
+    """``2026-000123``: the year received (Japan time) and the proposal's number."""
+    return f"{received.astimezone(JST).year}-{proposal_id:06d}"
+
+
+def create_proposal(*, session: Session, proposal_in: ProposalCreate) -> tuple[Proposal, str]:
+    """Store a proposal and commit; returns it and its status token (shown once, kept hashed)."""
+    proposal, token = _new_proposal(session, proposal_in)
+    session.commit()
+    session.refresh(proposal)
+    return proposal, token
+
+
+def _new_proposal(session: Session, proposal_in: ProposalCreate) -> tuple[Proposal, str]:
+    token = secrets.token_urlsafe(24)
+    proposal = Proposal.model_validate(proposal_in, update={"status_token_hash": hash_token(token)})
+    session.add(proposal)
+    session.flush()  # the id makes the receipt number: unique without a counter table
+    assert proposal.id is not None
+    proposal.receipt_number = receipt_number(proposal.id, proposal.created_at)
+    session.add(proposal)
+    return proposal, token
+
+
+def get_proposal(*, session: Session, proposal_id: int) -> Proposal | None:
+    return session.get(Proposal, proposal_id)
+
+
+def get_proposal_by_token(*, session: Session, token: str) -> Proposal | None:
+    """The proposal a status link points at, or None."""
+    return session.exec(select(Proposal).where(Proposal.status_token_hash == hash_token(token))).first()
+
+
+def get_proposal_by_receipt(*, session: Session, receipt: str) -> Proposal | None:
+    return session.exec(select(Proposal).where(Proposal.receipt_number == receipt)).first()
+
+
+def set_status(*, session: Session, proposal: Proposal, status: ProposalStatus, actor: str = "") -> Proposal:
+    """Change a proposal's status (受付 → 検討中 → マッチ成立 / 見送り), audited, and commit."""
+    previous = proposal.status
+    proposal.status = ProposalStatus(status).value
+    proposal.updated_at = utcnow()
+    session.add(proposal)
+    record_event(
+        session=session,
+        action="proposal.status",
+        entity="proposal",
+        entity_id=proposal.id or "",
+        actor=actor,
+        detail={"from": previous, "to": proposal.status},
+    )
+    session.commit()
+    session.refresh(proposal)
+    return proposal
+
+
+def proposal_text(proposal: Proposal) -> ProposalText:
+    """The matcher's view of a stored proposal."""
+    return ProposalText(id=str(proposal.id), title=proposal.title, body=proposal.body)
+
+
+# -- import of paper records --------------------------------------------------
+
+
+@dataclass
+class ProposalImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    proposal_ids: tuple[int, ...] = ()  # added or updated: to be matched now
+
+    def summary(self) -> str:
+        return f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}"
+
+
+def _text(values: dict[str, object], key: str) -> str:
+    value = values.get(key)
+    return "" if value is None else str(value).strip()
+
+
+def proposal_in_from_row(path: str | Path, row: Row) -> ProposalCreate:
+    """Validate one imported record; raises FileFormatError naming its line."""
+    values = row.values
+    title, body = _text(values, "title"), _text(values, "body")
+    if not title:
+        raise FileFormatError(path, "title is empty", row.line)
+    error = proposal_error(ProposalText(id="", title=title, body=body))
+    if error:
+        raise FileFormatError(path, error, row.line)
+    try:
+        collaboration = parse_collaboration_type(_text(values, "collaboration_type"))
+    except ValueError as exc:
+        raise FileFormatError(path, str(exc), row.line) from None
+    budget_text = unicodedata.normalize("NFKC", _text(values, "budget_thousand_yen")).replace(",", "")
+    budget: int | None = None
+    if budget_text:
+        if not budget_text.isdigit():
+            raise FileFormatError(path, f"budget_thousand_yen {budget_text!r} is not a number", row.line)
+        budget = int(budget_text)
+    email = _text(values, "email")
+    if email:
+        try:
+            email = validate_email(email, check_deliverability=False).normalized
+        except EmailNotValidError:
+            raise FileFormatError(path, f"email {email!r} is not an e-mail address", row.line) from None
+    return ProposalCreate(
+        organization=_text(values, "organization"),
+        representative=_text(values, "representative"),
+        email=email,
+        phone=_text(values, "phone"),
+        title=title,
+        body=body,
+        expected_effect=_text(values, "expected_effect"),
+        collaboration_type=collaboration.value,
+        budget_thousand_yen=budget,
+        external_ref=_text(values, "id") or None,
+    )
+
+
+def proposals_from_rows(
+    path: str | Path, rows: Iterable[Row], *, skip_invalid: bool = False
+) -> list[ProposalCreate]:
+    """Every valid record; any invalid one raises InvalidRowsError naming every bad line."""
+    valid: list[ProposalCreate] = []
+    errors: list[FileFormatError] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        try:
+            proposal_in = proposal_in_from_row(path, row)
+        except FileFormatError as exc:
+            errors.append(exc)
+            continue
+        ref = proposal_in.external_ref
+        if ref is not None and ref in seen:
+            errors.append(FileFormatError(path, f"id {ref!r} repeats line {seen[ref]}", row.line))
+            continue
+        if ref is not None:
+            seen[ref] = row.line
+        valid.append(proposal_in)
+    if errors and not skip_invalid:
+        raise InvalidRowsError(errors)
+    return valid
+
+
+def _find_existing(session: Session, proposal_in: ProposalCreate) -> Proposal | None:
+    # With an id: that record. Without: the same organization, title and body.
+    if proposal_in.external_ref is not None:
+        return session.exec(
+            select(Proposal).where(Proposal.external_ref == proposal_in.external_ref)
+        ).first()
+    return session.exec(
+        select(Proposal).where(
+            Proposal.external_ref.is_(None),  # type: ignore[union-attr]
+            Proposal.organization == proposal_in.organization,
+            Proposal.title == proposal_in.title,
+            Proposal.body == proposal_in.body,
+        )
+    ).first()
+
+
+def import_proposals(
+    *, session: Session, proposals_in: Iterable[ProposalCreate], source_file: str = "", actor: str = ""
+) -> ProposalImportReport:
+    """Insert or update every record in one transaction and commit: importing twice changes nothing."""
+    report = ProposalImportReport()
+    touched: list[Proposal] = []
+    for proposal_in in proposals_in:
+        existing = _find_existing(session, proposal_in)
+        if existing is None:
+            proposal, _ = _new_proposal(session, proposal_in)
+            touched.append(proposal)
+            report.added += 1
+            continue
+        changes = {
+            key: getattr(proposal_in, key)
+            for key in COMPARED_FIELDS
+            if getattr(existing, key) != getattr(proposal_in, key)
+        }
+        if not changes:
+            report.unchanged += 1
+            continue
+        for key, value in changes.items():
+            setattr(existing, key, value)
+        existing.updated_at = utcnow()
+        session.add(existing)
+        touched.append(existing)
+        report.updated += 1
+    session.flush()
+    report.proposal_ids = tuple(p.id for p in touched if p.id is not None)
+    record_event(
+        session=session,
+        action="proposals.import",
+        entity="proposal",
+        actor=actor,
+        detail={"source_file": source_file, "added": report.added, "updated": report.updated,
+                "unchanged": report.unchanged},
+    )
+    session.commit()
+    return report

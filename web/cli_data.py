@@ -1,0 +1,278 @@
+"""``kyodo db``, ``kyodo programs``, ``kyodo proposals`` and ``kyodo rematch``:
+the database from the command line and the nightly batch.
+
+Every command takes its database from the app's settings (KYODO_DATABASE_URL,
+KYODO_INSTANCE_PATH, the instance config.py), exits non-zero with one
+readable line on error, and EXIT_LOCKED (75) when a rematch is already running.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from corpus import FileFormatError, InvalidRowsError, load_programs_report, read_rows
+
+EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
+
+
+class RematchRunning(click.ClickException):
+    """Another rematch holds the lock."""
+
+    exit_code = EXIT_LOCKED
+
+
+def _app() -> Any:
+    from web import create_app
+
+    return create_app()
+
+
+def _engine(app: Any) -> Engine:
+    from web.db import get_engine
+
+    try:
+        return get_engine(app)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"database {_safe_url(app)}: {_first_line(exc)}") from exc
+
+
+def _safe_url(app: Any) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(app.config["DATABASE_URL"]).render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _bad_rows(path: Path, errors: list[FileFormatError]) -> click.ClickException:
+    lines = "; ".join(f"line {e.line}: {e.message}" if e.line else e.message for e in errors)
+    return click.ClickException(
+        f"{path.name}: {len(errors)} invalid rows, nothing imported ({lines}); "
+        "fix them or pass --skip-invalid"
+    )
+
+
+# -- kyodo db -----------------------------------------------------------------
+
+
+@click.group("db")
+def db_group() -> None:
+    """The database schema."""
+
+
+@db_group.command("upgrade")
+def db_upgrade_command() -> None:
+    """Create or upgrade the database schema to the newest migration.
+
+    The bundled catalogue is loaded on first use when the program table is empty.
+    """
+    from models.db import make_engine, upgrade
+
+    app = _app()
+    engine = make_engine(app.config["DATABASE_URL"])
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"database {_safe_url(app)}: {_first_line(exc)}") from exc
+    finally:
+        engine.dispose()
+    click.echo(f"database {_safe_url(app)} is at the newest schema")
+
+
+# -- kyodo programs -------------------------------------------------------------
+
+
+@click.group("programs")
+def programs_group() -> None:
+    """The city's program catalogue, by fiscal year (年度)."""
+
+
+@programs_group.command("import")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--fiscal-year", type=click.IntRange(1900, 2200), help="年度 of every row (else the file's 年度 column).")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows and report the others.")
+def programs_import_command(path: Path, fiscal_year: int | None, skip_invalid: bool) -> None:
+    """Import a catalogue: CSV (UTF-8, BOM or cp932), XLSX or JSONL.
+
+    Rows are keyed by (年度, id): importing the same file twice changes
+    nothing, a changed row is updated. A file with an invalid row imports
+    nothing and names every bad line, unless --skip-invalid. Programs of the
+    newest fiscal year are active; older years stay, inactive, with their
+    pairings.
+    """
+    from models.programs import import_programs
+
+    try:
+        result = load_programs_report(path, fiscal_year=fiscal_year)
+    except FileFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    errors = list(result.errors)
+    records = []
+    for record in result.programs:
+        if record.fiscal_year is None:
+            errors.append(FileFormatError(path, f"{record.id}: no 年度: add the column or pass --fiscal-year"))
+        else:
+            records.append(record)
+    if errors and not skip_invalid:
+        raise _bad_rows(path, errors)
+    app = _app()
+    with Session(_engine(app)) as session:
+        report = import_programs(session=session, records=records, source_file=path.name, actor="cli")
+    skipped = f"; skipped {len(errors)} invalid rows" if errors else ""
+    click.echo(f"{path.name}: {report.summary()}{skipped}")
+
+
+@programs_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "xlsx"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="File to write (default: standard output; required for xlsx).")
+@click.option("--fiscal-year", type=int, help="Only this 年度.")
+def programs_export_command(fmt: str, output: Path | None, fiscal_year: int | None) -> None:
+    """Export the catalogue with the corpus's Japanese headers; it imports back unchanged.
+
+    A CSV file is written as UTF-8 with BOM, which Excel opens as is.
+    """
+    from models.programs import export_csv, export_jsonl, export_xlsx, list_programs
+
+    app = _app()
+    with Session(_engine(app)) as session:
+        programs = list_programs(session=session, fiscal_year=fiscal_year)
+    if fmt == "xlsx":
+        if output is None:
+            raise click.ClickException("--format xlsx needs -o FILE")
+        export_xlsx(programs, output)
+    else:
+        text = export_csv(programs) if fmt == "csv" else export_jsonl(programs)
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            output.write_bytes(text.encode("utf-8-sig" if fmt == "csv" else "utf-8"))
+    if output is not None:
+        click.echo(f"{output}: {len(programs)} programs", err=True)
+
+
+# -- kyodo proposals ------------------------------------------------------------
+
+
+@click.group("proposals")
+def proposals_group() -> None:
+    """Proposals received outside the web form."""
+
+
+@proposals_group.command("import")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records and report the others.")
+def proposals_import_command(path: Path, skip_invalid: bool) -> None:
+    """Import proposals received on paper: JSONL or CSV with the API's keys.
+
+    Keys: organization, representative, email, phone, title, body,
+    expected_effect, collaboration_type (委託/補助/共催/後援/その他),
+    budget_thousand_yen, and an optional id kept as an external reference.
+    Only title and body are required. Importing twice changes nothing; a file
+    with an invalid record imports nothing unless --skip-invalid. Imported
+    proposals get their suggestions at once.
+    """
+    from models.matching import suggest_online
+    from models.proposals import import_proposals, proposals_from_rows
+
+    try:
+        rows = list(read_rows(path))
+        proposals_in = proposals_from_rows(path, rows, skip_invalid=skip_invalid)
+    except InvalidRowsError as exc:
+        raise _bad_rows(path, exc.errors) from exc
+    except FileFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    app = _app()
+    with Session(_engine(app)) as session:
+        report = import_proposals(session=session, proposals_in=proposals_in, source_file=path.name, actor="cli")
+        written = suggest_online(
+            session=session,
+            proposal_ids=list(report.proposal_ids),
+            index_path=app.config["INDEX_PATH"],
+            top_k=app.config["TOP_K"],
+        )
+    skipped = len(rows) - len(proposals_in)
+    extra = f"; skipped {skipped} invalid records" if skipped else ""
+    click.echo(f"{path.name}: {report.summary()}{extra}; {written} suggestions")
+
+
+# -- kyodo rematch ----------------------------------------------------------------
+
+
+def _progress(total_hint: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A tqdm bar on a terminal, plain log lines otherwise (cron)."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar: dict[str, Any] = {}
+
+        def update(done: int, total: int) -> None:
+            if "bar" not in bar:
+                bar["bar"] = tqdm(total=total, unit="proposal", desc=total_hint)
+            bar["bar"].update(done - bar["bar"].n)
+
+        def close() -> None:
+            if "bar" in bar:
+                bar["bar"].close()
+
+        return update, close
+
+    def log(done: int, total: int) -> None:
+        click.echo(f"rematch: {done}/{total} proposals", err=True)
+
+    return log, lambda: None
+
+
+@click.command("rematch")
+@click.option("--top-k", type=click.IntRange(1, 100), help="Suggestions per proposal (default: the TOP_K setting).")
+@click.option("--chunk-size", type=click.IntRange(1), default=1000, hidden=True)
+@click.option("--pause-after-first-chunk", type=click.Path(path_type=Path), hidden=True,
+              help="Tests: after the first chunk, create this file and sleep (to be killed).")
+def rematch_command(top_k: int | None, chunk_size: int, pause_after_first_chunk: Path | None) -> None:
+    """Rematch every proposal on all active programs and publish atomically.
+
+    Readers see the previous run's suggestions until the new run is complete.
+    Decisions are never touched: a rejected pair is not offered again, an
+    accepted pair stays listed. Exit 0 on success, 1 on failure (the previous
+    suggestions stay), 75 when another rematch is running. For cron and
+    systemd see docs/rematch.md.
+    """
+    from models.locks import LockHeld
+    from models.matching import rematch
+
+    app = _app()
+    engine = _engine(app)
+    update, close = _progress("rematch")
+
+    def after_chunk(_run_id: int, _written: int) -> None:
+        if pause_after_first_chunk is not None:
+            pause_after_first_chunk.touch()
+            time.sleep(600)
+
+    try:
+        report = rematch(
+            engine=engine,
+            index_path=app.config["INDEX_PATH"],
+            top_k=top_k or app.config["TOP_K"],
+            chunk_size=chunk_size,
+            on_progress=update,
+            after_chunk=after_chunk,
+        )
+    except LockHeld as exc:
+        raise RematchRunning(f"{exc}; not started") from exc
+    except (SQLAlchemyError, LookupError, ValueError, RuntimeError, OSError) as exc:
+        raise click.ClickException(f"rematch failed, previous suggestions kept: {_first_line(exc)}") from exc
+    finally:
+        close()
+    click.echo(f"rematch: {report.summary()}")
