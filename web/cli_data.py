@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,18 @@ def _app() -> Any:
     return create_app()
 
 
-def _engine(app: Any) -> Engine:
-    from web.db import get_engine
+@contextmanager
+def _database() -> Iterator[tuple[Any, Engine]]:
+    """The app and its engine (migrated and seeded); closed when the command ends."""
+    from web.db import dispose, get_engine
 
+    app = _app()
     try:
-        return get_engine(app)
+        yield app, get_engine(app)
     except SQLAlchemyError as exc:
         raise click.ClickException(f"database {_safe_url(app)}: {_first_line(exc)}") from exc
+    finally:
+        dispose(app)
 
 
 def _safe_url(app: Any) -> str:
@@ -127,8 +133,7 @@ def programs_import_command(path: Path, fiscal_year: int | None, skip_invalid: b
             records.append(record)
     if errors and not skip_invalid:
         raise _bad_rows(path, errors)
-    app = _app()
-    with Session(_engine(app)) as session:
+    with _database() as (_, engine), Session(engine) as session:
         report = import_programs(session=session, records=records, source_file=path.name, actor="cli")
     skipped = f"; skipped {len(errors)} invalid rows" if errors else ""
     click.echo(f"{path.name}: {report.summary()}{skipped}")
@@ -145,8 +150,7 @@ def programs_export_command(fmt: str, output: Path | None, fiscal_year: int | No
     """
     from models.programs import export_csv, export_jsonl, export_xlsx, list_programs
 
-    app = _app()
-    with Session(_engine(app)) as session:
+    with _database() as (_, engine), Session(engine) as session:
         programs = list_programs(session=session, fiscal_year=fiscal_year)
     if fmt == "xlsx":
         if output is None:
@@ -193,8 +197,7 @@ def proposals_import_command(path: Path, skip_invalid: bool) -> None:
         raise _bad_rows(path, exc.errors) from exc
     except FileFormatError as exc:
         raise click.ClickException(str(exc)) from exc
-    app = _app()
-    with Session(_engine(app)) as session:
+    with _database() as (app, engine), Session(engine) as session:
         report = import_proposals(session=session, proposals_in=proposals_in, source_file=path.name, actor="cli")
         written = suggest_online(
             session=session,
@@ -251,8 +254,6 @@ def rematch_command(top_k: int | None, chunk_size: int, pause_after_first_chunk:
     from models.locks import LockHeld
     from models.matching import rematch
 
-    app = _app()
-    engine = _engine(app)
     update, close = _progress("rematch")
 
     def after_chunk(_run_id: int, _written: int) -> None:
@@ -261,14 +262,15 @@ def rematch_command(top_k: int | None, chunk_size: int, pause_after_first_chunk:
             time.sleep(600)
 
     try:
-        report = rematch(
-            engine=engine,
-            index_path=app.config["INDEX_PATH"],
-            top_k=top_k or app.config["TOP_K"],
-            chunk_size=chunk_size,
-            on_progress=update,
-            after_chunk=after_chunk,
-        )
+        with _database() as (app, engine):
+            report = rematch(
+                engine=engine,
+                index_path=app.config["INDEX_PATH"],
+                top_k=top_k or app.config["TOP_K"],
+                chunk_size=chunk_size,
+                on_progress=update,
+                after_chunk=after_chunk,
+            )
     except LockHeld as exc:
         raise RematchRunning(f"{exc}; not started") from exc
     except (SQLAlchemyError, LookupError, ValueError, RuntimeError, OSError) as exc:

@@ -1,0 +1,125 @@
+"""Schema, migrations, first-use seeding and the typed query functions, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from factories import create_random_proposal, decide, program_by_external_id
+from sqlalchemy import func, inspect
+from sqlmodel import Session, SQLModel, select
+
+from models.db import alembic_config, make_engine
+from models.decisions import current_decisions, decision_history
+from models.labels import CollaborationType, ProposalStatus, label, parse_collaboration_type
+from models.proposals import get_proposal_by_receipt, get_proposal_by_token, set_status
+from models.tables import AuditEvent, Decision, Program, ProposalCreate
+
+
+def test_migration_creates_exactly_the_models_tables(engine):
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, SQLModel.metadata)
+    assert differences == []
+    tables = set(inspect(engine).get_table_names())
+    assert {t.name for t in SQLModel.metadata.sorted_tables} | {"alembic_version"} == tables
+
+
+def test_downgrade_then_upgrade_round_trips(engine):
+    config = alembic_config(engine)
+    command.downgrade(config, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    command.upgrade(config, "head")
+    assert "suggestion" in inspect(engine).get_table_names()
+
+
+def test_first_use_loads_the_bundled_catalogue_once(session, app):
+    count = session.exec(select(func.count()).select_from(Program)).one()
+    assert count == 30
+    years = set(session.exec(select(Program.fiscal_year)))
+    assert years == {2008}
+    from models.db import init_db
+
+    second = make_engine(app.config["DATABASE_URL"])
+    init_db(second)  # a second start loads nothing more
+    second.dispose()
+    session.expire_all()
+    assert session.exec(select(func.count()).select_from(Program)).one() == 30
+
+
+def test_sqlite_engine_has_foreign_keys_and_wal(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    engine.dispose()
+
+
+def test_proposal_gets_receipt_number_and_private_token(session):
+    from models.proposals import create_proposal
+
+    proposal, token = create_proposal(
+        session=session,
+        proposal_in=ProposalCreate(title="防災講座", body="地域の防災講座を開きたい", collaboration_type="subsidy"),
+    )
+    assert re.fullmatch(r"20\d\d-\d{6}", proposal.receipt_number or "")
+    assert proposal.status == ProposalStatus.RECEIVED
+    assert token not in proposal.status_token_hash  # only the hash is stored
+    assert len(token) >= 32
+    assert get_proposal_by_token(session=session, token=token).id == proposal.id
+    assert get_proposal_by_token(session=session, token=token + "x") is None
+    assert get_proposal_by_receipt(session=session, receipt=proposal.receipt_number).id == proposal.id
+    other = create_random_proposal(session, "環境")
+    assert other.receipt_number != proposal.receipt_number
+
+
+def test_status_change_is_audited(session):
+    proposal = create_random_proposal(session)
+    set_status(session=session, proposal=proposal, status=ProposalStatus.REVIEWING, actor="山田")
+    assert proposal.status == "reviewing"
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "proposal.status")).one()
+    assert event.detail == {"from": "received", "to": "reviewing"}
+
+
+def test_decisions_are_append_only_with_a_current_verdict(session):
+    proposal = create_random_proposal(session)
+    program = program_by_external_id(session, "H20-01")
+    first = decide(session, proposal.id, program.id, "rejected", "担当課が違う")
+    second = decide(session, proposal.id, program.id, "accepted", "再検討で採用")
+    history = decision_history(session=session, proposal_id=proposal.id, program_id=program.id)
+    assert [d.id for d in history] == [first.id, second.id]
+    assert [d.verdict for d in history] == ["rejected", "accepted"]
+    current = current_decisions(session=session, proposal_id=proposal.id)
+    assert current[(proposal.id, program.id)].id == second.id
+    assert session.exec(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "decision")).one() == 2
+
+
+def test_unknown_verdict_is_refused(session):
+    proposal = create_random_proposal(session)
+    program = program_by_external_id(session, "H20-01")
+    with pytest.raises(ValueError, match="verdict"):
+        decide(session, proposal.id, program.id, "maybe")
+    assert session.exec(select(func.count()).select_from(Decision)).one() == 0
+
+
+def test_foreign_keys_are_enforced(engine):
+    from sqlalchemy.exc import IntegrityError
+
+    with Session(engine) as session:
+        session.add(Decision(proposal_id=999_999, program_id=999_999, verdict="accepted"))
+        with pytest.raises(IntegrityError):
+            session.commit()
+
+
+def test_japanese_labels_live_in_one_place():
+    assert label(ProposalStatus.MATCHED) == "マッチ成立"
+    assert label(CollaborationType.CO_HOSTING) == "共催"
+    assert parse_collaboration_type("後援") is CollaborationType.ENDORSEMENT
+    assert parse_collaboration_type("subsidy") is CollaborationType.SUBSIDY
+    with pytest.raises(ValueError, match="委託"):
+        parse_collaboration_type("寄付")
