@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -69,15 +70,17 @@ class ProposalText:
     body: str = ""
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def proposal_error(proposal: ProposalText) -> str | None:
     """Why a proposal cannot be matched, or None when it can."""
     if not proposal.body or not proposal.body.strip():
         return "body is empty"
     if len(proposal.title) + len(proposal.body) > MAX_PROPOSAL_CHARS:
         return f"text is longer than {MAX_PROPOSAL_CHARS} characters"
-    for ch in proposal.title + proposal.body:
-        if (ord(ch) < 32 and ch not in "\t\n\r") or ord(ch) == 127:
-            return "text contains control characters"
+    if _CONTROL_CHARS.search(proposal.title) or _CONTROL_CHARS.search(proposal.body):
+        return "text contains control characters"
     return None
 
 
@@ -480,17 +483,32 @@ class ProgramIndex(BaseEstimator):
         )
 
     def _departments(self, row: np.ndarray, k: int) -> list[DepartmentScore]:
-        """Departments ranked by their best program's score (ties: more programs scoring)."""
-        best: dict[str, float] = {}
-        total: dict[str, float] = {}
-        for j, score in enumerate(row.tolist()):
-            if score <= 0:
-                continue
-            for department in self.program_department_lists_[j]:
-                best[department] = max(best.get(department, 0.0), score)
-                total[department] = total.get(department, 0.0) + score
-        ranked = sorted(best, key=lambda d: (-best[d], -total[d], d))
-        return [DepartmentScore(department=d, score=best[d]) for d in ranked[:k]]
+        """Departments ranked by their best program's score.
+
+        Walking the programs from the best score down, a department's first
+        appearance is its best score, so only the top of the ranking is read
+        (not every program of every proposal).
+        """
+        positive = int(np.count_nonzero(row > 0))
+        ranked: dict[str, float] = {}
+        window = min(positive, max(4 * k, 32))
+        while True:
+            if window < len(row):
+                top = np.argpartition(-row, window - 1)[:window] if window else np.array([], int)
+            else:
+                top = np.arange(len(row))
+            order = top[np.lexsort((top, -row[top]))]
+            ranked = {}
+            for j in order.tolist():
+                score = float(row[j])
+                if score <= 0:
+                    break
+                for department in self.program_department_lists_[j]:
+                    ranked.setdefault(department, score)
+            if len(ranked) >= k or window >= positive:
+                break
+            window = min(positive, window * 4)
+        return [DepartmentScore(department=d, score=v) for d, v in list(ranked.items())[:k]]
 
     # -- persistence ---------------------------------------------------------
 
