@@ -60,3 +60,21 @@ def _register(app: Flask) -> None:
     from web import db
 
     db.init_app(app)
+
+    from flask_wtf.csrf import CSRFProtect
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from web import api, auth, errors, filters, programs, public, ratelimit, review
+
+    if app.config["PROXY_COUNT"]:
+        n = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    csrf = CSRFProtect(app)
+    ratelimit.init_app(app)
+    filters.init_app(app)
+    errors.init_app(app)
+    auth.init_app(app)
+    public.init_app(app)
+    review.init_app(app)
+    programs.init_app(app)
+    api.init_app(app, csrf)

@@ -42,3 +42,8 @@ cli.add_command(db_group)
 cli.add_command(programs_group)
 cli.add_command(proposals_group)
 cli.add_command(rematch_command)
+
+from web.cli_web import tokens_group, users_group  # noqa: E402
+
+cli.add_command(users_group)
+cli.add_command(tokens_group)

@@ -45,6 +45,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TARGET_NEW_PROJECTS", 15, "Target of new 協働事業 per fiscal year shown on the dashboard (地域再生計画: 15).", int),
     Setting("MAX_CONTENT_LENGTH", 1_000_000, "Largest request body accepted, in bytes (larger: HTTP 413).", int),
     Setting("PAGE_SIZE", 25, "Rows per page in the review queue and lists.", int),
+    Setting(
+        "RATELIMIT_STORAGE_URI",
+        "memory://",
+        "Where submission counts are kept: memory:// counts per worker process; "
+        "redis://host:6379 shares one count between gunicorn workers.",
+    ),
+    Setting(
+        "PROXY_COUNT",
+        0,
+        "Reverse proxies in front of the app whose X-Forwarded-For is trusted for the "
+        "client address (0: use the connection's address).",
+        int,
+    ),
     Setting("SESSION_COOKIE_SECURE", False, "Send the session cookie over HTTPS only (set true behind TLS).", bool),
 )
 

@@ -1,0 +1,126 @@
+"""Rows of the pairings export (CSV and JSON): every decision with its
+proposal and program, in one query. No Flask here."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+from sqlmodel import Session, select
+
+from models.tables import Decision, Program, Proposal
+
+# (CSV header, field of PairingRow), in column order.
+CSV_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("受付番号", "receipt_number"),
+    ("提案ID", "proposal_id"),
+    ("提案タイトル", "proposal_title"),
+    ("団体名", "organization"),
+    ("事業ID", "program_id"),
+    ("事業番号", "program_external_id"),
+    ("事業名", "program_name"),
+    ("担当課", "department"),
+    ("年度", "fiscal_year"),
+    ("判断", "verdict_label"),
+    ("判断コード", "verdict"),
+    ("メモ", "note"),
+    ("判断者", "decided_by"),
+    ("判断日時", "decided_at"),
+    ("現在の判断", "is_current"),
+)
+JST = timezone(timedelta(hours=9), "JST")
+VERDICT_LABELS = {"accepted": "採用", "rejected": "見送り", "deferred": "保留"}
+
+
+@dataclass(frozen=True)
+class PairingRow:
+    decision_id: int
+    receipt_number: str
+    proposal_id: int
+    proposal_title: str
+    organization: str
+    program_id: int
+    program_external_id: str
+    program_name: str
+    department: str
+    fiscal_year: int
+    verdict: str
+    verdict_label: str
+    note: str
+    decided_by: str
+    decided_at: datetime
+    is_current: bool
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        moment = self.decided_at
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        data["decided_at"] = moment.isoformat() + "Z"
+        return data
+
+
+def pairing_rows(*, session: Session, current_only: bool = False) -> list[PairingRow]:
+    """Every decision (or only each pair's current one), by proposal, program and time."""
+    query = (
+        select(Decision, Proposal, Program)
+        .join(Proposal, Proposal.id == Decision.proposal_id)  # type: ignore[arg-type]
+        .join(Program, Program.id == Decision.program_id)  # type: ignore[arg-type]
+        .order_by(Decision.proposal_id, Decision.program_id, Decision.id)  # type: ignore[arg-type]
+    )
+    found = list(session.exec(query))
+    newest: dict[tuple[int, int], int] = {}
+    for decision, _, _ in found:
+        newest[(decision.proposal_id, decision.program_id)] = decision.id or 0
+    rows = []
+    for decision, proposal, program in found:
+        is_current = newest[(decision.proposal_id, decision.program_id)] == decision.id
+        if current_only and not is_current:
+            continue
+        rows.append(
+            PairingRow(
+                decision_id=decision.id or 0,
+                receipt_number=proposal.receipt_number or "",
+                proposal_id=proposal.id or 0,
+                proposal_title=proposal.title,
+                organization=proposal.organization,
+                program_id=program.id or 0,
+                program_external_id=program.external_id,
+                program_name=program.name,
+                department=program.department,
+                fiscal_year=program.fiscal_year,
+                verdict=decision.verdict,
+                verdict_label=VERDICT_LABELS.get(decision.verdict, decision.verdict),
+                note=decision.note,
+                decided_by=decision.decided_by,
+                decided_at=decision.decided_at,
+                is_current=is_current,
+            )
+        )
+    return rows
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        value = aware.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+    text = "" if value is None else str(value)
+    if isinstance(value, bool):
+        text = "はい" if value else ""
+    # A cell starting with = + - @ runs as a formula in Excel: quote it.
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        text = "'" + text
+    return text
+
+
+def pairings_csv(rows: Iterable[PairingRow]) -> str:
+    """CSV with a UTF-8 BOM (Excel then reads the Japanese correctly) and CRLF lines."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([header for header, _ in CSV_COLUMNS])
+    for row in rows:
+        writer.writerow([_cell(getattr(row, name)) for _, name in CSV_COLUMNS])
+    return "\ufeff" + out.getvalue()

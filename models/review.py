@@ -1,0 +1,543 @@
+"""Read queries of the coordinator console: the review queue, a proposal with
+its suggestions and decisions, program and department pages, the dashboard.
+
+Each page is a fixed number of queries, whatever the number of rows (no N+1):
+the rows of a page are fetched first, then their suggestions, programs and
+decisions in one ``IN`` query each. No Flask here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Integer, exists, func, or_
+from sqlmodel import Session, select
+
+from models.audit import record_event
+from models.decisions import current_decisions, decision_history, record_decision
+from models.labels import ProposalStatus, Verdict
+from models.matching import latest_run, suggestions_for, visible
+from models.tables import (
+    AuditEvent,
+    Decision,
+    DecisionCreate,
+    MatchRun,
+    Program,
+    Proposal,
+    Suggestion,
+    utcnow,
+)
+
+JST = timezone(timedelta(hours=9), "JST")
+SORTS = ("newest", "oldest", "score", "title")
+
+
+# -- the review queue ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """What the queue's filter form asks for; None means no filter."""
+
+    status: str | None = None
+    department: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    new_only: bool = False
+    reviewed: bool | None = None
+    q: str | None = None
+    sort: str = "newest"
+
+
+@dataclass
+class QueueRow:
+    proposal: Proposal
+    best_score: float | None
+    suggestions: list[Suggestion]
+    decided: dict[int, Decision]  # program id → current decision
+    is_new: bool
+
+
+@dataclass
+class Page:
+    rows: list[Any]
+    number: int
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.size))
+
+
+@dataclass
+class QueueResult:
+    page: Page
+    programs: dict[int, Program]
+    last_run: MatchRun | None
+
+
+def _latest_run_id(session: Session) -> int:
+    run = latest_run(session=session)
+    return int(run.id) if run is not None and run.id is not None else 0
+
+
+def _best_scores(run_id: int) -> Any:
+    """Subquery: proposal_id, best visible score, whether any visible pair is new."""
+    return (
+        select(
+            Suggestion.proposal_id.label("proposal_id"),  # type: ignore[attr-defined]
+            func.max(Suggestion.score).label("best"),
+            func.max(func.cast(Suggestion.is_new, Integer)).label("any_new"),
+        )
+        .where(visible(run_id))
+        .group_by(Suggestion.proposal_id)  # type: ignore[arg-type]
+        .subquery()
+    )
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _queue_conditions(filters: QueueFilters, best: Any, run: MatchRun | None, run_id: int) -> list[Any]:
+    conditions: list[Any] = []
+    if filters.status:
+        conditions.append(Proposal.status == filters.status)
+    if filters.min_score is not None:
+        conditions.append(best.c.best >= filters.min_score)
+    if filters.max_score is not None:
+        conditions.append(best.c.best <= filters.max_score)
+    if filters.q:
+        pattern = _like(filters.q)
+        conditions.append(
+            or_(
+                Proposal.title.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+                Proposal.organization.like(pattern, escape="\\"),  # type: ignore[attr-defined]
+                Proposal.receipt_number.like(pattern, escape="\\"),  # type: ignore[union-attr]
+            )
+        )
+    if filters.department:
+        conditions.append(
+            exists().where(
+                Suggestion.proposal_id == Proposal.id,
+                visible(run_id),
+                Program.id == Suggestion.program_id,
+                Program.department.like(_like(filters.department), escape="\\"),  # type: ignore[attr-defined]
+            )
+        )
+    if filters.reviewed is not None:
+        decided = exists().where(Decision.proposal_id == Proposal.id)
+        conditions.append(decided if filters.reviewed else ~decided)
+    if filters.new_only:
+        conditions.append(_new_condition(best, run))
+    return conditions
+
+
+def _new_condition(best: Any, run: MatchRun | None) -> Any:
+    """Received since the last rematch started, or given a pair that is new in it."""
+    if run is None:
+        return True
+    return or_(Proposal.created_at >= run.started_at, best.c.any_new == 1)
+
+
+def _order(filters: QueueFilters, best: Any) -> list[Any]:
+    if filters.sort == "oldest":
+        return [Proposal.id]
+    if filters.sort == "score":
+        return [func.coalesce(best.c.best, -1.0).desc(), Proposal.id.desc()]  # type: ignore[union-attr]
+    if filters.sort == "title":
+        return [Proposal.title, Proposal.id]
+    return [Proposal.id.desc()]  # type: ignore[union-attr]
+
+
+def review_queue(
+    *, session: Session, filters: QueueFilters, page: int = 1, page_size: int = 25, top: int = 3
+) -> QueueResult:
+    """One page of proposals with their ``top`` suggestions, filtered and sorted."""
+    run = latest_run(session=session)
+    run_id = int(run.id) if run is not None and run.id is not None else 0
+    best = _best_scores(run_id)
+    conditions = _queue_conditions(filters, best, run, run_id)
+    base = select(Proposal.id).outerjoin(best, best.c.proposal_id == Proposal.id).where(*conditions)
+    total = int(session.exec(select(func.count()).select_from(base.subquery())).one())
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(1, page), pages)
+    query = (
+        select(Proposal, best.c.best, best.c.any_new)
+        .outerjoin(best, best.c.proposal_id == Proposal.id)
+        .where(*conditions)
+        .order_by(*_order(filters, best))
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    found = list(session.exec(query))
+    ids = [p.id for p, _, _ in found if p.id is not None]
+    by_proposal = suggestions_for(session=session, proposal_ids=ids)
+    decisions = _current_for(session, ids)
+    rows = []
+    for proposal, best_score, any_new in found:
+        assert proposal.id is not None
+        is_new = bool(any_new) or (run is not None and proposal.created_at >= run.started_at)
+        rows.append(
+            QueueRow(
+                proposal=proposal,
+                best_score=best_score,
+                suggestions=by_proposal.get(proposal.id, [])[:top],
+                decided=decisions.get(proposal.id, {}),
+                is_new=is_new or run is None,
+            )
+        )
+    programs = programs_by_id(
+        session=session,
+        ids={s.program_id for r in rows for s in r.suggestions} | {pid for r in rows for pid in r.decided},
+    )
+    return QueueResult(page=Page(rows, page, page_size, total), programs=programs, last_run=run)
+
+
+def _current_for(session: Session, proposal_ids: list[int]) -> dict[int, dict[int, Decision]]:
+    """Current decision of each pair of these proposals, in one query."""
+    out: dict[int, dict[int, Decision]] = {}
+    if not proposal_ids:
+        return out
+    latest = (
+        select(func.max(Decision.id))
+        .where(Decision.proposal_id.in_(proposal_ids))  # type: ignore[attr-defined]
+        .group_by(Decision.proposal_id, Decision.program_id)  # type: ignore[arg-type]
+    )
+    for decision in session.exec(select(Decision).where(Decision.id.in_(latest))):  # type: ignore[union-attr]
+        out.setdefault(decision.proposal_id, {})[decision.program_id] = decision
+    return out
+
+
+def programs_by_id(*, session: Session, ids: Iterable[int]) -> dict[int, Program]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.exec(select(Program).where(Program.id.in_(wanted)))  # type: ignore[union-attr]
+    return {p.id: p for p in rows if p.id is not None}
+
+
+def departments(*, session: Session) -> list[str]:
+    """Every department (担当課) named by a program, split and sorted."""
+    from corpus.programs import split_departments
+
+    names: set[str] = set()
+    for cell in session.exec(select(Program.department).distinct()).all():
+        names.update(split_departments(cell or ""))
+    return sorted(names)
+
+
+# -- one proposal -------------------------------------------------------------------
+
+
+@dataclass
+class ProposalView:
+    proposal: Proposal
+    suggestions: list[Suggestion]
+    programs: dict[int, Program]
+    current: dict[int, Decision]  # program id → current decision
+    history: list[Decision]
+    last_run: MatchRun | None
+    hand_paired: list[int] = field(default_factory=list)  # decided programs not suggested
+
+
+def proposal_view(*, session: Session, proposal_id: int) -> ProposalView | None:
+    """The proposal page: suggestions, their programs, decisions and history."""
+    proposal = session.get(Proposal, proposal_id)
+    if proposal is None:
+        return None
+    suggestions = suggestions_for(session=session, proposal_ids=[proposal_id])[proposal_id]
+    history = decision_history(session=session, proposal_id=proposal_id)
+    current: dict[int, Decision] = {}
+    for decision in history:
+        current[decision.program_id] = decision
+    suggested = {s.program_id for s in suggestions}
+    hand = [pid for pid in current if pid not in suggested]
+    programs = programs_by_id(session=session, ids=suggested | set(current))
+    return ProposalView(
+        proposal=proposal,
+        suggestions=suggestions,
+        programs=programs,
+        current=current,
+        history=list(reversed(history)),
+        last_run=latest_run(session=session),
+        hand_paired=hand,
+    )
+
+
+def search_programs(
+    *, session: Session, q: str = "", department: str = "", active_only: bool = False,
+    page: int = 1, page_size: int = 25,
+) -> Page:
+    """Programs whose text or department contains ``q`` (all when empty), catalogue order."""
+    conditions: list[Any] = []
+    if q:
+        pattern = _like(q)
+        conditions.append(
+            or_(
+                *[
+                    column.like(pattern, escape="\\")  # type: ignore[attr-defined]
+                    for column in (
+                        Program.external_id, Program.name, Program.purpose, Program.activities,
+                        Program.department, Program.policy,
+                    )
+                ]
+            )
+        )
+    if department:
+        conditions.append(Program.department.like(_like(department), escape="\\"))  # type: ignore[attr-defined]
+    if active_only:
+        conditions.append(Program.active.is_(True))  # type: ignore[attr-defined]
+    total = int(session.exec(select(func.count()).select_from(Program).where(*conditions)).one())
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(1, page), pages)
+    rows = list(
+        session.exec(
+            select(Program)
+            .where(*conditions)
+            .order_by(Program.active.desc(), Program.fiscal_year.desc(), Program.id)  # type: ignore[attr-defined]
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+    )
+    return Page(rows, page, page_size, total)
+
+
+# -- program and department pages -------------------------------------------------------
+
+
+@dataclass
+class PairRow:
+    proposal: Proposal
+    program: Program
+    suggestion: Suggestion | None
+    decision: Decision | None
+
+
+def pairs_for_programs(*, session: Session, program_ids: list[int], limit: int = 500) -> list[PairRow]:
+    """Proposals suggested for or decided on these programs, with the current decision."""
+    if not program_ids:
+        return []
+    run_id = _latest_run_id(session)
+    suggestions = list(
+        session.exec(
+            select(Suggestion)
+            .where(Suggestion.program_id.in_(program_ids), visible(run_id))  # type: ignore[attr-defined]
+            .order_by(Suggestion.score.desc())  # type: ignore[attr-defined]
+            .limit(limit)
+        )
+    )
+    latest = (
+        select(func.max(Decision.id))
+        .where(Decision.program_id.in_(program_ids))  # type: ignore[attr-defined]
+        .group_by(Decision.proposal_id, Decision.program_id)  # type: ignore[arg-type]
+    )
+    decisions = {
+        (d.proposal_id, d.program_id): d
+        for d in session.exec(select(Decision).where(Decision.id.in_(latest)).limit(limit))  # type: ignore[union-attr]
+    }
+    keys = [(s.proposal_id, s.program_id) for s in suggestions]
+    keys += [k for k in decisions if k not in set(keys)]
+    proposals = {
+        p.id: p
+        for p in session.exec(select(Proposal).where(Proposal.id.in_({k[0] for k in keys})))  # type: ignore[union-attr]
+    }
+    programs = programs_by_id(session=session, ids=program_ids)
+    by_pair = {(s.proposal_id, s.program_id): s for s in suggestions}
+    return [
+        PairRow(proposals[a], programs[b], by_pair.get((a, b)), decisions.get((a, b)))
+        for a, b in keys
+        if a in proposals and b in programs
+    ]
+
+
+def department_programs(*, session: Session, department: str) -> list[Program]:
+    """Programs whose 担当課 names this department (as one of its names)."""
+    from corpus.programs import split_departments
+
+    candidates = session.exec(
+        select(Program)
+        .where(Program.department.like(_like(department), escape="\\"))  # type: ignore[attr-defined]
+        .order_by(Program.fiscal_year.desc(), Program.id)  # type: ignore[attr-defined]
+    )
+    return [p for p in candidates if department in split_departments(p.department)]
+
+
+# -- decisions from the console ------------------------------------------------------------
+
+
+def decide(
+    *, session: Session, proposal: Proposal, program_id: int, verdict: str, note: str = "",
+    user_id: int | None = None, actor: str = "",
+) -> Decision:
+    """Record a verdict on one pair, then bring the proposal's status in line; commits."""
+    if session.get(Program, program_id) is None:
+        raise LookupError(f"program {program_id} does not exist")
+    assert proposal.id is not None
+    decision = record_decision(
+        session=session,
+        decision_in=DecisionCreate(
+            proposal_id=proposal.id, program_id=program_id, verdict=verdict, note=note,
+            user_id=user_id, decided_by=actor,
+        ),
+    )
+    sync_status(session=session, proposal=proposal, actor=actor)
+    return decision
+
+
+def undo_last(
+    *, session: Session, proposal: Proposal, user_id: int | None = None, actor: str = ""
+) -> Decision | None:
+    """Undo the proposal's newest decision by appending the pair's previous verdict.
+
+    Nothing is deleted (the history is append-only). A pair with no earlier
+    verdict goes back to 保留 (deferred), which the rematch treats as undecided.
+    """
+    assert proposal.id is not None
+    history = decision_history(session=session, proposal_id=proposal.id)
+    if not history:
+        return None
+    last = history[-1]
+    earlier = [d for d in history[:-1] if d.program_id == last.program_id]
+    restored = earlier[-1].verdict if earlier else Verdict.DEFERRED.value
+    decision = record_decision(
+        session=session,
+        decision_in=DecisionCreate(
+            proposal_id=proposal.id, program_id=last.program_id, verdict=restored,
+            note=f"取り消し（決定 #{last.id} を取り消し）", user_id=user_id, decided_by=actor,
+        ),
+    )
+    record_event(
+        session=session, action="decision.undo", entity="decision", entity_id=last.id or "",
+        actor=actor, user_id=user_id,
+        detail={"proposal_id": proposal.id, "program_id": last.program_id, "undone": last.verdict,
+                "restored": restored},
+    )
+    session.commit()
+    sync_status(session=session, proposal=proposal, actor=actor)
+    return decision
+
+
+def sync_status(*, session: Session, proposal: Proposal, actor: str = "") -> Proposal:
+    """マッチ成立 while some pair is accepted; otherwise 検討中 once decided (見送り stays)."""
+    assert proposal.id is not None
+    current = current_decisions(session=session, proposal_id=proposal.id)
+    if any(d.verdict == Verdict.ACCEPTED.value for d in current.values()):
+        wanted = ProposalStatus.MATCHED.value
+    elif proposal.status == ProposalStatus.DECLINED.value:
+        return proposal
+    elif current:
+        wanted = ProposalStatus.REVIEWING.value
+    else:
+        wanted = ProposalStatus.RECEIVED.value
+    if proposal.status != wanted:
+        from models.proposals import set_status
+
+        set_status(session=session, proposal=proposal, status=ProposalStatus(wanted), actor=actor)
+    return proposal
+
+
+# -- dashboard and audit --------------------------------------------------------------------
+
+
+def fiscal_year(moment: datetime) -> int:
+    """The Japanese fiscal year (年度, April to March) of a naive-UTC time."""
+    local = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(JST)
+    return local.year if local.month >= 4 else local.year - 1
+
+
+@dataclass
+class Dashboard:
+    by_status: dict[str, int]
+    total: int
+    awaiting_review: int
+    new_since_run: int
+    last_run: MatchRun | None
+    last_attempt: MatchRun | None
+    accepted_this_year: int
+    fiscal_year: int
+    accepted_by_year: dict[int, int]
+
+
+def dashboard(*, session: Session, now: datetime | None = None) -> Dashboard:
+    """Counts for the dashboard, in a fixed handful of queries."""
+    now = now or utcnow()
+    by_status = {
+        status: int(n)
+        for status, n in session.exec(select(Proposal.status, func.count()).group_by(Proposal.status))  # type: ignore[call-overload]
+    }
+    awaiting = int(
+        session.exec(
+            select(func.count()).select_from(Proposal).where(
+                ~exists().where(Decision.proposal_id == Proposal.id),
+                Proposal.status != ProposalStatus.DECLINED.value,
+            )
+        ).one()
+    )
+    run = latest_run(session=session)
+    new_since = 0
+    if run is not None:
+        new_since = int(
+            session.exec(select(func.count()).select_from(Proposal).where(Proposal.created_at >= run.started_at)).one()
+        )
+    else:
+        new_since = sum(by_status.values())
+    attempt = session.exec(select(MatchRun).order_by(MatchRun.id.desc()).limit(1)).first()  # type: ignore[union-attr]
+    accepted_by_year: dict[int, int] = {}
+    for decision in current_accepted(session=session):
+        year = fiscal_year(decision.decided_at)
+        accepted_by_year[year] = accepted_by_year.get(year, 0) + 1
+    year = fiscal_year(now)
+    return Dashboard(
+        by_status=by_status,
+        total=sum(by_status.values()),
+        awaiting_review=awaiting,
+        new_since_run=new_since,
+        last_run=run,
+        last_attempt=attempt,
+        accepted_this_year=accepted_by_year.get(year, 0),
+        fiscal_year=year,
+        accepted_by_year=dict(sorted(accepted_by_year.items(), reverse=True)),
+    )
+
+
+def current_accepted(*, session: Session) -> list[Decision]:
+    """The current decision of every pair whose current verdict is accepted."""
+    latest = select(func.max(Decision.id)).group_by(Decision.proposal_id, Decision.program_id)  # type: ignore[arg-type]
+    return list(
+        session.exec(
+            select(Decision).where(
+                Decision.id.in_(latest),  # type: ignore[union-attr]
+                Decision.verdict == Verdict.ACCEPTED.value,
+            )
+        )
+    )
+
+
+def audit_page(*, session: Session, action: str | None = None, page: int = 1, page_size: int = 50) -> Page:
+    """Audit events, newest first."""
+    conditions = [AuditEvent.action == action] if action else []
+    total = int(session.exec(select(func.count()).select_from(AuditEvent).where(*conditions)).one())
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(1, page), pages)
+    rows = list(
+        session.exec(
+            select(AuditEvent)
+            .where(*conditions)
+            .order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+    )
+    return Page(rows, page, page_size, total)
+
+
+def audit_actions(*, session: Session) -> list[str]:
+    return sorted(session.exec(select(AuditEvent.action).distinct()).all())
+

@@ -1,0 +1,336 @@
+"""JSON API under /api/v1. Creating a proposal is public (same validation and
+rate limit as the form); everything else needs ``Authorization: Bearer TOKEN``
+(tokens from ``kyodo tokens create``). Errors are JSON with a message."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Flask, abort, g, jsonify, request, url_for
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import func
+from sqlmodel import select
+from werkzeug.datastructures import MultiDict
+
+from models.decisions import decision_history
+from models.labels import LABELS, ProposalStatus, parse_collaboration_type
+from models.matching import suggestions_for_proposal
+from models.review import decide, programs_by_id, search_programs
+from models.tables import Decision, MatchRun, Program, Proposal, Suggestion
+from web.auth import token_user
+from web.db import get_session
+from web.errors import json_error
+from web.forms import ProposalForm
+from web.openapi import openapi_document
+from web.public import status_url, submit
+from web.ratelimit import submit_limit
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+PROPOSAL_KEYS = (
+    "organization", "representative", "email", "phone", "title", "body",
+    "expected_effect", "collaboration_type", "budget_thousand_yen",
+)
+MAX_ID = 2**31 - 1  # larger ids cannot exist (and overflow PostgreSQL's integer)
+MAX_PER_PAGE = 100
+
+
+class BadRequest(Exception):
+    """A 400 with the message and, for validation, the messages per field."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message, self.fields = message, fields or {}
+
+
+@bp.errorhandler(BadRequest)
+def _bad_request(exc: BadRequest) -> Any:
+    response = jsonify(error="bad_request", message=exc.message, fields=exc.fields)
+    return response, 400
+
+
+def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """401 without a valid bearer token, 403 when its user is deactivated."""
+
+    @wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _unauthorized("Authorization: Bearer TOKEN が必要です。")
+        found = token_user(session=get_session(), token=token.strip())
+        if found is None:
+            return _unauthorized("APIトークンが無効か、取り消されています。")
+        if found.user is not None and not found.user.is_active:
+            return json_error(403, "このトークンの利用者は無効化されています。", "forbidden")
+        g.api_actor = found.actor
+        g.api_user_id = found.user.id if found.user is not None else None
+        return view(*args, **kwargs)
+
+    return checked
+
+
+def _unauthorized(message: str) -> Any:
+    response = json_error(401, message, "unauthorized")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="kyodo-match"'
+    return response
+
+
+def _json_object() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("本文はJSONオブジェクト（Content-Type: application/json）で送ってください。")
+    return data
+
+
+def _check_id(value: int) -> int:
+    if value > MAX_ID:
+        abort(404)
+    return value
+
+
+def _int_arg(name: str, default: int, lowest: int, highest: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 9 or not lowest <= int(raw) <= highest:
+        raise BadRequest(f"{name} は {lowest} から {highest} の整数で指定してください。")
+    return int(raw)
+
+
+# -- serializers ------------------------------------------------------------------
+
+
+def _time(value: Any) -> str | None:
+    """ISO 8601 in UTC with Z; stored times are naive UTC (aware on some drivers)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
+
+
+def proposal_json(p: Proposal) -> dict[str, Any]:
+    return {
+        "id": p.id, "receipt_number": p.receipt_number, "status": p.status,
+        "status_label": LABELS[ProposalStatus(p.status)],
+        "organization": p.organization, "representative": p.representative, "email": p.email,
+        "phone": p.phone or None, "title": p.title, "body": p.body, "expected_effect": p.expected_effect,
+        "collaboration_type": p.collaboration_type, "budget_thousand_yen": p.budget_thousand_yen,
+        "created_at": _time(p.created_at), "updated_at": _time(p.updated_at),
+    }
+
+
+def program_json(p: Program) -> dict[str, Any]:
+    return {
+        "id": p.id, "external_id": p.external_id, "fiscal_year": p.fiscal_year, "name": p.name,
+        "purpose": p.purpose, "activities": p.activities, "department": p.department,
+        "policy": p.policy, "budget": p.budget, "budget_thousand_yen": p.budget_thousand_yen,
+        "active": p.active,
+    }
+
+
+def decision_json(d: Decision) -> dict[str, Any]:
+    return {
+        "id": d.id, "proposal_id": d.proposal_id, "program_id": d.program_id, "verdict": d.verdict,
+        "note": d.note, "decided_by": d.decided_by, "decided_at": _time(d.decided_at),
+    }
+
+
+def run_json(r: MatchRun) -> dict[str, Any]:
+    return {
+        "id": r.id, "status": r.status, "started_at": _time(r.started_at), "finished_at": _time(r.finished_at),
+        "duration_seconds": r.duration_seconds, "n_proposals": r.n_proposals, "n_programs": r.n_programs,
+        "n_suggestions": r.n_suggestions, "n_new": r.n_new, "error": r.error,
+    }
+
+
+def suggestion_json(s: Suggestion, program: Program | None, decision: Decision | None) -> dict[str, Any]:
+    return {
+        "rank": s.rank, "program_id": s.program_id,
+        "program_name": program.name if program else "", "department": program.department if program else "",
+        "score": round(s.score, 4),
+        "terms": [{"term": t[0], "weight": t[1], "field": t[2]} for t in s.terms],
+        "is_new": s.is_new, "kept_by_decision": s.kept_by_decision,
+        "decision": decision.verdict if decision else None,
+    }
+
+
+def _page_json(rows: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:
+    return {"items": rows, "page": page, "per_page": per_page, "total": total,
+            "pages": max(1, math.ceil(total / per_page))}
+
+
+# -- routes -------------------------------------------------------------------------
+
+
+@bp.route("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    """The OpenAPI 3 document of this API."""
+    return jsonify(openapi_document())
+
+
+def validate_proposal(data: dict[str, Any]) -> dict[str, object]:
+    """The API body through the form's own validation; BadRequest with the messages."""
+    unknown = sorted(set(data) - set(PROPOSAL_KEYS))
+    if unknown:
+        raise BadRequest("不明なキーがあります：" + ", ".join(unknown[:10]))
+    formdata = MultiDict()
+    for key, value in data.items():
+        if value is None:
+            continue
+        if key == "budget_thousand_yen":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise BadRequest("budget_thousand_yen は整数で指定してください。", {key: ["整数で指定してください。"]})
+            value = str(value)
+        elif not isinstance(value, str):
+            raise BadRequest(f"{key} は文字列で指定してください。", {key: ["文字列で指定してください。"]})
+        if key == "collaboration_type":
+            try:
+                value = parse_collaboration_type(value).value if value.strip() else ""
+            except ValueError:
+                pass  # the form rejects it with its own message
+        formdata[key] = value
+    form = ProposalForm(formdata=formdata, meta={"csrf": False})
+    if not form.validate():
+        fields = {k: list(v) for k, v in form.errors.items()}
+        raise BadRequest("入力内容に誤りがあります。", fields)
+    return form.proposal_data()
+
+
+@bp.route("/proposals", methods=["POST"])
+@submit_limit
+def create_proposal():  # type: ignore[no-untyped-def]
+    """Public: store a proposal with its first suggestions; 201 with the receipt."""
+    submitted = submit(validate_proposal(_json_object()))
+    p = submitted.proposal
+    body = {"id": p.id, "receipt_number": p.receipt_number, "status": p.status,
+            "status_url": status_url(submitted.token)}
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_proposal", proposal_id=p.id)
+    return response
+
+
+@bp.route("/proposals", methods=["GET"])
+@token_required
+def list_proposals():  # type: ignore[no-untyped-def]
+    """Proposals, newest first, paginated; optional ?status=."""
+    page = _int_arg("page", 1, 1, 1_000_000)
+    per_page = _int_arg("per_page", 25, 1, MAX_PER_PAGE)
+    status = request.args.get("status")
+    if status is not None and status not in ProposalStatus._value2member_map_:
+        raise BadRequest("status は received / reviewing / matched / declined のいずれかです。")
+    db = get_session()
+    conditions = [Proposal.status == status] if status else []
+    total = int(db.exec(select(func.count()).select_from(Proposal).where(*conditions)).one())
+    rows = db.exec(
+        select(Proposal).where(*conditions).order_by(Proposal.id.desc())  # type: ignore[union-attr]
+        .offset((page - 1) * per_page).limit(per_page)
+    )
+    return jsonify(_page_json([proposal_json(p) for p in rows], page, per_page, total))
+
+
+def _proposal_or_404(proposal_id: int) -> Proposal:
+    proposal = get_session().get(Proposal, _check_id(proposal_id))
+    if proposal is None:
+        abort(404)
+    return proposal
+
+
+@bp.route("/proposals/<int:proposal_id>")
+@token_required
+def get_proposal(proposal_id: int):  # type: ignore[no-untyped-def]
+    """One proposal."""
+    return jsonify(proposal_json(_proposal_or_404(proposal_id)))
+
+
+@bp.route("/proposals/<int:proposal_id>/suggestions")
+@token_required
+def suggestions(proposal_id: int):  # type: ignore[no-untyped-def]
+    """The published suggestions of a proposal, best first, with the current decision."""
+    proposal = _proposal_or_404(proposal_id)
+    db = get_session()
+    found = suggestions_for_proposal(session=db, proposal_id=proposal_id)
+    programs = programs_by_id(session=db, ids=[s.program_id for s in found])
+    current: dict[int, Decision] = {}
+    for d in decision_history(session=db, proposal_id=proposal_id):
+        current[d.program_id] = d
+    items = [suggestion_json(s, programs.get(s.program_id), current.get(s.program_id)) for s in found]
+    return jsonify({"proposal_id": proposal.id, "items": items})
+
+
+@bp.route("/proposals/<int:proposal_id>/decisions", methods=["GET"])
+@token_required
+def decisions(proposal_id: int):  # type: ignore[no-untyped-def]
+    """The decision history of a proposal, oldest first."""
+    _proposal_or_404(proposal_id)
+    rows = decision_history(session=get_session(), proposal_id=proposal_id)
+    return jsonify({"proposal_id": proposal_id, "items": [decision_json(d) for d in rows]})
+
+
+@bp.route("/proposals/<int:proposal_id>/decisions", methods=["POST"])
+@token_required
+def add_decision(proposal_id: int):  # type: ignore[no-untyped-def]
+    """Record accepted / rejected / deferred on a pair; 201 with the decision."""
+    proposal = _proposal_or_404(proposal_id)
+    data = _json_object()
+    program_id, verdict, note = data.get("program_id"), data.get("verdict"), data.get("note", "")
+    if isinstance(program_id, bool) or not isinstance(program_id, int) or not 0 < program_id <= MAX_ID:
+        raise BadRequest("program_id は事業の整数IDで指定してください。")
+    if verdict not in ("accepted", "rejected", "deferred"):
+        raise BadRequest("verdict は accepted / rejected / deferred のいずれかです。")
+    if note is None:
+        note = ""
+    if not isinstance(note, str) or len(note) > 2000:
+        raise BadRequest("note は2000文字以内の文字列です。")
+    if set(data) - {"program_id", "verdict", "note"}:
+        raise BadRequest("不明なキーがあります。")
+    try:
+        decision = decide(
+            session=get_session(), proposal=proposal, program_id=program_id, verdict=verdict,
+            note=note.strip(), user_id=g.api_user_id, actor=g.api_actor,
+        )
+    except LookupError:
+        return json_error(404, "その事業はありません。", "not_found")
+    return jsonify(decision_json(decision)), 201
+
+
+@bp.route("/programs")
+@token_required
+def list_programs():  # type: ignore[no-untyped-def]
+    """The catalogue, searchable with ?q=, paginated."""
+    page = _int_arg("page", 1, 1, 1_000_000)
+    per_page = _int_arg("per_page", 25, 1, MAX_PER_PAGE)
+    q = (request.args.get("q") or "").strip()[:100]
+    found = search_programs(session=get_session(), q=q, page=page, page_size=per_page)
+    return jsonify(_page_json([program_json(p) for p in found.rows], page, per_page, found.total))
+
+
+@bp.route("/programs/<int:program_id>")
+@token_required
+def get_program(program_id: int):  # type: ignore[no-untyped-def]
+    """One program."""
+    program = get_session().get(Program, _check_id(program_id))
+    if program is None:
+        abort(404)
+    return jsonify(program_json(program))
+
+
+@bp.route("/runs")
+@token_required
+def runs():  # type: ignore[no-untyped-def]
+    """The rematch runs, newest first (the last 50)."""
+    rows = get_session().exec(select(MatchRun).order_by(MatchRun.id.desc()).limit(50))  # type: ignore[union-attr]
+    return jsonify({"items": [run_json(r) for r in rows]})
+
+
+def init_app(app: Flask, csrf: CSRFProtect) -> None:
+    # Bearer tokens (or nothing, for the public create) cannot be forged by
+    # another site the way a cookie can: no CSRF token on the JSON API.
+    csrf.exempt(bp)
+    app.register_blueprint(bp)

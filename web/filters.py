@@ -1,0 +1,56 @@
+"""Jinja filters and globals shared by every page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from flask import Flask
+
+from corpus.programs import split_departments
+from models.labels import LABELS, CollaborationType, ProposalStatus, RunStatus
+from web.forms import VERDICTS
+from web.highlight import highlight
+
+JST = timezone(timedelta(hours=9), "JST")
+
+
+def jst(value: datetime | None, fmt: str = "%Y年%m月%d日 %H:%M") -> str:
+    """A stored naive-UTC time in Japan time."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(JST).strftime(fmt)
+
+
+def jst_date(value: datetime | None) -> str:
+    return jst(value, "%Y年%m月%d日")
+
+
+def status_label(code: str) -> str:
+    return LABELS.get(ProposalStatus(code), code) if code in ProposalStatus._value2member_map_ else code
+
+
+def collaboration_label(code: str) -> str:
+    if code in CollaborationType._value2member_map_:
+        return LABELS[CollaborationType(code)]
+    return code
+
+
+def run_status_label(code: str) -> str:
+    return LABELS[RunStatus(code)] if code in RunStatus._value2member_map_ else code
+
+
+def verdict_label(code: str | None) -> str:
+    return VERDICTS.get(code or "", "未判断")
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(jst)
+    app.add_template_filter(jst_date)
+    app.add_template_filter(status_label)
+    app.add_template_filter(collaboration_label)
+    app.add_template_filter(run_status_label)
+    app.add_template_filter(verdict_label)
+    app.add_template_filter(split_departments, "departments")
+    app.add_template_global(highlight)

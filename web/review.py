@@ -1,0 +1,276 @@
+"""The coordinator console: dashboard, review queue, proposal page with its
+decisions, export and audit trail. Every route needs a login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+
+from models.export import pairing_rows, pairings_csv
+from models.labels import LABELS, ProposalStatus
+from models.proposals import set_status
+from models.review import (
+    SORTS,
+    QueueFilters,
+    audit_actions,
+    audit_page,
+    decide,
+    departments,
+    proposal_view,
+    review_queue,
+    search_programs,
+    sync_status,
+    undo_last,
+)
+from models.review import (
+    dashboard as dashboard_counts,
+)
+from models.tables import Proposal
+from web.auth import login_manager
+from web.db import get_session
+from web.forms import VERDICTS, DecisionForm, PairForm, StatusForm, UndoForm
+
+bp = Blueprint("review", __name__)
+
+
+@bp.before_request
+def _require_login() -> Any:
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+def _actor() -> tuple[int, str]:
+    return int(current_user.id), current_user.username
+
+
+def parse_filters(args: Any) -> tuple[QueueFilters, list[str]]:
+    """The queue's filters from the query string, and a message per bad value."""
+    errors: list[str] = []
+
+    def score(name: str, label: str) -> float | None:
+        raw = (args.get(name) or "").strip()
+        if not raw:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 1.0:
+            errors.append(f"{label}は0から1の数で指定してください。")
+            return None
+        return value
+
+    status = args.get("status") or None
+    if status and status not in ProposalStatus._value2member_map_:
+        errors.append("状況の指定が正しくありません。")
+        status = None
+    sort = args.get("sort") or "newest"
+    if sort not in SORTS:
+        errors.append("並び順の指定が正しくありません。")
+        sort = "newest"
+    reviewed = {"yes": True, "no": False}.get(args.get("reviewed", ""))
+    filters = QueueFilters(
+        status=status,
+        department=(args.get("department") or "").strip()[:100] or None,
+        min_score=score("min_score", "最低スコア"),
+        max_score=score("max_score", "最高スコア"),
+        new_only=args.get("new") == "1",
+        reviewed=reviewed,
+        q=(args.get("q") or "").strip()[:100] or None,
+        sort=sort,
+    )
+    return filters, errors
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+
+
+@bp.route("/dashboard")
+def dashboard():  # type: ignore[no-untyped-def]
+    """Proposals by status, awaiting review, the last rematch, progress to the target."""
+    counts = dashboard_counts(session=get_session())
+    return render_template(
+        "dashboard.html", d=counts, target=current_app.config["TARGET_NEW_PROJECTS"],
+        statuses=[(s.value, LABELS[s]) for s in ProposalStatus],
+    )
+
+
+@bp.route("/review")
+def queue():  # type: ignore[no-untyped-def]
+    """The review queue: filters, sorting, pagination."""
+    filters, errors = parse_filters(request.args)
+    db = get_session()
+    result = review_queue(
+        session=db, filters=filters, page=_page_number(), page_size=current_app.config["PAGE_SIZE"]
+    )
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    return render_template(
+        "queue.html",
+        result=result,
+        page=result.page,
+        filters=filters,
+        errors=errors,
+        departments=departments(session=db),
+        statuses=[(s.value, LABELS[s]) for s in ProposalStatus],
+        page_url=lambda n: url_for("review.queue", page=n, **args),
+    ), (400 if errors else 200)
+
+
+def _proposal_or_404(proposal_id: int) -> Proposal:
+    proposal = get_session().get(Proposal, proposal_id)
+    if proposal is None:
+        abort(404)
+    return proposal
+
+
+@bp.route("/review/proposals/<int:proposal_id>")
+def proposal(proposal_id: int):  # type: ignore[no-untyped-def]
+    """The proposal, its suggestions with highlighted shared terms, decisions and history."""
+    return _render_proposal(proposal_id)
+
+
+def _render_proposal(proposal_id: int, status: int = 200, pair_form: PairForm | None = None) -> Any:
+    db = get_session()
+    view = proposal_view(session=db, proposal_id=proposal_id)
+    if view is None:
+        abort(404)
+    pick = (request.args.get("pick") or "").strip()[:100]
+    picked = search_programs(session=db, q=pick, active_only=False, page_size=20) if pick else None
+    return render_template(
+        "proposal.html",
+        view=view,
+        p=view.proposal,
+        verdicts=VERDICTS,
+        pick=pick,
+        picked=picked,
+        pair_form=pair_form or PairForm(),
+        undo_form=UndoForm(),
+        status_form=StatusForm(status=view.proposal.status),
+        decision_form=DecisionForm(),
+    ), status
+
+
+@bp.route("/review/proposals/<int:proposal_id>/decisions", methods=["POST"])
+def decide_view(proposal_id: int):  # type: ignore[no-untyped-def]
+    """採用 / 見送り / 保留 of one pair, with an optional note."""
+    proposal = _proposal_or_404(proposal_id)
+    form = DecisionForm()
+    if not form.validate_on_submit() or not form.program_id.data.isdigit():
+        flash("判断を記録できませんでした：" + " ".join(_errors(form)), "error")
+        return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
+    user_id, actor = _actor()
+    try:
+        decide(
+            session=get_session(), proposal=proposal, program_id=int(form.program_id.data),
+            verdict=form.verdict.data, note=form.note.data or "", user_id=user_id, actor=actor,
+        )
+    except LookupError:
+        abort(404)
+    flash(f"「{VERDICTS[form.verdict.data]}」を記録しました。", "info")
+    return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
+
+
+def _errors(form: Any) -> list[str]:
+    return [message for messages in form.errors.values() for message in messages] or ["入力が正しくありません。"]
+
+
+@bp.route("/review/proposals/<int:proposal_id>/pair", methods=["POST"])
+def pair(proposal_id: int):  # type: ignore[no-untyped-def]
+    """Pair by hand with any program of the catalogue (recorded as 採用)."""
+    proposal = _proposal_or_404(proposal_id)
+    form = PairForm()
+    if not form.validate_on_submit():
+        return _render_proposal(proposal_id, 400, form)
+    user_id, actor = _actor()
+    raw = form.program_id.data
+    try:
+        decide(
+            session=get_session(), proposal=proposal, program_id=int(raw) if raw.isdigit() else -1,
+            verdict="accepted", note=form.note.data or "手動で組み合わせ", user_id=user_id, actor=actor,
+        )
+    except LookupError:
+        form.program_id.errors = ["その事業IDの事業はありません。"]
+        return _render_proposal(proposal_id, 400, form)
+    flash("事業と手動で組み合わせました（採用）。", "info")
+    return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
+
+
+@bp.route("/review/proposals/<int:proposal_id>/undo", methods=["POST"])
+def undo(proposal_id: int):  # type: ignore[no-untyped-def]
+    """Undo the last decision on this proposal (a new row; nothing is deleted)."""
+    proposal = _proposal_or_404(proposal_id)
+    if not UndoForm().validate_on_submit():
+        abort(400)
+    user_id, actor = _actor()
+    undone = undo_last(session=get_session(), proposal=proposal, user_id=user_id, actor=actor)
+    flash("直前の判断を取り消しました。" if undone else "取り消す判断がありません。", "info")
+    return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
+
+
+@bp.route("/review/proposals/<int:proposal_id>/status", methods=["POST"])
+def change_status(proposal_id: int):  # type: ignore[no-untyped-def]
+    """Set the status the submitter sees (e.g. 見送り for the whole proposal)."""
+    proposal = _proposal_or_404(proposal_id)
+    form = StatusForm()
+    if not form.validate_on_submit():
+        flash("状況を変更できませんでした。", "error")
+        return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
+    db = get_session()
+    _, actor = _actor()
+    set_status(session=db, proposal=proposal, status=ProposalStatus(form.status.data), actor=actor)
+    if form.status.data != ProposalStatus.DECLINED.value:
+        sync_status(session=db, proposal=proposal, actor=actor)
+    flash(f"状況を「{LABELS[ProposalStatus(proposal.status)]}」にしました。", "info")
+    return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
+
+
+@bp.route("/export/pairings.csv")
+def export_csv():  # type: ignore[no-untyped-def]
+    """Pairings and decisions as CSV, UTF-8 with BOM for Excel."""
+    rows = pairing_rows(session=get_session(), current_only=request.args.get("current") == "1")
+    return Response(
+        pairings_csv(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=pairings.csv"},
+        content_type="text/csv; charset=utf-8",
+    )
+
+
+@bp.route("/export/pairings.json")
+def export_json():  # type: ignore[no-untyped-def]
+    """The same rows as JSON."""
+    rows = pairing_rows(session=get_session(), current_only=request.args.get("current") == "1")
+    return jsonify(pairings=[row.to_dict() for row in rows])
+
+
+@bp.route("/audit")
+def audit():  # type: ignore[no-untyped-def]
+    """Who decided or imported what, and when."""
+    db = get_session()
+    action = (request.args.get("action") or "").strip() or None
+    page = audit_page(session=db, action=action, page=_page_number())
+    return render_template(
+        "audit.html", page=page, action=action, actions=audit_actions(session=db),
+        page_url=lambda n: url_for("review.audit", page=n, **({"action": action} if action else {})),
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
