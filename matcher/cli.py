@@ -4,6 +4,7 @@ on files, with no database."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -68,7 +69,16 @@ programs_option = click.option(
 )
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 100))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl", show_default=True)
-def match_command(programs_path: Path | None, proposals_path: Path, top_k: int, fmt: str) -> None:
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="Processes for tokenizing large files (0: one per core).",
+)
+def match_command(
+    programs_path: Path | None, proposals_path: Path, top_k: int, fmt: str, jobs: int
+) -> None:
     """Rank the city's programs for every proposal of a file, with the reasons.
 
     Prints one JSON object per proposal and line (or a table for a person).
@@ -77,8 +87,8 @@ def match_command(programs_path: Path | None, proposals_path: Path, top_k: int, 
     """
     programs = _load_programs(programs_path)
     proposals = [p for p, _ in read_proposals(proposals_path)]
-    index = ProgramIndex(top_k=top_k).fit(programs)
-    for result in index.iter_match(proposals):
+    index = ProgramIndex(top_k=top_k, n_jobs=jobs or os.cpu_count() or 1)
+    for result in index.fit_match(programs, proposals):
         if fmt == "jsonl":
             click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
         else:

@@ -76,8 +76,7 @@ def score(items: Sequence[GoldProposal], rankings: Sequence[Ranked]) -> Metrics:
 def rank_with_index(
     index: ProgramIndex, programs: Sequence[ProgramLike], items: Sequence[GoldProposal]
 ) -> list[Ranked]:
-    index.fit(programs, [i.proposal for i in items])
-    results = index.match([i.proposal for i in items], top_k=len(programs))
+    results = index.fit_match(programs, [i.proposal for i in items], top_k=len(programs))
     return [Ranked([m.program_id for m in r.matches], r.no_match) for r in results]
 
 

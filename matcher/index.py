@@ -25,7 +25,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import normalize as l2_normalize
 
 from matcher.results import DepartmentScore, MatchResult, ProgramMatch, Term
-from matcher.tokenize import tokenize
+from matcher.tokenize import tokenize_many
 
 FORMAT_VERSION = 1
 FIELDS = ("name", "purpose", "activities", "policy")
@@ -123,6 +123,9 @@ class ProgramIndex(BaseEstimator):
     idf_from_proposals : bool
         Let the IDF also count documents among the proposal texts given to
         ``fit``.
+    n_jobs : int
+        Processes used to tokenize large batches (see
+        :func:`matcher.tokenize.tokenize_many`).
     kanji_weight : float
         Also index each kanji of the content words as a feature
         (``字:災``), scaled by this weight (0 disables). NPOs name a
@@ -153,6 +156,7 @@ class ProgramIndex(BaseEstimator):
         no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
         idf_from_proposals: bool = True,
         kanji_weight: float = 0.0,
+        n_jobs: int = 1,
     ):
         self.field_weights = field_weights
         self.top_k = top_k
@@ -163,6 +167,7 @@ class ProgramIndex(BaseEstimator):
         self.no_match_threshold = no_match_threshold
         self.idf_from_proposals = idf_from_proposals
         self.kanji_weight = kanji_weight
+        self.n_jobs = n_jobs
 
     # -- fitting -------------------------------------------------------------
 
@@ -178,13 +183,35 @@ class ProgramIndex(BaseEstimator):
     def _stop(self) -> frozenset[str]:
         return frozenset(DEFAULT_STOP_WORDS if self.stop_words is None else self.stop_words)
 
-    def _tokens(self, text: str) -> list[str]:
-        if not text:
-            return []
-        tokens = tokenize(text, compounds=self.compounds)
+    def _tokens_many(self, texts: list[str]) -> list[list[str]]:
+        out = tokenize_many(texts, compounds=self.compounds, n_jobs=self.n_jobs)
         if self.kanji_weight > 0:
-            tokens += [KANJI_PREFIX + ch for token in tokens for ch in token if _is_kanji(ch)]
-        return tokens
+            for tokens in out:
+                tokens += [KANJI_PREFIX + ch for token in tokens for ch in token if _is_kanji(ch)]
+        return out
+
+    def _proposal_counts_many(
+        self, proposals: Sequence[ProposalText]
+    ) -> list[dict[str, float] | None]:
+        """Weighted term counts of each proposal; None for a proposal that
+        cannot be matched (see :func:`proposal_error`)."""
+        stop = self._stop()
+        valid = [proposal_error(p) is None for p in proposals]
+        texts: list[str] = []
+        for proposal, ok in zip(proposals, valid, strict=True):
+            if ok:
+                texts += [proposal.body, proposal.title if self.title_weight else ""]
+        tokens = iter(self._tokens_many(texts))
+        out: list[dict[str, float] | None] = []
+        for ok in valid:
+            if not ok:
+                out.append(None)
+                continue
+            counts: dict[str, float] = dict(_count(next(tokens), stop))
+            for term, c in _count(next(tokens), stop).items():
+                counts[term] = counts.get(term, 0.0) + self.title_weight * c
+            out.append(counts)
+        return out
 
     def fit(
         self, programs: Sequence[ProgramLike], proposals: Sequence[ProposalText] = ()
@@ -203,6 +230,34 @@ class ProgramIndex(BaseEstimator):
         -------
         self
         """
+        counts = self._proposal_counts_many(list(proposals)) if self.idf_from_proposals else []
+        return self._fit(programs, counts)
+
+    def fit_match(
+        self,
+        programs: Sequence[ProgramLike],
+        proposals: Sequence[ProposalText],
+        *,
+        top_k: int | None = None,
+        chunk_size: int = 1000,
+    ) -> Iterator[MatchResult]:
+        """Fit on ``programs`` (and ``proposals`` for the IDF), then match
+        ``proposals``, tokenizing each proposal once.
+
+        The nightly rematch and ``kyodo match`` use this; it yields as
+        :meth:`iter_match` does.
+        """
+        proposals = list(proposals)
+        counts = self._proposal_counts_many(proposals)
+        self._fit(programs, counts if self.idf_from_proposals else [])
+        k = self.top_k if top_k is None else top_k
+        for start in range(0, len(proposals), chunk_size):
+            end = start + chunk_size
+            yield from self._match_chunk(proposals[start:end], k, counts[start:end])
+
+    def _fit(
+        self, programs: Sequence[ProgramLike], proposal_counts: Sequence[dict[str, float] | None]
+    ) -> ProgramIndex:
         if isinstance(programs, (str, bytes)):
             raise TypeError("programs must be a sequence of program records, not a string")
         programs = list(programs)
@@ -216,11 +271,12 @@ class ProgramIndex(BaseEstimator):
         weights = self._weights()
         stop = self._stop()
 
+        field_texts = [program.text_fields() for program in programs]
+        tokens = iter(self._tokens_many([t.get(f, "") for t in field_texts for f in FIELDS]))
         field_counts: dict[str, list[dict[str, int]]] = {f: [] for f in FIELDS}
-        for program in programs:
-            texts = program.text_fields()
+        for _ in programs:
             for f in FIELDS:
-                field_counts[f].append(_count(self._tokens(texts.get(f, "")), stop))
+                field_counts[f].append(_count(next(tokens), stop))
         vocabulary: dict[str, int] = {}
         for f in FIELDS:
             for counts in field_counts[f]:
@@ -243,12 +299,13 @@ class ProgramIndex(BaseEstimator):
 
         df = np.asarray((tf > 0).sum(axis=0)).ravel().astype(np.float64)
         n_docs = float(n_programs)
-        if self.idf_from_proposals and proposals:
-            for proposal in proposals:
-                seen = {vocabulary[t] for t in self._proposal_counts(proposal, stop) if t in vocabulary}
-                for j in seen:
-                    df[j] += 1
-            n_docs += len(proposals)
+        for counts in proposal_counts:
+            if counts is not None:
+                for term in counts:
+                    j = vocabulary.get(term)
+                    if j is not None:
+                        df[j] += 1
+                n_docs += 1
         # Smooth IDF, as TfidfVectorizer(smooth_idf=True): an unseen term gets
         # the same formula with df = 0 (used for a proposal's unknown words).
         # idf_ is the IDF times the feature group's weight (kanji_weight for
@@ -332,15 +389,10 @@ class ProgramIndex(BaseEstimator):
 
     # -- matching ------------------------------------------------------------
 
-    def _proposal_counts(self, proposal: ProposalText, stop: frozenset[str]) -> dict[str, float]:
-        counts: dict[str, float] = dict(_count(self._tokens(proposal.body), stop))
-        if proposal.title and self.title_weight:
-            for term, c in _count(self._tokens(proposal.title), stop).items():
-                counts[term] = counts.get(term, 0.0) + self.title_weight * c
-        return counts
-
     def _proposal_vectors(
-        self, proposals: Sequence[ProposalText]
+        self,
+        proposals: Sequence[ProposalText],
+        counts_list: Sequence[dict[str, float] | None] | None = None,
     ) -> tuple[sp.csr_matrix, list[str | None]]:
         """L2-normalized proposal vectors over the program vocabulary.
 
@@ -348,18 +400,19 @@ class ProgramIndex(BaseEstimator):
         the IDF of an unseen term): a proposal about something else should
         score low, not be judged on the few words it happens to share.
         """
-        stop = self._stop()
+        if counts_list is None:
+            counts_list = self._proposal_counts_many(proposals)
         indptr = [0]
         indices: list[int] = []
         data: list[float] = []
         errors: list[str | None] = []
-        for proposal in proposals:
-            error = proposal_error(proposal)
+        for proposal, counts in zip(proposals, counts_list, strict=True):
+            error = proposal_error(proposal) if counts is None else None
             errors.append(error)
             row: dict[int, float] = {}
             norm_sq = 0.0
-            if error is None:
-                for term, count in self._proposal_counts(proposal, stop).items():
+            if counts is not None:
+                for term, count in counts.items():
                     tf = 1.0 + math.log(count) if self.sublinear_tf and count >= 1 else count
                     j = self.vocabulary_.get(term)
                     if j is None:
@@ -424,8 +477,13 @@ class ProgramIndex(BaseEstimator):
         if chunk:
             yield from self._match_chunk(chunk, k)
 
-    def _match_chunk(self, proposals: list[ProposalText], k: int) -> Iterator[MatchResult]:
-        queries, errors = self._proposal_vectors(proposals)
+    def _match_chunk(
+        self,
+        proposals: list[ProposalText],
+        k: int,
+        counts: Sequence[dict[str, float] | None] | None = None,
+    ) -> Iterator[MatchResult]:
+        queries, errors = self._proposal_vectors(proposals, counts)
         scores = (queries @ self.program_matrix_.T).toarray()
         n_programs = scores.shape[1]
         k = min(k, n_programs)
