@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.tables import AuditEvent
 
@@ -36,5 +36,5 @@ def list_events(*, session: Session, action: str | None = None, limit: int = 100
     """The newest events first."""
     query = select(AuditEvent)
     if action is not None:
-        query = query.where(AuditEvent.action == action)
-    return list(session.exec(query.order_by(AuditEvent.id.desc()).limit(limit)))  # type: ignore[union-attr]
+        query = query.where(col(AuditEvent.action) == action)
+    return list(session.exec(query.order_by(col(AuditEvent.id).desc()).limit(limit)))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
-from sqlmodel import Session
+from sqlalchemy import Engine, create_engine, event, func
+from sqlmodel import Session, select
 
 from models.tables import Program
 
@@ -26,7 +26,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     # WAL: readers keep reading the published run while the rematch writes.
@@ -58,7 +58,7 @@ def init_db(engine: Engine) -> None:
 
 def seed_bundled_programs(*, session: Session) -> int:
     """Load the bundled catalogue (fiscal year 2008) into an empty program table."""
-    if session.exec(select(func.count()).select_from(Program)).one()[0]:
+    if session.exec(select(func.count()).select_from(Program)).one():
         return 0
     from corpus import BUNDLED_PROGRAMS, load_programs
     from models.programs import import_programs

@@ -7,7 +7,7 @@ row. The rematch reads this table and never writes it.
 from __future__ import annotations
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.audit import record_event
 from models.labels import Verdict
@@ -42,23 +42,23 @@ def record_decision(*, session: Session, decision_in: DecisionCreate) -> Decisio
 
 def decision_history(*, session: Session, proposal_id: int, program_id: int | None = None) -> list[Decision]:
     """Every decision on a proposal (or one pair), oldest first."""
-    query = select(Decision).where(Decision.proposal_id == proposal_id)
+    query = select(Decision).where(col(Decision.proposal_id) == proposal_id)
     if program_id is not None:
-        query = query.where(Decision.program_id == program_id)
-    return list(session.exec(query.order_by(Decision.id)))  # type: ignore[arg-type]
+        query = query.where(col(Decision.program_id) == program_id)
+    return list(session.exec(query.order_by(col(Decision.id))))
 
 
-def _latest_ids():  # type: ignore[no-untyped-def]
-    return select(func.max(Decision.id)).group_by(
-        Decision.proposal_id, Decision.program_id  # type: ignore[arg-type]
+def _latest_ids():
+    return select(func.max(col(Decision.id))).group_by(
+        col(Decision.proposal_id), col(Decision.program_id)
     )
 
 
 def current_decisions(*, session: Session, proposal_id: int | None = None) -> dict[tuple[int, int], Decision]:
     """The newest decision of every pair (of one proposal, or all), by (proposal_id, program_id)."""
-    query = select(Decision).where(Decision.id.in_(_latest_ids()))  # type: ignore[union-attr]
+    query = select(Decision).where(col(Decision.id).in_(_latest_ids()))
     if proposal_id is not None:
-        query = query.where(Decision.proposal_id == proposal_id)
+        query = query.where(col(Decision.proposal_id) == proposal_id)
     return {(d.proposal_id, d.program_id): d for d in session.exec(query)}
 
 
@@ -66,11 +66,11 @@ def current_verdict_pairs(
     *, session: Session, proposal_ids: list[int] | None = None
 ) -> dict[str, set[tuple[int, int]]]:
     """Pairs whose current verdict is accepted / rejected, as plain tuples (for the rematch)."""
-    query = select(Decision.proposal_id, Decision.program_id, Decision.verdict).where(
-        Decision.id.in_(_latest_ids())  # type: ignore[union-attr]
+    query = select(col(Decision.proposal_id), col(Decision.program_id), col(Decision.verdict)).where(
+        col(Decision.id).in_(_latest_ids())
     )
     if proposal_ids is not None:
-        query = query.where(Decision.proposal_id.in_(proposal_ids))  # type: ignore[attr-defined]
+        query = query.where(col(Decision.proposal_id).in_(proposal_ids))
     pairs: dict[str, set[tuple[int, int]]] = {v.value: set() for v in Verdict}
     for proposal_id, program_id, verdict in session.exec(query):
         pairs.setdefault(verdict, set()).add((proposal_id, program_id))

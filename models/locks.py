@@ -12,10 +12,11 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, insert, or_, update
+from sqlalchemy import CursorResult, Engine, insert, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.tables import BatchLock, utcnow
 
@@ -28,6 +29,11 @@ class LockHeld(RuntimeError):
     def __init__(self, name: str, host: str, pid: int | None, since: object):
         self.host, self.pid = host, pid
         super().__init__(f"{name} is already running (pid {pid} on {host}, since {since})")
+
+
+def rowcount_of(result: object) -> int:
+    """Rows matched by an UPDATE or DELETE (Session.execute is typed as a plain Result)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def pid_alive(pid: int) -> bool:
@@ -52,7 +58,7 @@ class BatchLockHandle:
         with Session(self.engine) as session:
             session.execute(
                 update(BatchLock)
-                .where(BatchLock.name == self.name, BatchLock.holder == self.holder)
+                .where(col(BatchLock.name) == self.name, col(BatchLock.holder) == self.holder)
                 .values(heartbeat_at=utcnow())
             )
             session.commit()
@@ -61,7 +67,7 @@ class BatchLockHandle:
         with Session(self.engine) as session:
             session.execute(
                 update(BatchLock)
-                .where(BatchLock.name == self.name, BatchLock.holder == self.holder)
+                .where(col(BatchLock.name) == self.name, col(BatchLock.holder) == self.holder)
                 .values(holder=None, pid=None, heartbeat_at=None)
             )
             session.commit()
@@ -88,17 +94,17 @@ def acquire(engine: Engine, name: str, *, stale_after: timedelta = DEFAULT_STALE
     now = utcnow()
     with Session(engine) as session:
         current = _ensure_row(session, name)
-        free = or_(BatchLock.holder.is_(None), BatchLock.heartbeat_at < now - stale_after)  # type: ignore[union-attr,operator]
+        free = or_(col(BatchLock.holder).is_(None), col(BatchLock.heartbeat_at) < now - stale_after)
         if current.holder is not None and current.host == host and current.pid and not pid_alive(current.pid):
             # The holder died on this host (SIGKILL, OOM): its lock is ours to take.
-            free = or_(free, BatchLock.holder == current.holder)
+            free = or_(free, col(BatchLock.holder) == current.holder)
         result = session.execute(
             update(BatchLock)
-            .where(BatchLock.name == name, free)
+            .where(col(BatchLock.name) == name, free)
             .values(holder=holder, host=host, pid=pid, acquired_at=now, heartbeat_at=now)
         )
         session.commit()
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount_of(result) != 1:
             session.expire_all()
             row = session.get(BatchLock, name)
             assert row is not None
@@ -109,7 +115,7 @@ def acquire(engine: Engine, name: str, *, stale_after: timedelta = DEFAULT_STALE
 def is_free(engine: Engine, name: str, *, stale_after: timedelta = DEFAULT_STALE_AFTER) -> bool:
     """True when nobody live holds the lock (free, stale, or held by a dead local process)."""
     with Session(engine) as session:
-        row = session.exec(select(BatchLock).where(BatchLock.name == name)).first()
+        row = session.exec(select(BatchLock).where(col(BatchLock.name) == name)).first()
         if row is None or row.holder is None:
             return True
         if row.heartbeat_at is not None and row.heartbeat_at < utcnow() - stale_after:

@@ -19,21 +19,24 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, exists, func, insert, or_, update
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from matcher import MatchResult, ProgramIndex, ProgramMatch, ProposalText
 from models.decisions import current_verdict_pairs
 from models.labels import RunStatus, Verdict
-from models.locks import DEFAULT_STALE_AFTER, acquire, is_free
+from models.locks import DEFAULT_STALE_AFTER, acquire, is_free, rowcount_of
 from models.programs import active_program_records
 from models.tables import MatchRun, Program, Proposal, Suggestion, utcnow
 
 REMATCH_LOCK = "rematch"
+# RECORDS_NOTE: corpus.ProgramRecord is a frozen dataclass; matcher.ProgramLike
+# declares settable attributes, so mypy rejects it although it fits at run time.
 STORED_TERMS = 10  # explanation terms kept per suggestion
 DEFAULT_CHUNK_SIZE = 1000
 
@@ -44,15 +47,15 @@ def latest_run(*, session: Session) -> MatchRun | None:
     """The newest succeeded run: the one whose suggestions are published."""
     return session.exec(
         select(MatchRun)
-        .where(MatchRun.status == RunStatus.SUCCEEDED.value)
-        .order_by(MatchRun.id.desc())  # type: ignore[union-attr]
+        .where(col(MatchRun.status) == RunStatus.SUCCEEDED.value)
+        .order_by(col(MatchRun.id).desc())
         .limit(1)
     ).first()
 
 
 def _latest_run_id(session: Session) -> int:
     run_id = session.exec(
-        select(func.max(MatchRun.id)).where(MatchRun.status == RunStatus.SUCCEEDED.value)
+        select(func.max(col(MatchRun.id))).where(col(MatchRun.status) == RunStatus.SUCCEEDED.value)
     ).one()
     return int(run_id or 0)
 
@@ -60,16 +63,16 @@ def _latest_run_id(session: Session) -> int:
 def visible(latest_run_id: int) -> Any:
     """SQL condition selecting the published suggestions, given the newest succeeded run."""
     online = and_(
-        Suggestion.match_run_id.is_(None),  # type: ignore[union-attr]
-        Suggestion.online_after_run_id >= latest_run_id,  # type: ignore[operator]
+        col(Suggestion.match_run_id).is_(None),
+        col(Suggestion.online_after_run_id) >= latest_run_id,
     )
     newer = aliased(Suggestion)
     has_online = exists().where(
-        newer.proposal_id == Suggestion.proposal_id,
-        newer.match_run_id.is_(None),  # type: ignore[union-attr]
-        newer.online_after_run_id >= latest_run_id,  # type: ignore[operator]
+        col(newer.proposal_id) == col(Suggestion.proposal_id),
+        col(newer.match_run_id).is_(None),
+        col(newer.online_after_run_id) >= latest_run_id,
     )
-    return or_(online, and_(Suggestion.match_run_id == latest_run_id, ~has_online))
+    return or_(online, and_(col(Suggestion.match_run_id) == latest_run_id, ~has_online))
 
 
 def suggestions_for(*, session: Session, proposal_ids: Iterable[int]) -> dict[int, list[Suggestion]]:
@@ -80,8 +83,8 @@ def suggestions_for(*, session: Session, proposal_ids: Iterable[int]) -> dict[in
         return out
     query = (
         select(Suggestion)
-        .where(Suggestion.proposal_id.in_(ids), visible(_latest_run_id(session)))  # type: ignore[attr-defined]
-        .order_by(Suggestion.proposal_id, Suggestion.rank)  # type: ignore[arg-type]
+        .where(col(Suggestion.proposal_id).in_(ids), visible(_latest_run_id(session)))
+        .order_by(col(Suggestion.proposal_id), col(Suggestion.rank))
     )
     for suggestion in session.exec(query):
         out[suggestion.proposal_id].append(suggestion)
@@ -93,9 +96,9 @@ def suggestions_for_proposal(*, session: Session, proposal_id: int) -> list[Sugg
 
 
 def _visible_pairs(session: Session, proposal_ids: list[int] | None = None) -> set[tuple[int, int]]:
-    query = select(Suggestion.proposal_id, Suggestion.program_id).where(visible(_latest_run_id(session)))
+    query = select(col(Suggestion.proposal_id), col(Suggestion.program_id)).where(visible(_latest_run_id(session)))
     if proposal_ids is not None:
-        query = query.where(Suggestion.proposal_id.in_(proposal_ids))  # type: ignore[attr-defined]
+        query = query.where(col(Suggestion.proposal_id).in_(proposal_ids))
     return {(a, b) for a, b in session.exec(query)}
 
 
@@ -126,7 +129,7 @@ def _catalogue_key(session: Session) -> str:
 
     digest = hashlib.sha256()
     rows = session.exec(
-        select(Program.id, Program.updated_at).where(Program.active.is_(True)).order_by(Program.id)  # type: ignore[attr-defined,arg-type]
+        select(col(Program.id), col(Program.updated_at)).where(col(Program.active).is_(True)).order_by(col(Program.id))
     )
     for pk, updated in rows:
         digest.update(f"{pk}:{updated.isoformat()};".encode())
@@ -148,7 +151,7 @@ def current_index(*, session: Session, index_path: str | Path) -> ProgramIndex:
         records = active_program_records(session=session)
         if not records:
             raise LookupError("no active programs: import a catalogue first (kyodo programs import)")
-        ProgramIndex().fit(records).save(directory)
+        ProgramIndex().fit(records).save(directory)  # type: ignore[arg-type]  # see RECORDS_NOTE
         index = _load_cached(directory)
         assert index is not None
     return index
@@ -249,6 +252,10 @@ def _group(pairs: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
     return out
 
 
+def _full_ranking(index: ProgramIndex, proposal: ProposalText) -> list[ProgramMatch]:
+    return index.match([proposal], top_k=len(index.program_ids_))[0].matches
+
+
 def _match_rows(
     index: ProgramIndex,
     proposals: list[ProposalText],
@@ -277,7 +284,7 @@ def _match_rows(
                     rejected=context.rejected.get(pid, empty),
                     accepted=context.accepted.get(pid, empty),
                     previous=context.previous.get(pid, empty),
-                    full_ranking=lambda p=by_id[result.proposal_id]: index.match([p], top_k=n_programs)[0].matches,
+                    full_ranking=partial(_full_ranking, index, by_id[result.proposal_id]),
                 )
             )
             count += 1
@@ -301,19 +308,19 @@ def suggest_online(
     index = current_index(session=session, index_path=index_path)
     # Runs started before this point will not have seen these texts: rows
     # tagged with the newest run id stay visible after that run publishes.
-    newest_run = int(session.exec(select(func.max(MatchRun.id))).one() or 0)
+    newest_run = int(session.exec(select(func.max(col(MatchRun.id)))).one() or 0)
     texts = [
         ProposalText(id=str(pk), title=title, body=body)
         for pk, title, body in session.exec(
-            select(Proposal.id, Proposal.title, Proposal.body).where(Proposal.id.in_(proposal_ids))  # type: ignore[union-attr]
+            select(col(Proposal.id), col(Proposal.title), col(Proposal.body)).where(col(Proposal.id).in_(proposal_ids))
         )
     ]
     context = _Context.load(session, proposal_ids)
     rows = [row for _, chunk in _match_rows(index, texts, context, top_k, DEFAULT_CHUNK_SIZE) for row in chunk]
     session.execute(
         delete(Suggestion).where(
-            Suggestion.proposal_id.in_(proposal_ids),  # type: ignore[attr-defined]
-            Suggestion.match_run_id.is_(None),  # type: ignore[union-attr]
+            col(Suggestion.proposal_id).in_(proposal_ids),
+            col(Suggestion.match_run_id).is_(None),
         )
     )
     if rows:
@@ -354,16 +361,16 @@ def recover_stale_runs(*, engine: Engine, stale_after: timedelta = DEFAULT_STALE
 
 def _fail_running_runs(engine: Engine, reason: str, *, keep: int | None = None) -> int:
     with Session(engine) as session:
-        query = select(MatchRun.id).where(MatchRun.status == RunStatus.RUNNING.value)
+        query = select(col(MatchRun.id)).where(col(MatchRun.status) == RunStatus.RUNNING.value)
         if keep is not None:
-            query = query.where(MatchRun.id != keep)
+            query = query.where(col(MatchRun.id) != keep)
         run_ids = list(session.exec(query))
         if not run_ids:
             return 0
-        session.execute(delete(Suggestion).where(Suggestion.match_run_id.in_(run_ids)))  # type: ignore[union-attr]
+        session.execute(delete(Suggestion).where(col(Suggestion.match_run_id).in_(run_ids)))
         session.execute(
             update(MatchRun)
-            .where(MatchRun.id.in_(run_ids))  # type: ignore[union-attr]
+            .where(col(MatchRun.id).in_(run_ids))
             .values(status=RunStatus.FAILED.value, finished_at=utcnow(), error=reason)
         )
         session.commit()
@@ -384,7 +391,7 @@ def _load_proposals(engine: Engine) -> list[ProposalText]:
         return [
             ProposalText(id=str(pk), title=title, body=body)
             for pk, title, body in session.exec(
-                select(Proposal.id, Proposal.title, Proposal.body).order_by(Proposal.id)  # type: ignore[arg-type]
+                select(col(Proposal.id), col(Proposal.title), col(Proposal.body)).order_by(col(Proposal.id))
             )
         ]
 
@@ -435,7 +442,7 @@ def _run(
         if not records:
             raise LookupError("no active programs: import a catalogue first")
         context = _Context.load(session)
-    index = ProgramIndex(top_k=top_k).fit(records)
+    index = ProgramIndex(top_k=top_k).fit(records)  # type: ignore[arg-type]  # see RECORDS_NOTE
     proposals = _load_proposals(engine)
     written = new = done = 0
     for count, rows in _match_rows(index, proposals, context, top_k, chunk_size):
@@ -465,7 +472,7 @@ def _publish(engine: Engine, report: RematchReport, fingerprint: str) -> None:
     with Session(engine) as session:
         result = session.execute(
             update(MatchRun)
-            .where(MatchRun.id == report.run_id, MatchRun.status == RunStatus.RUNNING.value)
+            .where(col(MatchRun.id) == report.run_id, col(MatchRun.status) == RunStatus.RUNNING.value)
             .values(
                 status=RunStatus.SUCCEEDED.value,
                 finished_at=utcnow(),
@@ -478,7 +485,7 @@ def _publish(engine: Engine, report: RematchReport, fingerprint: str) -> None:
             )
         )
         session.commit()
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount_of(result) != 1:
             raise RuntimeError(f"run {report.run_id} was marked failed while it ran (lock taken over?)")
 
 
@@ -487,14 +494,14 @@ def _clean_up(engine: Engine, run_id: int, index_path: Path) -> None:
     with Session(engine) as session:
         session.execute(
             delete(Suggestion).where(
-                Suggestion.match_run_id.is_not(None),  # type: ignore[union-attr]
-                Suggestion.match_run_id < run_id,  # type: ignore[operator]
+                col(Suggestion.match_run_id).is_not(None),
+                col(Suggestion.match_run_id) < run_id,
             )
         )
         session.execute(
             delete(Suggestion).where(
-                Suggestion.match_run_id.is_(None),  # type: ignore[union-attr]
-                Suggestion.online_after_run_id < run_id,  # type: ignore[operator]
+                col(Suggestion.match_run_id).is_(None),
+                col(Suggestion.online_after_run_id) < run_id,
             )
         )
         session.commit()
@@ -506,10 +513,10 @@ def _clean_up(engine: Engine, run_id: int, index_path: Path) -> None:
 
 def _fail_run(engine: Engine, run_id: int, error: str) -> None:
     with Session(engine) as session:
-        session.execute(delete(Suggestion).where(Suggestion.match_run_id == run_id))
+        session.execute(delete(Suggestion).where(col(Suggestion.match_run_id) == run_id))
         session.execute(
             update(MatchRun)
-            .where(MatchRun.id == run_id, MatchRun.status == RunStatus.RUNNING.value)
+            .where(col(MatchRun.id) == run_id, col(MatchRun.status) == RunStatus.RUNNING.value)
             .values(status=RunStatus.FAILED.value, finished_at=utcnow(), error=error[:2000])
         )
         session.commit()

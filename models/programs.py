@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, update
-from sqlmodel import Session, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 from corpus import ProgramRecord, split_departments
 from models.audit import record_event
+from models.locks import rowcount_of
 from models.tables import Program, ProgramCreate, utcnow
 
 # Compared to tell an updated row from an unchanged one.
@@ -96,8 +98,8 @@ def upsert_program(*, session: Session, program_in: ProgramCreate) -> tuple[Prog
     ``"added"``, ``"updated"`` or ``"unchanged"``. Does not commit."""
     program = session.exec(
         select(Program).where(
-            Program.fiscal_year == program_in.fiscal_year,
-            Program.external_id == program_in.external_id,
+            col(Program.fiscal_year) == program_in.fiscal_year,
+            col(Program.external_id) == program_in.external_id,
         )
     ).first()
     if program is None:
@@ -159,20 +161,20 @@ def import_programs(
 
 
 def _activate_newest_year(session: Session) -> int:
-    newest = session.exec(select(func.max(Program.fiscal_year))).one()
+    newest = session.exec(select(func.max(col(Program.fiscal_year)))).one()
     if newest is None:
         return 0
     session.execute(
         update(Program)
-        .where(Program.fiscal_year == newest, Program.active.is_(False))  # type: ignore[attr-defined]
+        .where(col(Program.fiscal_year) == newest, col(Program.active).is_(False))
         .values(active=True)
     )
     result = session.execute(
         update(Program)
-        .where(Program.fiscal_year < newest, Program.active.is_(True))  # type: ignore[attr-defined]
+        .where(col(Program.fiscal_year) < newest, col(Program.active).is_(True))
         .values(active=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount_of(result)
 
 
 def list_programs(
@@ -181,25 +183,25 @@ def list_programs(
     """Programs in catalogue order (fiscal year, then id)."""
     query = select(Program)
     if fiscal_year is not None:
-        query = query.where(Program.fiscal_year == fiscal_year)
+        query = query.where(col(Program.fiscal_year) == fiscal_year)
     if active_only:
-        query = query.where(Program.active.is_(True))  # type: ignore[attr-defined]
-    return list(session.exec(query.order_by(Program.fiscal_year, Program.id)))  # type: ignore[arg-type]
+        query = query.where(col(Program.active).is_(True))
+    return list(session.exec(query.order_by(col(Program.fiscal_year), col(Program.id))))
 
 
 def active_program_records(*, session: Session) -> list[ProgramRecord]:
     """The active programs as matcher input, ``id`` being the database id as text."""
-    rows = session.exec(
-        select(
-            Program.id,
-            Program.name,
-            Program.purpose,
-            Program.activities,
-            Program.department,
-            Program.policy,
+    rows = session.execute(
+        sa_select(
+            col(Program.id),
+            col(Program.name),
+            col(Program.purpose),
+            col(Program.activities),
+            col(Program.department),
+            col(Program.policy),
         )
-        .where(Program.active.is_(True))  # type: ignore[attr-defined]
-        .order_by(Program.id)  # type: ignore[arg-type]
+        .where(col(Program.active).is_(True))
+        .order_by(col(Program.id))
     ).all()
     return [
         ProgramRecord(

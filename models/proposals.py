@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from corpus import FileFormatError, InvalidRowsError, Row
 from matcher import ProposalText, proposal_error
@@ -73,11 +73,11 @@ def get_proposal(*, session: Session, proposal_id: int) -> Proposal | None:
 
 def get_proposal_by_token(*, session: Session, token: str) -> Proposal | None:
     """The proposal a status link points at, or None."""
-    return session.exec(select(Proposal).where(Proposal.status_token_hash == hash_token(token))).first()
+    return session.exec(select(Proposal).where(col(Proposal.status_token_hash) == hash_token(token))).first()
 
 
 def get_proposal_by_receipt(*, session: Session, receipt: str) -> Proposal | None:
-    return session.exec(select(Proposal).where(Proposal.receipt_number == receipt)).first()
+    return session.exec(select(Proposal).where(col(Proposal.receipt_number) == receipt)).first()
 
 
 def set_status(*, session: Session, proposal: Proposal, status: ProposalStatus, actor: str = "") -> Proposal:
@@ -191,14 +191,14 @@ def _find_existing(session: Session, proposal_in: ProposalCreate) -> Proposal | 
     # With an id: that record. Without: the same organization, title and body.
     if proposal_in.external_ref is not None:
         return session.exec(
-            select(Proposal).where(Proposal.external_ref == proposal_in.external_ref)
+            select(Proposal).where(col(Proposal.external_ref) == proposal_in.external_ref)
         ).first()
     return session.exec(
         select(Proposal).where(
-            Proposal.external_ref.is_(None),  # type: ignore[union-attr]
-            Proposal.organization == proposal_in.organization,
-            Proposal.title == proposal_in.title,
-            Proposal.body == proposal_in.body,
+            col(Proposal.external_ref).is_(None),
+            col(Proposal.organization) == proposal_in.organization,
+            col(Proposal.title) == proposal_in.title,
+            col(Proposal.body) == proposal_in.body,
         )
     ).first()
 
