@@ -21,6 +21,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -144,7 +145,7 @@ class ProposalForm(FlaskForm):
     )
     collaboration_type = RadioField(
         "希望する協働の形",
-        choices=list(COLLABORATION_TYPES.items()),
+        choices=[SelectChoice(code, label) for code, label in COLLABORATION_TYPES.items()],
         validate_choice=True,
         validators=[DataRequired(message="希望する協働の形を選んでください。")],
     )
@@ -235,6 +236,6 @@ class StatusForm(FlaskForm):
 
     status = SelectField(
         "提案の状況",
-        choices=[(s.value, LABELS[s]) for s in ProposalStatus],
+        choices=[SelectChoice(s.value, LABELS[s]) for s in ProposalStatus],
         validate_choice=True,
     )
