@@ -1,0 +1,164 @@
+"""The coordinator console: dashboard, queue, proposal page, decisions, undo,
+hand pairing, programs, departments, export and audit."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from sqlmodel import select
+
+from models.tables import Decision, Program, Proposal, Suggestion
+
+
+def _suggested_program(session, proposal_id: int) -> Program:
+    suggestion = session.exec(
+        select(Suggestion).where(Suggestion.proposal_id == proposal_id).order_by(Suggestion.rank)
+    ).first()
+    return session.get(Program, suggestion.program_id)
+
+
+def test_proposal_page_shows_suggestions_bars_and_marks(logged_in, submitted, session):
+    html = logged_in.get(f"/review/proposals/{submitted.id}").data.decode()
+    top = _suggested_program(session, submitted.id)
+    assert top.name in html
+    assert html.count('data-testid="suggestion"') >= 1
+    assert re.search(r'class="bar"[^>]*><span style="width: \d+%"', html)
+    body = re.search(r'data-testid="proposal-body">(.*?)</div>', html, re.S).group(1)
+    assert "<mark>" in body, "no shared term highlighted in the proposal"
+    assert re.search(r'data-testid="program-purpose">.*?<mark>', html, re.S), "none in the program text"
+    for button in (">採用</button>", ">見送り</button>", ">保留</button>"):
+        assert button in html
+
+
+def test_accept_changes_status_history_and_export(logged_in, submitted, session):
+    program = _suggested_program(session, submitted.id)
+    response = logged_in.post(
+        f"/review/proposals/{submitted.id}/decisions",
+        data={"program_id": str(program.id), "verdict": "accepted", "note": "担当課と調整済み"},
+    )
+    assert response.status_code == 303
+    html = logged_in.get(f"/review/proposals/{submitted.id}").data.decode()
+    assert 'data-testid="proposal-status">マッチ成立' in html
+    assert html.count('data-testid="history-row"') == 1 and "担当課と調整済み" in html
+    exported = logged_in.get("/export/pairings.csv")
+    assert exported.data.startswith(b"\xef\xbb\xbf")
+    assert exported.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert [(r["受付番号"], r["事業名"], r["判断"], r["メモ"]) for r in rows] == [
+        (submitted.receipt_number, program.name, "採用", "担当課と調整済み")
+    ]
+    as_json = logged_in.get("/export/pairings.json").json["pairings"]
+    assert as_json[0]["verdict"] == "accepted" and as_json[0]["program_id"] == program.id
+
+
+def test_undo_appends_and_restores(logged_in, submitted, session):
+    program = _suggested_program(session, submitted.id)
+    url = f"/review/proposals/{submitted.id}"
+    logged_in.post(url + "/decisions", data={"program_id": str(program.id), "verdict": "rejected"})
+    logged_in.post(url + "/decisions", data={"program_id": str(program.id), "verdict": "accepted"})
+    logged_in.post(url + "/undo")
+    rows = session.exec(select(Decision).where(Decision.proposal_id == submitted.id).order_by(Decision.id)).all()
+    assert [d.verdict for d in rows] == ["rejected", "accepted", "rejected"]
+    assert session.get(Proposal, submitted.id).status == "reviewing"
+    audit = logged_in.get("/audit?action=decision.undo").data.decode()
+    assert audit.count('data-testid="audit-row"') == 1 and "coord" in audit
+
+
+def test_undo_without_decisions_says_so(logged_in, submitted):
+    response = logged_in.post(f"/review/proposals/{submitted.id}/undo", follow_redirects=True)
+    assert "取り消す判断がありません" in response.data.decode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"program_id": "1", "verdict": "maybe"}, {"program_id": "abc", "verdict": "accepted"}, {"verdict": "accepted"}],
+)
+def test_bad_decisions_are_refused(logged_in, submitted, session, data):
+    response = logged_in.post(f"/review/proposals/{submitted.id}/decisions", data=data, follow_redirects=True)
+    assert "判断を記録できませんでした" in response.data.decode()
+    assert session.exec(select(Decision)).first() is None
+
+
+def test_decision_on_unknown_program_or_proposal_is_404(logged_in, submitted):
+    assert logged_in.post(f"/review/proposals/{submitted.id}/decisions",
+                          data={"program_id": "99999", "verdict": "accepted"}).status_code == 404
+    assert logged_in.post("/review/proposals/99999/decisions",
+                          data={"program_id": "1", "verdict": "accepted"}).status_code == 404
+    assert logged_in.get("/review/proposals/99999").status_code == 404
+
+
+def test_hand_pairing_with_the_picker(logged_in, submitted, session):
+    program = session.exec(select(Program).where(Program.name.contains("保険制度"))).first()
+    page = logged_in.get(f"/review/proposals/{submitted.id}?pick=保険制度").data.decode()
+    assert program.name in page and "この事業と組み合わせる" in page
+    response = logged_in.post(f"/review/proposals/{submitted.id}/pair", data={"program_id": str(program.id)})
+    assert response.status_code == 303
+    decision = session.exec(select(Decision)).one()
+    assert (decision.program_id, decision.verdict) == (program.id, "accepted")
+    bad = logged_in.post(f"/review/proposals/{submitted.id}/pair", data={"program_id": "424242"})
+    assert bad.status_code == 400 and "その事業IDの事業はありません" in bad.data.decode()
+
+
+def test_status_change_to_declined(logged_in, submitted, session, client):
+    logged_in.post(f"/review/proposals/{submitted.id}/status", data={"status": "declined"})
+    assert session.get(Proposal, submitted.id).status == "declined"
+    bad = logged_in.post(f"/review/proposals/{submitted.id}/status", data={"status": "won"}, follow_redirects=True)
+    assert "状況を変更できませんでした" in bad.data.decode()
+
+
+def test_queue_lists_filters_and_paginates(logged_in, submit, session, app):
+    first = submit(title="公園清掃の提案")
+    second = submit(title="防災訓練の提案", body="地域の防災訓練と避難所の運営について学ぶ講座を開きます。")
+    html = logged_in.get("/review").data.decode()
+    assert html.count('data-testid="queue-row"') == 2
+    assert f'href="/review/proposals/{first.id}">公園清掃の提案</a>' in html
+    logged_in.post(f"/review/proposals/{first.id}/decisions", data={"program_id": "1", "verdict": "deferred"})
+    reviewed = logged_in.get("/review?reviewed=yes").data.decode()
+    assert "公園清掃の提案" in reviewed and "防災訓練の提案" not in reviewed
+    unreviewed = logged_in.get("/review?reviewed=no&sort=title").data.decode()
+    assert "防災訓練の提案" in unreviewed and "公園清掃の提案" not in unreviewed
+    assert "公園清掃の提案" in logged_in.get("/review?status=reviewing").data.decode()
+    assert logged_in.get("/review?min_score=0.99").data.decode().count('data-testid="queue-row"') == 0
+    assert logged_in.get("/review?new=1").data.decode().count('data-testid="queue-row"') == 2
+    app.config["PAGE_SIZE"] = 1
+    page2 = logged_in.get("/review?page=2&sort=oldest").data.decode()
+    assert page2.count('data-testid="queue-row"') == 1 and "防災訓練の提案" in page2 and "2 / 2" in page2
+    department = session.get(Program, _suggested_program(session, second.id).id).department.split()[0]
+    assert "防災訓練の提案" in logged_in.get(f"/review?department={department}").data.decode()
+
+
+@pytest.mark.parametrize("query", ["min_score=abc", "max_score=7", "status=nope", "sort=random"])
+def test_queue_bad_filters_are_400_with_a_message(logged_in, query):
+    response = logged_in.get(f"/review?{query}")
+    assert response.status_code == 400 and 'class="flash flash-error"' in response.data.decode()
+
+
+def test_dashboard_counts(logged_in, submit, session):
+    done = submit()
+    submit(title="二件目")
+    logged_in.post(f"/review/proposals/{done.id}/decisions", data={"program_id": "2", "verdict": "accepted"})
+    html = logged_in.get("/dashboard").data.decode()
+    assert re.search(r'data-testid="accepted-this-year">1<', html)
+    assert re.search(r'data-testid="awaiting">1<', html)
+    assert "目標 15 件" in html and "まだ再マッチは実行されていません" in html
+
+
+def test_programs_program_and_department_pages(logged_in, submitted, session):
+    program = _suggested_program(session, submitted.id)
+    catalogue = logged_in.get("/programs?q=保険").data.decode()
+    assert "市民活動総合保険制度" in catalogue and catalogue.count('data-testid="program-row"') >= 1
+    page = logged_in.get(f"/programs/{program.id}").data.decode()
+    assert program.name in page and "公園の清掃と子どもの環境学習" in page
+    department = program.department.split()[0]
+    dept_page = logged_in.get(f"/departments/{department}").data.decode()
+    assert department in dept_page and "公園の清掃と子どもの環境学習" in dept_page
+    assert logged_in.get("/departments/存在しない課").status_code == 404
+    assert logged_in.get("/programs/99999").status_code == 404
+
+
+def test_pages_answer_on_an_empty_database(logged_in):
+    for path in ("/dashboard", "/review", "/programs", "/audit", "/export/pairings.csv", "/export/pairings.json"):
+        assert logged_in.get(path).status_code == 200, path
