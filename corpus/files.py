@@ -140,7 +140,7 @@ def _read_xlsx(path: Path) -> Iterator[Row]:
             if not any(c not in (None, "") for c in cells):
                 continue
             seen_any = True
-            values = {
+            values: dict[str, object] = {
                 h: ("" if c is None else str(c) if not isinstance(c, str) else c)
                 for h, c in zip(header, cells, strict=False)
                 if h

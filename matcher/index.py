@@ -53,10 +53,15 @@ def _is_kanji(ch: str) -> bool:
 class ProgramLike(Protocol):
     """What the index reads from a program: corpus.ProgramRecord fits."""
 
-    id: str
-    name: str
-    department: str
-    departments: tuple[str, ...]
+    # Read-only properties, so frozen dataclasses such as ProgramRecord fit.
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def department(self) -> str: ...
+    @property
+    def departments(self) -> tuple[str, ...]: ...
 
     def text_fields(self) -> dict[str, str]: ...
 
@@ -299,9 +304,9 @@ class ProgramIndex(BaseEstimator):
 
         df = np.asarray((tf > 0).sum(axis=0)).ravel().astype(np.float64)
         n_docs = float(n_programs)
-        for counts in proposal_counts:
-            if counts is not None:
-                for term in counts:
+        for proposal_terms in proposal_counts:
+            if proposal_terms is not None:
+                for term in proposal_terms:
                     j = vocabulary.get(term)
                     if j is not None:
                         df[j] += 1

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from corpus import BUNDLED_PROGRAMS, FileFormatError, InvalidRowsError, load_programs, split_departments
+from corpus import (
+    BUNDLED_PROGRAMS,
+    FileFormatError,
+    InvalidRowsError,
+    load_programs,
+    split_departments,
+)
 from corpus.programs import parse_budget_thousand_yen
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
