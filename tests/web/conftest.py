@@ -7,10 +7,9 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from webdata import PASSWORD, PROPOSAL
 
 from web.auth import create_token, create_user
-
-from webdata import PASSWORD, PROPOSAL
 
 
 @dataclass

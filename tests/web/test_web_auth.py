@@ -6,10 +6,10 @@ import re
 
 import pytest
 from sqlmodel import select
+from webdata import PASSWORD
 
 from models.tables import User
 from web.cli import cli
-from webdata import PASSWORD
 
 # The routes anyone may call; every other route needs a login or a token.
 PUBLIC_ENDPOINTS = {

@@ -6,11 +6,10 @@ import re
 
 import pytest
 from sqlmodel import select
+from webdata import PASSWORD, PROPOSAL
 
 from models.tables import Proposal, Suggestion
 from web import create_app
-
-from webdata import PASSWORD, PROPOSAL
 
 
 def test_form_has_every_labelled_field(client):
