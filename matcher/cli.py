@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from corpus import FileFormatError, InvalidRowsError, ProgramRecord, load_programs, read_rows
-from matcher.evaluate import GoldProposal, evaluate_all
+from matcher.evaluate import GoldProposal, evaluate_by_kind
 from matcher.index import ProgramIndex, ProposalText
 from matcher.results import FIELD_LABELS, MatchResult
 
@@ -122,7 +122,8 @@ def read_gold(path: Path) -> list[GoldProposal]:
             gold = [g for g in gold.replace("、", ",").split(",") if g.strip()]
         if not isinstance(gold, list):
             raise click.ClickException(f"{path.name}: record {proposal.id} has no \"gold\" list")
-        items.append(GoldProposal(proposal, tuple(str(g).strip() for g in gold)))
+        kind = str(values.get("kind") or "")
+        items.append(GoldProposal(proposal, tuple(str(g).strip() for g in gold), kind))
     return items
 
 
@@ -140,7 +141,7 @@ def _resolve_gold(items: list[GoldProposal], programs: list[ProgramRecord]) -> l
                 gold.append(by_name[g])
             else:
                 raise click.ClickException(f"gold program {g!r} of {item.proposal.id} is not in the catalogue")
-        resolved.append(GoldProposal(item.proposal, tuple(gold)))
+        resolved.append(GoldProposal(item.proposal, tuple(gold), item.kind))
     return resolved
 
 
@@ -159,15 +160,28 @@ def evaluate_command(programs_path: Path | None, gold_path: Path, fmt: str) -> N
 
     Prints hit@1, hit@3 and MRR on in-scope proposals, the share of
     out-of-scope proposals flagged no_match and of in-scope ones wrongly
-    flagged, for kyodo-match and two baselines run on the same data.
+    flagged, for kyodo-match and two baselines run on the same data. When
+    records carry a "kind" (e.g. ordinary / paraphrase), each kind is also
+    reported on its own.
     """
     programs = _load_programs(programs_path)
     items = _resolve_gold(read_gold(gold_path), programs)
-    results = evaluate_all(programs, items)
+    results = evaluate_by_kind(programs, items)
     if fmt == "json":
-        click.echo(json.dumps({k: v.as_dict() for k, v in results.items()}, ensure_ascii=False))
+        payload = {k: v.as_dict() for k, v in results["all"].items()}
+        if len(results) > 1:
+            payload["by_kind"] = {  # type: ignore[assignment]
+                kind: {k: v.as_dict() for k, v in metrics.items()}
+                for kind, metrics in results.items()
+                if kind != "all"
+            }
+        click.echo(json.dumps(payload, ensure_ascii=False))
         return
-    click.echo(format_metrics(results))
+    blocks = []
+    for kind, metrics in results.items():
+        heading = "" if kind == "all" else f"\n[{kind}]\n"
+        blocks.append(heading + format_metrics(metrics))
+    click.echo("\n".join(blocks))
 
 
 def format_metrics(results: dict) -> str:

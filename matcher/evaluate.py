@@ -18,6 +18,7 @@ from matcher.tokenize import _tagger, normalize
 class GoldProposal:
     proposal: ProposalText
     gold: tuple[str, ...]  # program ids; empty = nothing in the catalogue fits
+    kind: str = ""  # optional label of a subset, e.g. "ordinary" / "paraphrase"
 
 
 @dataclass(frozen=True)
@@ -128,12 +129,33 @@ BASELINES: dict[str, Callable[[Sequence[ProgramLike], Sequence[GoldProposal]], l
 }
 
 
+def rank_all(
+    programs: Sequence[ProgramLike], items: Sequence[GoldProposal], index: ProgramIndex | None = None
+) -> dict[str, list[Ranked]]:
+    """Rankings of kyodo-match and both baselines, on the same data in the same run."""
+    index = index if index is not None else ProgramIndex()
+    rankings = {"kyodo-match": rank_with_index(index, programs, items)}
+    for name, method in BASELINES.items():
+        rankings[name] = method(programs, items)
+    return rankings
+
+
 def evaluate_all(
     programs: Sequence[ProgramLike], items: Sequence[GoldProposal], index: ProgramIndex | None = None
 ) -> dict[str, Metrics]:
-    """kyodo-match and both baselines, on the same data in the same run."""
-    index = index if index is not None else ProgramIndex()
-    results = {"kyodo-match": score(items, rank_with_index(index, programs, items))}
-    for name, method in BASELINES.items():
-        results[name] = score(items, method(programs, items))
-    return results
+    """Metrics of kyodo-match and both baselines on all items."""
+    return {name: score(items, r) for name, r in rank_all(programs, items, index).items()}
+
+
+def evaluate_by_kind(
+    programs: Sequence[ProgramLike], items: Sequence[GoldProposal], index: ProgramIndex | None = None
+) -> dict[str, dict[str, Metrics]]:
+    """Metrics for all items ("all") and for each ``kind`` present."""
+    rankings = rank_all(programs, items, index)
+    kinds = sorted({i.kind for i in items if i.kind})
+    out = {"all": {name: score(items, r) for name, r in rankings.items()}}
+    for kind in kinds:
+        keep = [n for n, i in enumerate(items) if i.kind == kind]
+        subset = [items[n] for n in keep]
+        out[kind] = {name: score(subset, [r[n] for n in keep]) for name, r in rankings.items()}
+    return out

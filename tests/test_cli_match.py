@@ -108,9 +108,9 @@ def test_evaluate_prints_kyodo_and_both_baselines(runner, tmp_path):
     gold = _jsonl(
         tmp_path / "gold.jsonl",
         [
-            {**PROPOSALS[0], "gold": ["KN-B2001"]},
-            {**PROPOSALS[1], "gold": ["( 拡 ) 広報の充実"]},  # by name
-            {"id": "dog", "title": "ドッグラン", "body": "公園に犬が走れるドッグランを作りたい。", "gold": []},
+            {**PROPOSALS[0], "gold": ["KN-B2001"], "kind": "ordinary"},
+            {**PROPOSALS[1], "gold": ["( 拡 ) 広報の充実"], "kind": "ordinary"},  # by name
+            {"id": "dog", "title": "ドッグラン", "body": "公園に犬が走れるドッグランを作りたい。", "gold": [], "kind": "off"},
         ],
     )
     result = runner.invoke(cli, ["evaluate", "--gold", str(gold), "--format", "json"])
@@ -122,8 +122,10 @@ def test_evaluate_prints_kyodo_and_both_baselines(runner, tmp_path):
     assert ours["hit_at_1"] == 1.0 and ours["mrr"] == 1.0
     assert ours["out_of_scope_flagged"] == 1.0 and ours["in_scope_flagged"] == 0.0
     assert figures["char-bigram TF-IDF"]["out_of_scope_flagged"] is None
+    assert figures["by_kind"]["ordinary"]["kyodo-match"]["n_in_scope"] == 2
+    assert figures["by_kind"]["off"]["kyodo-match"]["n_out_of_scope"] == 1
     table = runner.invoke(cli, ["evaluate", "--gold", str(gold)])
-    assert "hit@1" in table.output and "char-bigram" in table.output
+    assert "hit@1" in table.output and "char-bigram" in table.output and "[ordinary]" in table.output
 
 
 def test_evaluate_rejects_unknown_gold_program(runner, tmp_path):

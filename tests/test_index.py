@@ -26,6 +26,7 @@ def name_only(**kwargs):
         field_weights={"name": 1.0, "purpose": 0.0, "activities": 0.0, "policy": 0.0},
         stop_words=(),
         compounds=True,
+        kanji_weight=0.0,
         **kwargs,
     )
 
