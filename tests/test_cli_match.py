@@ -116,7 +116,7 @@ def test_evaluate_prints_kyodo_and_both_baselines(runner, tmp_path):
     result = runner.invoke(cli, ["evaluate", "--gold", str(gold), "--format", "json"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
-    assert set(figures) == {"kyodo-match", "lemma TF-IDF (defaults)", "char-bigram TF-IDF"}
+    assert set(figures) == {"kyodo-match", "lemma TF-IDF (defaults)", "char-bigram TF-IDF", "by_kind"}
     ours = figures["kyodo-match"]
     assert ours["n_in_scope"] == 2 and ours["n_out_of_scope"] == 1
     assert ours["hit_at_1"] == 1.0 and ours["mrr"] == 1.0
