@@ -113,6 +113,22 @@ def main() -> None:
         flagged_out = sum(t < threshold for t in outside) / len(outside)
         flagged_in = sum(t < threshold for t in inside) / len(inside)
         print(f"  {threshold:.2f}: out-of-scope flagged {flagged_out:.3f}, in-scope flagged {flagged_in:.3f}")
+    print("## no_match rules compared (AUC of in-scope vs out-of-scope, higher separates better)")
+    index = ProgramIndex(**params)
+    results = list(index.fit_match(programs, [i.proposal for i in items], top_k=len(programs)))
+    firsts = [r.matches[0].score if r.matches else 0.0 for r in results]
+    seconds = [r.matches[1].score if len(r.matches) > 1 else 0.0 for r in results]
+    rules = {
+        "top-1 score": firsts,
+        "margin top-1 minus top-2": [a - b for a, b in zip(firsts, seconds, strict=True)],
+        "ratio top-1 / top-2": [a / b if b else 10.0 for a, b in zip(firsts, seconds, strict=True)],
+        "shared words with top-1 (kanji features aside)": [
+            sum(not t.term.startswith("字:") for t in r.matches[0].terms) if r.matches else 0
+            for r in results
+        ],
+    }
+    for rule, values in rules.items():
+        print(f"  {rule}: {separation(items, values):.3f}")
     print("## chosen")
     print(json.dumps(params, ensure_ascii=False))
 
