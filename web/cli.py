@@ -47,3 +47,14 @@ from web.cli_web import tokens_group, users_group  # noqa: E402
 
 cli.add_command(users_group)
 cli.add_command(tokens_group)
+
+
+@cli.command("settings")
+def settings_command() -> None:
+    """Print every setting, its environment variable, default and help (Markdown).
+
+    This is docs/settings.md: kyodo settings > docs/settings.md
+    """
+    from web.settings import settings_document
+
+    click.echo(settings_document(), nl=False)
