@@ -1,0 +1,120 @@
+"""Headless Chromium (Debian's package) through Playwright: an NPO submits and
+reads its status; a coordinator logs in, opens the proposal, sees highlighted
+terms, accepts one and finds it in the CSV export; the form fits a phone.
+Screenshots go to docs/screenshots/. A missing chromium fails, never skips."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+from sqlmodel import Session
+from webdata import PASSWORD, PROPOSAL
+from werkzeug.serving import make_server
+
+from web import create_app
+from web.auth import create_user
+from web.db import dispose, get_engine
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"browser tests need Debian's chromium at {CHROMIUM}: apt-get install chromium", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[str]:
+    """The app (CSRF on, SQLite) served by werkzeug on a free loopback port."""
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser"})
+    with Session(get_engine(app)) as session:
+        create_user(session=session, username="coord", password=PASSWORD)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(timeout=5)
+    dispose(app)
+
+
+def _fill_form(page) -> None:
+    for name in ("organization", "representative", "email", "phone", "title", "body", "expected_effect",
+                 "budget_thousand_yen"):
+        page.get_by_label(_LABELS[name], exact=True).fill(PROPOSAL[name])
+    page.get_by_label("共催").check()
+
+
+_LABELS = {
+    "organization": "団体名", "representative": "代表者名", "email": "メールアドレス", "phone": "電話番号（任意）",
+    "title": "提案タイトル", "body": "提案内容", "expected_effect": "期待される効果",
+    "budget_thousand_yen": "概算予算（千円）（任意）",
+}
+
+
+def test_submit_review_accept_and_export(browser, server):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    npo = browser.new_page(viewport={"width": 1000, "height": 900})
+    npo.goto(server + "/proposals/new")
+    _fill_form(npo)
+    npo.screenshot(path=str(SCREENSHOTS / "form.png"), full_page=True)
+    npo.get_by_role("button", name="提案を送信").click()
+    npo.wait_for_url("**/proposals/receipt")
+    receipt = npo.get_by_test_id("receipt-number").inner_text()
+    status_url = npo.get_by_test_id("status-link").get_attribute("href")
+    npo.goto(status_url)
+    assert npo.get_by_test_id("status").inner_text() == "受付"
+
+    coordinator = browser.new_page(viewport={"width": 1100, "height": 900})
+    coordinator.goto(server + "/review")
+    coordinator.wait_for_url("**/login**")
+    coordinator.get_by_label("ユーザー名").fill("coord")
+    coordinator.get_by_label("パスワード").fill(PASSWORD)
+    coordinator.get_by_role("button", name="ログイン").click()
+    coordinator.wait_for_url("**/review")
+    coordinator.screenshot(path=str(SCREENSHOTS / "queue.png"), full_page=True)
+    coordinator.get_by_role("link", name=PROPOSAL["title"]).click()
+    assert coordinator.locator("[data-testid=proposal-body] mark").count() >= 1
+    first = coordinator.get_by_test_id("suggestion").first
+    program_name = first.locator("h3 a").first.inner_text()
+    first.locator("details summary").click()
+    assert first.locator("[data-testid=program-purpose] mark").count() >= 1
+    coordinator.screenshot(path=str(SCREENSHOTS / "proposal.png"), full_page=True)
+    first.get_by_label("メモ（任意）").fill("担当課と調整")
+    first.get_by_role("button", name="採用").click()
+    coordinator.wait_for_load_state()
+    assert coordinator.get_by_test_id("current-verdict").first.inner_text() == "採用"
+    assert "マッチ成立" in coordinator.get_by_test_id("proposal-status").inner_text()
+
+    exported = coordinator.request.get(server + "/export/pairings.csv")
+    text = exported.body().decode("utf-8-sig")
+    assert receipt in text and program_name in text and "採用" in text and "担当課と調整" in text
+    npo.goto(status_url)
+    assert npo.get_by_test_id("status").inner_text() == "マッチ成立"
+
+
+def test_phone_width_form_has_no_horizontal_scroll(browser, server):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    for path in ("/proposals/new", "/", "/login"):
+        page.goto(server + path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, (path, overflow)
+    page.goto(server + "/proposals/new")
+    page.screenshot(path=str(SCREENSHOTS / "form-phone.png"), full_page=True)
+    context.close()
