@@ -162,3 +162,35 @@ def test_programs_program_and_department_pages(logged_in, submitted, session):
 def test_pages_answer_on_an_empty_database(logged_in):
     for path in ("/dashboard", "/review", "/programs", "/audit", "/export/pairings.csv", "/export/pairings.json"):
         assert logged_in.get(path).status_code == 200, path
+
+
+def _queries(app, client, path: str) -> int:
+    from sqlalchemy import event
+
+    from web.db import get_engine
+
+    engine = get_engine(app)
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_queue_and_proposal_page_use_a_fixed_number_of_queries(app, logged_in, submit):
+    first = submit()
+    logged_in.post(f"/review/proposals/{first.id}/decisions", data={"program_id": "1", "verdict": "accepted"})
+    few = _queries(app, logged_in, "/review")
+    page_few = _queries(app, logged_in, f"/review/proposals/{first.id}")
+    for n in range(4):
+        done = submit(title=f"提案{n}")
+        logged_in.post(f"/review/proposals/{done.id}/decisions", data={"program_id": str(n + 2), "verdict": "deferred"})
+    logged_in.post(f"/review/proposals/{first.id}/decisions", data={"program_id": "3", "verdict": "rejected"})
+    assert _queries(app, logged_in, "/review") == few
+    assert _queries(app, logged_in, f"/review/proposals/{first.id}") == page_few
