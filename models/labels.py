@@ -47,7 +47,7 @@ LABELS: dict[StrEnum, str] = {
     CollaborationType.ENDORSEMENT: "後援",
     CollaborationType.OTHER: "その他",
     Verdict.ACCEPTED: "採用",
-    Verdict.REJECTED: "不採用",
+    Verdict.REJECTED: "見送り",
     Verdict.DEFERRED: "保留",
     RunStatus.RUNNING: "実行中",
     RunStatus.SUCCEEDED: "完了",

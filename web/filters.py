@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from flask import Flask
 
 from corpus.programs import split_departments
+from matcher.index import KANJI_PREFIX
 from models.labels import LABELS, CollaborationType, ProposalStatus, RunStatus
 from web.forms import VERDICTS
 from web.highlight import highlight
@@ -45,7 +46,23 @@ def verdict_label(code: str | None) -> str:
     return VERDICTS.get(code or "", "未判断")
 
 
+def word_terms(terms: list) -> list[str]:
+    """Shared words of a suggestion (its stored ``[term, weight, field]`` rows)."""
+    return [t[0] for t in terms if not str(t[0]).startswith(KANJI_PREFIX)]
+
+
+def kanji_terms(terms: list) -> list[str]:
+    """Shared single kanji (the matcher's ``字:`` features), without the prefix.
+
+    Shown apart and not highlighted: marking every 地 or 市 in two texts would
+    bury the words that explain the pairing.
+    """
+    return [str(t[0])[len(KANJI_PREFIX) :] for t in terms if str(t[0]).startswith(KANJI_PREFIX)]
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(word_terms)
+    app.add_template_filter(kanji_terms)
     app.add_template_filter(jst)
     app.add_template_filter(jst_date)
     app.add_template_filter(status_label)

@@ -33,6 +33,21 @@ def test_proposal_page_shows_suggestions_bars_and_marks(logged_in, submitted, se
         assert button in html
 
 
+def test_kanji_features_are_listed_apart_and_never_marked(logged_in, submitted, session):
+    html = logged_in.get(f"/review/proposals/{submitted.id}").data.decode()
+    stored = [t[0] for s in session.exec(select(Suggestion).where(Suggestion.proposal_id == submitted.id)) for t in s.terms]
+    kanji = [t for t in stored if t.startswith("字:")]
+    assert kanji, "the matcher's single-kanji features should appear in stored terms"
+    assert 'data-testid="kanji-terms"' in html
+    assert "字:" not in html
+    words = {t for t in stored if not t.startswith("字:")}
+    marked = set(re.findall(r"<mark>([^<]+)</mark>", html))
+    assert marked
+    for feature in kanji:
+        if feature[2:] not in words:
+            assert f"<mark>{feature[2:]}</mark>" not in html
+
+
 def test_accept_changes_status_history_and_export(logged_in, submitted, session):
     program = _suggested_program(session, submitted.id)
     response = logged_in.post(
