@@ -227,7 +227,7 @@ class DecisionPublic(DecisionBase):
 
 class UserBase(SQLModel):
     # Shared fields: a coordinator of the support office (支援室).
-    email: str = Field(max_length=320, unique=True)
+    username: str = Field(max_length=150, unique=True)
     display_name: str = Field(default="", max_length=200)
     is_active: bool = True
 

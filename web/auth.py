@@ -1,7 +1,7 @@
 """Coordinator login and logout (Flask-Login), and the password helpers.
 
-A coordinator's user name is stored in ``User.email`` (the table's unique
-login key); ``kyodo users create NAME`` writes it.
+A coordinator logs in with ``User.username``; ``kyodo users create NAME``
+writes it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Coordinator(UserMixin):
 
 def _coordinator(user: User) -> Coordinator:
     assert user.id is not None
-    return Coordinator(id=user.id, username=user.email, display_name=user.display_name or user.email)
+    return Coordinator(id=user.id, username=user.username, display_name=user.display_name or user.username)
 
 
 @login_manager.user_loader
@@ -62,7 +62,7 @@ def hash_password(password: str) -> str:
 
 def authenticate(*, session: Session, username: str, password: str) -> User | None:
     """The active user with this name and password, or None."""
-    user = session.exec(select(User).where(User.email == username)).first()
+    user = session.exec(select(User).where(User.username == username)).first()
     if user is None or not user.is_active:
         check_password_hash(_DUMMY_HASH, password)
         return None
@@ -71,9 +71,9 @@ def authenticate(*, session: Session, username: str, password: str) -> User | No
 
 def create_user(*, session: Session, username: str, password: str, display_name: str = "") -> User:
     """Store a coordinator with a hashed password and commit; ValueError if the name is taken."""
-    if session.exec(select(User).where(User.email == username)).first() is not None:
+    if session.exec(select(User).where(User.username == username)).first() is not None:
         raise ValueError(f"user {username!r} already exists")
-    user = User(email=username, display_name=display_name or username, password_hash=hash_password(password))
+    user = User(username=username, display_name=display_name or username, password_hash=hash_password(password))
     session.add(user)
     session.commit()
     session.refresh(user)
@@ -127,7 +127,7 @@ def token_user(*, session: Session, token: str) -> TokenOwner | None:
     if row is None:
         return None
     user = session.get(User, row.user_id) if row.user_id is not None else None
-    actor = f"token:{row.name}" + (f" ({user.email})" if user else "")
+    actor = f"token:{row.name}" + (f" ({user.username})" if user else "")
     return TokenOwner(actor=actor, user=user)
 
 

@@ -52,7 +52,7 @@ def users_create(name: str, password_stdin: bool, display_name: str) -> None:
             user = create_user(session=session, username=name.strip(), password=password, display_name=display_name)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"created user {user.email} (id {user.id})")
+    click.echo(f"created user {user.username} (id {user.id})")
 
 
 @users_group.command("list")
@@ -61,7 +61,7 @@ def users_list() -> None:
     with _session() as session:
         for user in session.exec(select(User).order_by(User.id)):  # type: ignore[arg-type]
             state = "" if user.is_active else " (inactive)"
-            click.echo(f"{user.id}\t{user.email}\t{user.display_name}{state}")
+            click.echo(f"{user.id}\t{user.username}\t{user.display_name}{state}")
 
 
 @click.group("tokens")
@@ -81,7 +81,7 @@ def tokens_create(name: str, username: str | None) -> None:
     with _session() as session:
         user = None
         if username is not None:
-            user = session.exec(select(User).where(User.email == username)).first()
+            user = session.exec(select(User).where(User.username == username)).first()
             if user is None:
                 raise click.ClickException(f"no user {username!r}")
         row, token = create_token(session=session, name=name.strip(), user=user)

@@ -136,7 +136,7 @@ def test_token_of_a_deactivated_user_is_403(runner, client, session):
     token = runner.invoke(cli, ["tokens", "create", "t", "--user", "gone"]).output.strip().splitlines()[-1]
     from models.tables import User
 
-    user = session.exec(select(User).where(User.email == "gone")).one()
+    user = session.exec(select(User).where(User.username == "gone")).one()
     user.is_active = False
     session.add(user)
     session.commit()

@@ -84,7 +84,7 @@ def test_public_endpoints_are_the_ones_named(app):
 def test_users_create_with_password_stdin(runner, session):
     result = runner.invoke(cli, ["users", "create", "sato", "--password-stdin"], input="s3cret-pass\n")
     assert result.exit_code == 0, result.output
-    user = session.exec(select(User).where(User.email == "sato")).one()
+    user = session.exec(select(User).where(User.username == "sato")).one()
     assert user.password_hash != "s3cret-pass" and "s3cret-pass" not in user.password_hash
     again = runner.invoke(cli, ["users", "create", "sato", "--password-stdin"], input="s3cret-pass\n")
     assert again.exit_code != 0 and "already exists" in again.output

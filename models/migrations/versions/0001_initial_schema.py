@@ -106,14 +106,14 @@ def upgrade() -> None:
 
     op.create_table(
         "user",
-        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("username", sa.String(length=150), nullable=False),
         sa.Column("display_name", sa.String(length=200), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("password_hash", sa.String(length=500), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user")),
-        sa.UniqueConstraint("email", name=op.f("uq_user_email")),
+        sa.UniqueConstraint("username", name=op.f("uq_user_username")),
     )
     op.create_table(
         "api_token",
