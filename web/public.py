@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, abort, current_app, redirect, render_template, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlmodel import Session
 
 from models.labels import LABELS, ProposalStatus
@@ -64,15 +74,25 @@ def index():  # type: ignore[no-untyped-def]
     return render_template("index.html")
 
 
+# The form's two steps: "confirm" shows what will be sent, "edit" goes back to
+# the form with the input kept; anything else (the confirmation page's
+# 提案を送信, or a client posting directly) stores the proposal.
+CONFIRM, EDIT = "confirm", "edit"
+
+
 @bp.route("/proposals/new", methods=["GET", "POST"])
 @submit_limit
 def new_proposal():  # type: ignore[no-untyped-def]
-    """The proposal form; on success, redirect to the receipt."""
+    """The proposal form, its confirmation page, then the receipt."""
     form = ProposalForm()
+    action = request.form.get("action", "")
     if form.validate_on_submit():
-        submitted = submit(form.proposal_data())
-        session["receipt"] = {"id": submitted.proposal.id, "token": submitted.token}
-        return redirect(url_for("public.receipt"), 303)
+        if action == CONFIRM:
+            return render_template("proposal_confirm.html", form=form)
+        if action != EDIT:
+            submitted = submit(form.proposal_data())
+            session["receipt"] = {"id": submitted.proposal.id, "token": submitted.token}
+            return redirect(url_for("public.receipt"), 303)
     status = 400 if form.errors else 200
     return render_template("proposal_form.html", form=form), status
 

@@ -73,6 +73,8 @@ def test_submit_review_accept_and_export(browser, server):
     npo.goto(server + "/proposals/new")
     _fill_form(npo)
     npo.screenshot(path=str(SCREENSHOTS / "form.png"), full_page=True)
+    npo.get_by_role("button", name="入力内容を確認する").click()
+    assert PROPOSAL["title"] in npo.get_by_test_id("confirm").inner_text()
     npo.get_by_role("button", name="提案を送信").click()
     npo.wait_for_url("**/proposals/receipt")
     receipt = npo.get_by_test_id("receipt-number").inner_text()

@@ -22,7 +22,31 @@ def test_form_has_every_labelled_field(client):
         assert re.search(rf'<label for="{name}">', html), name
     for choice in ("委託", "補助", "共催", "後援", "その他"):
         assert choice in html
-    assert ">提案を送信</button>" in html
+    assert ">入力内容を確認する</button>" in html
+
+
+def test_confirmation_step_shows_the_input_and_stores_nothing(client, session):
+    text = {**PROPOSAL, "body": PROPOSAL["body"] + "\n二行目も送ります。"}
+    page = client.post("/proposals/new", data={**text, "action": "confirm"})
+    html = page.data.decode()
+    assert page.status_code == 200
+    assert 'data-testid="confirm"' in html and ">提案を送信</button>" in html and ">修正する</button>" in html
+    assert PROPOSAL["title"] in html and "二行目も送ります。" in html
+    assert session.exec(select(Proposal)).all() == []
+    back = client.post("/proposals/new", data={**text, "action": "edit"}).data.decode()
+    assert ">入力内容を確認する</button>" in back and PROPOSAL["title"] in back
+    assert session.exec(select(Proposal)).all() == []
+    sent = client.post("/proposals/new", data={**text, "action": "submit"})
+    assert sent.status_code == 303
+    stored = session.exec(select(Proposal)).one()
+    assert stored.body.endswith("二行目も送ります。")
+
+
+def test_confirmation_of_invalid_input_stays_on_the_form(client, session):
+    page = client.post("/proposals/new", data={**PROPOSAL, "email": "not-an-address", "action": "confirm"})
+    assert page.status_code == 400
+    assert 'data-testid="confirm"' not in page.data.decode()
+    assert session.exec(select(Proposal)).all() == []
 
 
 def test_submission_stores_proposal_and_suggestions(client, session, submitted):
