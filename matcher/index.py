@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -52,6 +53,8 @@ DEFAULT_NO_MATCH_THRESHOLD = 0.09
 DEFAULT_KANJI_WEIGHT = 0.35
 
 MAX_PROPOSAL_CHARS = 20_000
+# Proposals tokenized together in a batch fit (bounds the token lists in memory).
+COUNT_SLICE = 2000
 # Prefix of single-kanji features (see ``kanji_weight``).
 KANJI_PREFIX = "字:"
 
@@ -106,9 +109,12 @@ def _tf(counts: dict[str, int], sublinear: bool) -> dict[str, float]:
 
 
 def _count(tokens: Iterable[str], stop: frozenset[str]) -> dict[str, int]:
+    # Interned: the counts of 10,000s of proposals then share one string per
+    # term instead of holding a copy per proposal.
     counts: dict[str, int] = {}
     for token in tokens:
         if token not in stop:
+            token = sys.intern(token)
             counts[token] = counts.get(token, 0) + 1
     return counts
 
@@ -210,6 +216,16 @@ class ProgramIndex(BaseEstimator):
     ) -> list[dict[str, float] | None]:
         """Weighted term counts of each proposal; None for a proposal that
         cannot be matched (see :func:`proposal_error`)."""
+        # A slice at a time: the token lists of every proposal at once would
+        # weigh more than all their counts (peak memory of a 10,000 batch).
+        out: list[dict[str, float] | None] = []
+        for start in range(0, len(proposals), COUNT_SLICE):
+            out += self._proposal_counts_slice(proposals[start : start + COUNT_SLICE])
+        return out
+
+    def _proposal_counts_slice(
+        self, proposals: Sequence[ProposalText]
+    ) -> list[dict[str, float] | None]:
         stop = self._stop()
         valid = [proposal_error(p) is None for p in proposals]
         texts: list[str] = []
@@ -518,9 +534,10 @@ class ProgramIndex(BaseEstimator):
             else:
                 candidates = program_order
             ordered = candidates[np.lexsort((candidates, -row[candidates]))][:k]
-            query_row = queries.getrow(i)
+            q_start, q_end = queries.indptr[i], queries.indptr[i + 1]
+            q_terms, q_weights = queries.indices[q_start:q_end], queries.data[q_start:q_end]
             matches = [
-                self._explain(query_row, int(j), float(row[j])) for j in ordered if row[j] > 0
+                self._explain(q_terms, q_weights, int(j), float(row[j])) for j in ordered if row[j] > 0
             ]
             best = float(row[ordered[0]]) if len(ordered) else 0.0
             yield MatchResult(
@@ -530,22 +547,25 @@ class ProgramIndex(BaseEstimator):
                 departments=self._departments(row, k),
             )
 
-    def _explain(self, query_row: sp.csr_matrix, j: int, score: float) -> ProgramMatch:
-        """The shared terms of a pair; their weights add up to ``score``."""
-        q = dict(zip(query_row.indices.tolist(), query_row.data.tolist(), strict=True))
+    def _explain(self, q_terms: np.ndarray, q_weights: np.ndarray, j: int, score: float) -> ProgramMatch:
+        """The shared terms of a pair; their weights add up to ``score``.
+
+        ``q_terms`` are the proposal's sorted feature indices, ``q_weights``
+        their weights (one row of the proposal matrix).
+        """
         start, end = self.program_matrix_.indptr[j], self.program_matrix_.indptr[j + 1]
-        terms: list[Term] = []
-        for t, p_weight, f in zip(
-            self.program_matrix_.indices[start:end].tolist(),
-            self.program_matrix_.data[start:end].tolist(),
-            self.term_field_[start:end].tolist(),
-            strict=True,
-        ):
-            q_weight = q.get(t)
-            if q_weight is not None:
-                terms.append(
-                    Term(term=str(self.feature_names_[t]), weight=q_weight * p_weight, field=FIELDS[f])
-                )
+        # Both index arrays are sorted and unique: intersect them in C rather
+        # than walking every term of the program in Python.
+        shared, in_query, in_program = np.intersect1d(
+            q_terms, self.program_matrix_.indices[start:end], assume_unique=True, return_indices=True
+        )
+        weights = q_weights[in_query] * self.program_matrix_.data[start:end][in_program]
+        fields = self.term_field_[start:end][in_program]
+        names = self.feature_names_[shared].tolist()
+        terms = [
+            Term(term=t, weight=w, field=FIELDS[f])
+            for t, w, f in zip(names, weights.tolist(), fields.tolist(), strict=True)
+        ]
         terms.sort(key=lambda term: (-term.weight, term.term))
         return ProgramMatch(
             program_id=self.program_ids_[j],

@@ -295,6 +295,53 @@ def _match_rows(
             yield count, rows
 
 
+def _fit_match_rows(
+    index: ProgramIndex,
+    records: list[Any],
+    proposals: list[ProposalText],
+    context: _Context,
+    top_k: int,
+    chunk_size: int,
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(proposal count, rows) per chunk from one ``fit_match`` pass: each
+    proposal is tokenized once and counts in the IDF, as in ``kyodo match``.
+
+    A proposal whose top-k holds a rejected pair (and may have programs
+    below it) is ranked again deeper, so its top-k is filled from the next
+    ranks; only those few proposals are tokenized a second time.
+    """
+    by_id = {p.id: p for p in proposals}
+    empty: set[int] = set()
+    rows: list[dict[str, Any]] = []
+    deeper: list[ProposalText] = []
+    count = 0
+    results = index.fit_match(records, proposals, top_k=top_k, chunk_size=chunk_size)
+    for result in results:
+        pid = int(result.proposal_id)
+        rejected = context.rejected.get(pid, empty)
+        if len(result.matches) >= top_k and any(int(m.program_id) in rejected for m in result.matches):
+            deeper.append(by_id[result.proposal_id])
+        else:
+            rows.extend(
+                _rows_for_result(
+                    result,
+                    top_k=top_k,
+                    rejected=rejected,
+                    accepted=context.accepted.get(pid, empty),
+                    previous=context.previous.get(pid, empty),
+                    full_ranking=partial(_full_ranking, index, by_id[result.proposal_id]),
+                )
+            )
+        count += 1
+        if count >= chunk_size:
+            rows.extend(row for _, chunk in _match_rows(index, deeper, context, top_k, chunk_size) for row in chunk)
+            yield count, rows
+            rows, deeper, count = [], [], 0
+    if count:
+        rows.extend(row for _, chunk in _match_rows(index, deeper, context, top_k, chunk_size) for row in chunk)
+        yield count, rows
+
+
 # -- online matching ------------------------------------------------------------
 
 
@@ -405,6 +452,7 @@ def rematch(
     on_progress: Callable[[int, int], None] | None = None,
     after_chunk: Callable[[int, int], None] | None = None,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
+    n_jobs: int = 1,
 ) -> RematchReport:
     """Refit on the active programs, rank every proposal and publish atomically.
 
@@ -412,13 +460,15 @@ def rematch(
     error the run is marked failed, its rows deleted and the previous run
     stays published. ``on_progress(done, total)`` follows the proposals;
     ``after_chunk(run_id, rows_written)`` runs after each committed chunk.
+    ``n_jobs`` processes tokenize (see :func:`matcher.tokenize.tokenize_many`).
     """
     lock = acquire(engine, REMATCH_LOCK, stale_after=stale_after)
     try:
         _fail_running_runs(engine, "stale: the process running it stopped without finishing")
         run_id = _start_run(engine, top_k)
         try:
-            return _run(engine, run_id, Path(index_path), top_k, chunk_size, on_progress, after_chunk, lock.heartbeat)
+            index = ProgramIndex(top_k=top_k, n_jobs=n_jobs)
+            return _run(engine, run_id, index, Path(index_path), chunk_size, on_progress, after_chunk, lock.heartbeat)
         except BaseException as exc:
             _fail_run(engine, run_id, f"{type(exc).__name__}: {exc}")
             raise
@@ -429,29 +479,31 @@ def rematch(
 def _run(
     engine: Engine,
     run_id: int,
+    index: ProgramIndex,
     index_path: Path,
-    top_k: int,
     chunk_size: int,
     on_progress: Callable[[int, int], None] | None,
     after_chunk: Callable[[int, int], None] | None,
     heartbeat: Callable[[], None],
 ) -> RematchReport:
     started = time.perf_counter()
+    top_k = index.top_k
     with Session(engine) as session:
         records = active_program_records(session=session)
         if not records:
             raise LookupError("no active programs: import a catalogue first")
         context = _Context.load(session)
-    index = ProgramIndex(top_k=top_k).fit(records)  # type: ignore[arg-type]  # see RECORDS_NOTE
     proposals = _load_proposals(engine)
+    table = Suggestion.__table__  # type: ignore[attr-defined]
     written = new = done = 0
-    for count, rows in _match_rows(index, proposals, context, top_k, chunk_size):
+    for count, rows in _fit_match_rows(index, records, proposals, context, top_k, chunk_size):
+        now = utcnow()
         for row in rows:
-            row["match_run_id"] = run_id
-        with Session(engine) as session:
+            row.update(match_run_id=run_id, online_after_run_id=None, created_at=now)
+        # A Core executemany on the table: no ORM bookkeeping per row.
+        with engine.begin() as connection:
             if rows:
-                session.execute(insert(Suggestion), rows)
-            session.commit()
+                connection.execute(table.insert(), rows)
         written += len(rows)
         new += sum(1 for row in rows if row["is_new"])
         done += count

@@ -8,6 +8,7 @@ readable line on error, and EXIT_LOCKED (75) when a rematch is already running.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -239,10 +240,12 @@ def _progress(total_hint: str) -> tuple[Callable[[int, int], None], Callable[[],
 
 @click.command("rematch")
 @click.option("--top-k", type=click.IntRange(1, 100), help="Suggestions per proposal (default: the TOP_K setting).")
+@click.option("--jobs", type=click.IntRange(0, 64), default=1, show_default=True,
+              help="Processes for tokenizing (0: one per core).")
 @click.option("--chunk-size", type=click.IntRange(1), default=1000, hidden=True)
 @click.option("--pause-after-first-chunk", type=click.Path(path_type=Path), hidden=True,
               help="Tests: after the first chunk, create this file and sleep (to be killed).")
-def rematch_command(top_k: int | None, chunk_size: int, pause_after_first_chunk: Path | None) -> None:
+def rematch_command(top_k: int | None, jobs: int, chunk_size: int, pause_after_first_chunk: Path | None) -> None:
     """Rematch every proposal on all active programs and publish atomically.
 
     Readers see the previous run's suggestions until the new run is complete.
@@ -268,6 +271,7 @@ def rematch_command(top_k: int | None, chunk_size: int, pause_after_first_chunk:
                 index_path=app.config["INDEX_PATH"],
                 top_k=top_k or app.config["TOP_K"],
                 chunk_size=chunk_size,
+                n_jobs=jobs or os.cpu_count() or 1,
                 on_progress=update,
                 after_chunk=after_chunk,
             )
