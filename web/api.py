@@ -24,6 +24,7 @@ from models.tables import Decision, MatchRun, Program, Proposal, Suggestion
 from web.auth import token_user
 from web.db import get_session
 from web.errors import json_error
+from web.filters import unlikely_match
 from web.forms import ProposalForm
 from web.openapi import openapi_document
 from web.public import status_url, submit
@@ -261,7 +262,7 @@ def suggestions(proposal_id: int):  # type: ignore[no-untyped-def]
     for d in decision_history(session=db, proposal_id=proposal_id):
         current[d.program_id] = d
     items = [suggestion_json(s, programs.get(s.program_id), current.get(s.program_id)) for s in found]
-    return jsonify({"proposal_id": proposal.id, "items": items})
+    return jsonify({"proposal_id": proposal.id, "no_match": unlikely_match(found), "items": items})
 
 
 @bp.route("/proposals/<int:proposal_id>/decisions", methods=["GET"])

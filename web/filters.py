@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from flask import Flask
+from flask import Flask, current_app, g
 
 from corpus.programs import split_departments
-from matcher.index import KANJI_PREFIX
+from matcher.index import DEFAULT_NO_MATCH_THRESHOLD, KANJI_PREFIX
 from models.labels import LABELS, CollaborationType, ProposalStatus, RunStatus
+from models.matching import current_index
+from web.db import get_session
 from web.forms import VERDICTS
 from web.highlight import highlight
 
@@ -60,7 +62,28 @@ def kanji_terms(terms: list) -> list[str]:
     return [str(t[0])[len(KANJI_PREFIX) :] for t in terms if str(t[0]).startswith(KANJI_PREFIX)]
 
 
+def no_match_threshold() -> float:
+    """The no_match threshold of the index that scored the suggestions shown
+    (looked up once per request: a queue page asks for every row)."""
+    if "no_match_threshold" not in g:
+        try:
+            index = current_index(session=get_session(), index_path=current_app.config["INDEX_PATH"])
+            g.no_match_threshold = float(index.no_match_threshold)
+        except LookupError:  # no programs yet
+            g.no_match_threshold = DEFAULT_NO_MATCH_THRESHOLD
+    return float(g.no_match_threshold)
+
+
+def unlikely_match(suggestions: list) -> bool:
+    """True when no suggested program is a credible partner (matcher's no_match):
+    the best ranked suggestion scores under the threshold, or there is none.
+    Pairs shown only because they were accepted do not count."""
+    scores = [s.score for s in suggestions if not s.kept_by_decision]
+    return not scores or max(scores) < no_match_threshold()
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_global(unlikely_match)
     app.add_template_filter(word_terms)
     app.add_template_filter(kanji_terms)
     app.add_template_filter(jst)

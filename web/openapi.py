@@ -126,8 +126,15 @@ SCHEMAS: dict[str, Any] = {
     },
     "SuggestionList": {
         "type": "object",
-        "required": ["proposal_id", "items"],
-        "properties": {"proposal_id": _ID, "items": {"type": "array", "items": _ref("Suggestion")}},
+        "required": ["proposal_id", "no_match", "items"],
+        "properties": {
+            "proposal_id": _ID,
+            "no_match": {
+                "type": "boolean",
+                "description": "no suggested program is a credible partner (best score under the matcher's threshold)",
+            },
+            "items": {"type": "array", "items": _ref("Suggestion")},
+        },
     },
     "DecisionCreate": {
         "type": "object",

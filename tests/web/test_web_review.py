@@ -209,3 +209,24 @@ def test_queue_and_proposal_page_use_a_fixed_number_of_queries(app, logged_in, s
     logged_in.post(f"/review/proposals/{first.id}/decisions", data={"program_id": "3", "verdict": "rejected"})
     assert _queries(app, logged_in, "/review") == few
     assert _queries(app, logged_in, f"/review/proposals/{first.id}") == page_few
+
+
+# Written for testing: a topic no program of the bundled catalogue covers.
+OFF_TOPIC = {
+    "title": "公園にドッグランを",
+    "body": "愛犬家の会です。河川敷の公園の一角に、犬が綱を外して走れるドッグランを設け、飼い主のマナー教室も開きたい。",
+}
+
+
+def test_off_topic_proposal_is_flagged_unlikely_match(logged_in, submit, auth_headers):
+    on_topic = submit()
+    off_topic = submit(**OFF_TOPIC)
+    page = logged_in.get(f"/review/proposals/{off_topic.id}").data.decode()
+    assert 'data-testid="no-match"' in page and "該当なしの可能性" in page
+    assert 'data-testid="no-match"' not in logged_in.get(f"/review/proposals/{on_topic.id}").data.decode()
+    queue = logged_in.get("/review").data.decode()
+    assert queue.count('data-testid="no-match"') == 1
+    api = logged_in.get(f"/api/v1/proposals/{off_topic.id}/suggestions", headers=auth_headers).json
+    assert api["no_match"] is True
+    api = logged_in.get(f"/api/v1/proposals/{on_topic.id}/suggestions", headers=auth_headers).json
+    assert api["no_match"] is False
