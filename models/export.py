@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from sqlmodel import Session, select
 
+from models.labels import LABELS, Verdict
 from models.tables import Decision, Program, Proposal
 
 # (CSV header, field of PairingRow), in column order.
@@ -32,7 +33,7 @@ CSV_COLUMNS: tuple[tuple[str, str], ...] = (
     ("現在の判断", "is_current"),
 )
 JST = timezone(timedelta(hours=9), "JST")
-VERDICT_LABELS = {"accepted": "採用", "rejected": "見送り", "deferred": "保留"}
+VERDICT_LABELS = {v.value: LABELS[v] for v in Verdict}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,13 @@ class Verdict(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     DEFERRED = "deferred"
+    # Written only by undo when the pair had no earlier verdict: the pair is
+    # undecided again (the history keeps both rows).
+    WITHDRAWN = "withdrawn"
+
+
+# What a coordinator can choose on a pair (the buttons 採用 / 見送り / 保留).
+CHOSEN_VERDICTS = (Verdict.ACCEPTED, Verdict.REJECTED, Verdict.DEFERRED)
 
 
 class RunStatus(StrEnum):
@@ -49,6 +56,7 @@ LABELS: dict[StrEnum, str] = {
     Verdict.ACCEPTED: "採用",
     Verdict.REJECTED: "見送り",
     Verdict.DEFERRED: "保留",
+    Verdict.WITHDRAWN: "取り消し",
     RunStatus.RUNNING: "実行中",
     RunStatus.SUCCEEDED: "完了",
     RunStatus.FAILED: "失敗",

@@ -211,7 +211,8 @@ def _current_for(session: Session, proposal_ids: list[int]) -> dict[int, dict[in
         .group_by(Decision.proposal_id, Decision.program_id)  # type: ignore[arg-type]
     )
     for decision in session.exec(select(Decision).where(Decision.id.in_(latest))):  # type: ignore[union-attr]
-        out.setdefault(decision.proposal_id, {})[decision.program_id] = decision
+        if decision.verdict != Verdict.WITHDRAWN:
+            out.setdefault(decision.proposal_id, {})[decision.program_id] = decision
     return out
 
 
@@ -257,6 +258,7 @@ def proposal_view(*, session: Session, proposal_id: int) -> ProposalView | None:
     current: dict[int, Decision] = {}
     for decision in history:
         current[decision.program_id] = decision
+    current = {pid: d for pid, d in current.items() if d.verdict != Verdict.WITHDRAWN}
     suggested = {s.program_id for s in suggestions}
     hand = [pid for pid in current if pid not in suggested]
     programs = programs_by_id(session=session, ids=suggested | set(current))
@@ -397,7 +399,7 @@ def undo_last(
     """Undo the proposal's newest decision by appending the pair's previous verdict.
 
     Nothing is deleted (the history is append-only). A pair with no earlier
-    verdict goes back to 保留 (deferred), which the rematch treats as undecided.
+    verdict gets ``withdrawn``: undecided again, for the rematch and the pages.
     """
     assert proposal.id is not None
     history = decision_history(session=session, proposal_id=proposal.id)
@@ -405,7 +407,7 @@ def undo_last(
         return None
     last = history[-1]
     earlier = [d for d in history[:-1] if d.program_id == last.program_id]
-    restored = earlier[-1].verdict if earlier else Verdict.DEFERRED.value
+    restored = earlier[-1].verdict if earlier else Verdict.WITHDRAWN.value
     decision = record_decision(
         session=session,
         decision_in=DecisionCreate(

@@ -157,7 +157,7 @@ def suggestion_json(s: Suggestion, program: Program | None, decision: Decision |
         "score": round(s.score, 4),
         "terms": [{"term": t[0], "weight": t[1], "field": t[2]} for t in s.terms],
         "is_new": s.is_new, "kept_by_decision": s.kept_by_decision,
-        "decision": decision.verdict if decision else None,
+        "decision": decision.verdict if decision and decision.verdict != "withdrawn" else None,
     }
 
 

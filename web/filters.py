@@ -8,10 +8,9 @@ from flask import Flask, current_app, g
 
 from corpus.programs import split_departments
 from matcher.index import DEFAULT_NO_MATCH_THRESHOLD, KANJI_PREFIX
-from models.labels import LABELS, CollaborationType, ProposalStatus, RunStatus
+from models.labels import LABELS, CollaborationType, ProposalStatus, RunStatus, Verdict
 from models.matching import current_index
 from web.db import get_session
-from web.forms import VERDICTS
 from web.highlight import highlight
 
 JST = timezone(timedelta(hours=9), "JST")
@@ -45,7 +44,9 @@ def run_status_label(code: str) -> str:
 
 
 def verdict_label(code: str | None) -> str:
-    return VERDICTS.get(code or "", "未判断")
+    if code in Verdict._value2member_map_:
+        return LABELS[Verdict(code)]
+    return "未判断"
 
 
 def word_terms(terms: list) -> list[str]:

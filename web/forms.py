@@ -32,12 +32,12 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from models.labels import LABELS, CollaborationType, ProposalStatus
+from models.labels import CHOSEN_VERDICTS, LABELS, CollaborationType, ProposalStatus
 
 # Stored code → label of the 希望する協働の形 choices (委託 / 補助 / 共催 / 後援 / その他).
 COLLABORATION_TYPES = {c.value: LABELS[c] for c in CollaborationType}
 # The buttons of the proposal page: 採用 (accept), 見送り (reject), 保留 (defer).
-VERDICTS = {"accepted": "採用", "rejected": "見送り", "deferred": "保留"}
+VERDICTS = {v.value: LABELS[v] for v in CHOSEN_VERDICTS}
 
 # Bounds of each proposal field, in characters; also the API schema's maxLength.
 MAX_LENGTHS = {

@@ -153,7 +153,11 @@ SCHEMAS: dict[str, Any] = {
             "id": _ID,
             "proposal_id": _ID,
             "program_id": _ID,
-            "verdict": {"type": "string", "enum": ["accepted", "rejected", "deferred"]},
+            "verdict": {
+                "type": "string",
+                "enum": ["accepted", "rejected", "deferred", "withdrawn"],
+                "description": "withdrawn: an undo that left the pair undecided",
+            },
             "note": {"type": "string"},
             "decided_by": {"type": "string"},
             "decided_at": _TIME,

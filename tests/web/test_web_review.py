@@ -82,6 +82,25 @@ def test_undo_appends_and_restores(logged_in, submitted, session):
     assert audit.count('data-testid="audit-row"') == 1 and "coord" in audit
 
 
+def test_undo_of_a_first_decision_leaves_the_pair_undecided(logged_in, submitted, session, auth_headers):
+    program = _suggested_program(session, submitted.id)
+    url = f"/review/proposals/{submitted.id}"
+    logged_in.post(url + "/decisions", data={"program_id": str(program.id), "verdict": "accepted"})
+    assert session.get(Proposal, submitted.id).status == "matched"
+    logged_in.post(url + "/undo")
+    rows = session.exec(select(Decision).where(Decision.proposal_id == submitted.id).order_by(Decision.id)).all()
+    assert [d.verdict for d in rows] == ["accepted", "withdrawn"]
+    session.expire_all()
+    assert session.get(Proposal, submitted.id).status != "matched"
+    page = logged_in.get(url).data.decode()
+    assert 'data-testid="current-verdict"' not in page  # no badge: undecided
+    assert "取り消し" in page  # the history says what happened
+    api = logged_in.get(f"/api/v1/proposals/{submitted.id}/suggestions", headers=auth_headers).json
+    assert all(item["decision"] is None for item in api["items"])
+    history = logged_in.get(f"/api/v1/proposals/{submitted.id}/decisions", headers=auth_headers).json
+    assert [d["verdict"] for d in history["items"]] == ["accepted", "withdrawn"]
+
+
 def test_undo_without_decisions_says_so(logged_in, submitted):
     response = logged_in.post(f"/review/proposals/{submitted.id}/undo", follow_redirects=True)
     assert "取り消す判断がありません" in response.data.decode()
