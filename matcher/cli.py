@@ -168,9 +168,9 @@ def evaluate_command(programs_path: Path | None, gold_path: Path, fmt: str) -> N
     items = _resolve_gold(read_gold(gold_path), programs)
     results = evaluate_by_kind(programs, items)
     if fmt == "json":
-        payload = {k: v.as_dict() for k, v in results["all"].items()}
+        payload: dict[str, object] = {k: v.as_dict() for k, v in results["all"].items()}
         if len(results) > 1:
-            payload["by_kind"] = {  # type: ignore[assignment]
+            payload["by_kind"] = {
                 kind: {k: v.as_dict() for k, v in metrics.items()}
                 for kind, metrics in results.items()
                 if kind != "all"

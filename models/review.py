@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Integer, exists, func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.audit import record_event
 from models.decisions import current_decisions, decision_history, record_decision
@@ -92,7 +92,7 @@ def _best_scores(run_id: int) -> Any:
         select(
             Suggestion.proposal_id.label("proposal_id"),  # type: ignore[attr-defined]
             func.max(Suggestion.score).label("best"),
-            func.max(func.cast(Suggestion.is_new, Integer)).label("any_new"),
+            func.max(func.cast(col(Suggestion.is_new), Integer)).label("any_new"),
         )
         .where(visible(run_id))
         .group_by(Suggestion.proposal_id)  # type: ignore[arg-type]
@@ -125,14 +125,14 @@ def _queue_conditions(filters: QueueFilters, best: Any, run: MatchRun | None, ru
     if filters.department:
         conditions.append(
             exists().where(
-                Suggestion.proposal_id == Proposal.id,
+                col(Suggestion.proposal_id) == col(Proposal.id),
                 visible(run_id),
-                Program.id == Suggestion.program_id,
+                col(Program.id) == col(Suggestion.program_id),
                 Program.department.like(_like(filters.department), escape="\\"),  # type: ignore[attr-defined]
             )
         )
     if filters.reviewed is not None:
-        decided = exists().where(Decision.proposal_id == Proposal.id)
+        decided = exists().where(col(Decision.proposal_id) == col(Proposal.id))
         conditions.append(decided if filters.reviewed else ~decided)
     if filters.new_only:
         conditions.append(_new_condition(best, run))
@@ -143,7 +143,7 @@ def _new_condition(best: Any, run: MatchRun | None) -> Any:
     """Received since the last rematch started, or given a pair that is new in it."""
     if run is None:
         return True
-    return or_(Proposal.created_at >= run.started_at, best.c.any_new == 1)
+    return or_(col(Proposal.created_at) >= run.started_at, best.c.any_new == 1)
 
 
 def _order(filters: QueueFilters, best: Any) -> list[Any]:
@@ -303,7 +303,7 @@ def search_programs(
         session.exec(
             select(Program)
             .where(*conditions)
-            .order_by(Program.active.desc(), Program.fiscal_year.desc(), Program.id)  # type: ignore[attr-defined]
+            .order_by(col(Program.active).desc(), col(Program.fiscal_year).desc(), col(Program.id))
             .offset((page - 1) * page_size)
             .limit(page_size)
         )
@@ -366,7 +366,7 @@ def department_programs(*, session: Session, department: str) -> list[Program]:
     candidates = session.exec(
         select(Program)
         .where(Program.department.like(_like(department), escape="\\"))  # type: ignore[attr-defined]
-        .order_by(Program.fiscal_year.desc(), Program.id)  # type: ignore[attr-defined]
+        .order_by(col(Program.fiscal_year).desc(), col(Program.id))
     )
     return [p for p in candidates if department in split_departments(p.department)]
 
@@ -477,7 +477,7 @@ def dashboard(*, session: Session, now: datetime | None = None) -> Dashboard:
     awaiting = int(
         session.exec(
             select(func.count()).select_from(Proposal).where(
-                ~exists().where(Decision.proposal_id == Proposal.id),
+                ~exists().where(col(Decision.proposal_id) == col(Proposal.id)),
                 Proposal.status != ProposalStatus.DECLINED.value,
             )
         ).one()

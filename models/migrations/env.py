@@ -31,7 +31,10 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise RuntimeError("no database URL: run migrations through `kyodo db upgrade`")
+        engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
