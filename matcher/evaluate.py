@@ -3,15 +3,32 @@ baselines it must beat."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
 from matcher.index import FIELDS, ProgramIndex, ProgramLike, ProposalText
+from matcher.results import MatchResult
 from matcher.tokenize import _tagger, normalize
+
+if TYPE_CHECKING:
+    from matcher.semantic import Embedder
+
+# Names of the rankings with the semantic layer, next to "kyodo-match" (TF-IDF).
+SEMANTIC_ONLY = "e5 alone (semantic-only)"
+FUSED = "kyodo-match + e5 (fused)"
+
+
+class Ranker(Protocol):
+    """ProgramIndex or matcher.semantic.FusedIndex."""
+
+    def fit_match(
+        self, programs: Sequence[ProgramLike], proposals: Sequence[ProposalText], *, top_k: int | None = None
+    ) -> Iterator[MatchResult]: ...
 
 
 @dataclass(frozen=True)
@@ -75,10 +92,17 @@ def score(items: Sequence[GoldProposal], rankings: Sequence[Ranked]) -> Metrics:
 
 
 def rank_with_index(
-    index: ProgramIndex, programs: Sequence[ProgramLike], items: Sequence[GoldProposal]
+    index: Ranker,
+    programs: Sequence[ProgramLike],
+    items: Sequence[GoldProposal],
+    *,
+    decides_no_match: bool = True,
 ) -> list[Ranked]:
     results = index.fit_match(programs, [i.proposal for i in items], top_k=len(programs))
-    return [Ranked([m.program_id for m in r.matches], r.no_match) for r in results]
+    return [
+        Ranked([m.program_id for m in r.matches], r.no_match if decides_no_match else None)
+        for r in results
+    ]
 
 
 def _program_text(program: ProgramLike) -> str:
@@ -130,28 +154,49 @@ BASELINES: dict[str, Callable[[Sequence[ProgramLike], Sequence[GoldProposal]], l
 
 
 def rank_all(
-    programs: Sequence[ProgramLike], items: Sequence[GoldProposal], index: ProgramIndex | None = None
+    programs: Sequence[ProgramLike],
+    items: Sequence[GoldProposal],
+    index: ProgramIndex | None = None,
+    *,
+    embedder: Embedder | None = None,
 ) -> dict[str, list[Ranked]]:
-    """Rankings of kyodo-match and both baselines, on the same data in the same run."""
+    """Rankings of kyodo-match and both baselines, on the same data in the same run;
+    with an ``embedder``, also e5 alone and kyodo-match fused with e5."""
     index = index if index is not None else ProgramIndex()
     rankings = {"kyodo-match": rank_with_index(index, programs, items)}
+    if embedder is not None:
+        from matcher.semantic import FusedIndex
+
+        # e5 alone has no no_match rule of its own: the fused rule reads TF-IDF too.
+        alone = FusedIndex(embedder=embedder, lexical=index, lexical_weight=0.0, semantic_weight=1.0)
+        rankings[SEMANTIC_ONLY] = rank_with_index(alone, programs, items, decides_no_match=False)
+        rankings[FUSED] = rank_with_index(FusedIndex(embedder=embedder, lexical=index), programs, items)
     for name, method in BASELINES.items():
         rankings[name] = method(programs, items)
     return rankings
 
 
 def evaluate_all(
-    programs: Sequence[ProgramLike], items: Sequence[GoldProposal], index: ProgramIndex | None = None
+    programs: Sequence[ProgramLike],
+    items: Sequence[GoldProposal],
+    index: ProgramIndex | None = None,
+    *,
+    embedder: Embedder | None = None,
 ) -> dict[str, Metrics]:
-    """Metrics of kyodo-match and both baselines on all items."""
-    return {name: score(items, r) for name, r in rank_all(programs, items, index).items()}
+    """Metrics of kyodo-match and both baselines on all items (see :func:`rank_all`)."""
+    rankings = rank_all(programs, items, index, embedder=embedder)
+    return {name: score(items, r) for name, r in rankings.items()}
 
 
 def evaluate_by_kind(
-    programs: Sequence[ProgramLike], items: Sequence[GoldProposal], index: ProgramIndex | None = None
+    programs: Sequence[ProgramLike],
+    items: Sequence[GoldProposal],
+    index: ProgramIndex | None = None,
+    *,
+    embedder: Embedder | None = None,
 ) -> dict[str, dict[str, Metrics]]:
     """Metrics for all items ("all") and for each ``kind`` present."""
-    rankings = rank_all(programs, items, index)
+    rankings = rank_all(programs, items, index, embedder=embedder)
     kinds = sorted({i.kind for i in items if i.kind})
     out = {"all": {name: score(items, r) for name, r in rankings.items()}}
     for kind in kinds:

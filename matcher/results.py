@@ -31,11 +31,46 @@ class Term:
 
 @dataclass(frozen=True)
 class ProgramMatch:
+    """One ranked program.
+
+    In lexical mode ``score`` is the TF-IDF cosine and the three optional
+    fields are None. With the semantic layer (``matcher.semantic``), ``score``
+    is the fused score, ``lexical_score`` the TF-IDF cosine (the sum of the
+    ``terms``' weights), ``semantic_score`` the e5 cosine, and ``carried_by``
+    is ``"semantic"`` when the embedding placed the program higher than
+    TF-IDF alone would have (the shared terms do not explain its place),
+    else ``"lexical"``.
+    """
+
     program_id: str
     program_name: str
     department: str
     score: float
     terms: list[Term] = field(default_factory=list)
+    lexical_score: float | None = None
+    semantic_score: float | None = None
+    carried_by: str | None = None
+
+    def to_dict(self, *, digits: int = 4) -> dict[str, Any]:
+        """The JSON of one match; the semantic keys only when they are set,
+        so lexical output is unchanged."""
+        data: dict[str, Any] = {
+            "program_id": self.program_id,
+            "program_name": self.program_name,
+            "department": self.department,
+            "score": round(self.score, digits),
+            "terms": [
+                {"term": t.term, "weight": round(t.weight, digits), "field": t.field}
+                for t in self.terms
+            ],
+        }
+        if self.lexical_score is not None:
+            data["lexical_score"] = round(self.lexical_score, digits)
+        if self.semantic_score is not None:
+            data["semantic_score"] = round(self.semantic_score, digits)
+        if self.carried_by is not None:
+            data["carried_by"] = self.carried_by
+        return data
 
 
 @dataclass(frozen=True)
@@ -64,19 +99,7 @@ class MatchResult:
         data: dict[str, Any] = {
             "proposal_id": self.proposal_id,
             "no_match": self.no_match,
-            "matches": [
-                {
-                    "program_id": m.program_id,
-                    "program_name": m.program_name,
-                    "department": m.department,
-                    "score": round(m.score, digits),
-                    "terms": [
-                        {"term": t.term, "weight": round(t.weight, digits), "field": t.field}
-                        for t in m.terms
-                    ],
-                }
-                for m in self.matches
-            ],
+            "matches": [m.to_dict(digits=digits) for m in self.matches],
             "departments": [
                 {"department": d.department, "score": round(d.score, digits)}
                 for d in self.departments

@@ -26,7 +26,10 @@ def _jsonl(path, records):
 
 
 def test_match_jsonl_output_shape(runner, tmp_path):
-    result = runner.invoke(cli, ["match", "--proposals", str(_jsonl(tmp_path / "p.jsonl", PROPOSALS)), "--top-k", "3"])
+    # Lexical mode: the JSON stays exactly what it was before the semantic layer.
+    result = runner.invoke(
+        cli, ["match", "--mode", "lexical", "--proposals", str(_jsonl(tmp_path / "p.jsonl", PROPOSALS)), "--top-k", "3"]
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["proposal_id"] for line in lines] == ["a", "b"]
@@ -113,7 +116,7 @@ def test_evaluate_prints_kyodo_and_both_baselines(runner, tmp_path):
             {"id": "dog", "title": "ドッグラン", "body": "公園に犬が走れるドッグランを作りたい。", "gold": [], "kind": "off"},
         ],
     )
-    result = runner.invoke(cli, ["evaluate", "--gold", str(gold), "--format", "json"])
+    result = runner.invoke(cli, ["evaluate", "--mode", "lexical", "--gold", str(gold), "--format", "json"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert set(figures) == {"kyodo-match", "lemma TF-IDF (defaults)", "char-bigram TF-IDF", "by_kind"}
@@ -124,7 +127,7 @@ def test_evaluate_prints_kyodo_and_both_baselines(runner, tmp_path):
     assert figures["char-bigram TF-IDF"]["out_of_scope_flagged"] is None
     assert figures["by_kind"]["ordinary"]["kyodo-match"]["n_in_scope"] == 2
     assert figures["by_kind"]["off"]["kyodo-match"]["n_out_of_scope"] == 1
-    table = runner.invoke(cli, ["evaluate", "--gold", str(gold)])
+    table = runner.invoke(cli, ["evaluate", "--mode", "lexical", "--gold", str(gold)])
     assert "hit@1" in table.output and "char-bigram" in table.output and "[ordinary]" in table.output
 
 

