@@ -9,7 +9,9 @@ a database created on that server and dropped at the end), then runs
 ``kyodo rematch`` and ``kyodo match --format jsonl`` as subprocesses, alternating,
 ``--repeat`` times each. Each subprocess's peak RSS is read with
 ``resource.getrusage(RUSAGE_CHILDREN)`` from a fresh one-shot wrapper process,
-so every figure is that command's own. Prints a Markdown table of medians and
+so every figure is that command's own: peak RSS of its largest process, and
+CPU time (user + system, worker processes included), which other load on the
+machine disturbs much less than wall time. Prints a Markdown table of medians and
 the ratio rematch / match. The bar (issue 3): rematch within 30 s, peak RSS
 under 768 MB, at most 2× match.
 """
@@ -42,14 +44,16 @@ import json, resource, subprocess, sys, time
 start = time.perf_counter()
 code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
 wall = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"code": code, "wall": wall, "rss_kib": rss}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps({"code": code, "wall": wall, "cpu": cpu, "rss_kib": usage.ru_maxrss}))
 """
 
 
 @dataclass
 class Sample:
     wall: float
+    cpu: float  # user + system seconds of the command and its worker processes
     rss_mb: float
 
 
@@ -61,7 +65,7 @@ def measure(argv: list[str], env: dict[str, str]) -> Sample:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if result["code"] != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {result['code']}: {out.stderr[-2000:]}")
-    return Sample(result["wall"], result["rss_kib"] / 1024)
+    return Sample(result["wall"], result["cpu"], result["rss_kib"] / 1024)
 
 
 def kyodo_env(instance: Path, database_url: str) -> dict[str, str]:
@@ -157,14 +161,20 @@ def bench(label: str, database_url: str, work: Path, data: tuple[Path, Path], re
         for name, argv in (("rematch", rematch_argv), ("match", match_argv)):
             sample = measure(argv, env)
             samples[name].append(sample)
-            print(f"{label} run {i + 1}: {name} {sample.wall:.1f} s, {sample.rss_mb:.0f} MB", file=sys.stderr)
+            print(
+                f"{label} run {i + 1}: {name} {sample.wall:.1f} s, CPU {sample.cpu:.1f} s, {sample.rss_mb:.0f} MB",
+                file=sys.stderr,
+            )
     wall = {k: statistics.median(s.wall for s in v) for k, v in samples.items()}
+    cpu = {k: statistics.median(s.cpu for s in v) for k, v in samples.items()}
     rss = {k: statistics.median(s.rss_mb for s in v) for k, v in samples.items()}
     spread = {k: f"{min(s.wall for s in v):.1f}–{max(s.wall for s in v):.1f}" for k, v in samples.items()}
     return [
-        f"| {label} | `kyodo rematch` | {wall['rematch']:.1f} s ({spread['rematch']}) | {rss['rematch']:.0f} MB | "
-        f"{wall['rematch'] / wall['match']:.2f}× | {rss['rematch'] / rss['match']:.2f}× |",
-        f"| {label} | `kyodo match` | {wall['match']:.1f} s ({spread['match']}) | {rss['match']:.0f} MB | 1.00× | 1.00× |",
+        f"| {label} | `kyodo rematch` | {wall['rematch']:.1f} s ({spread['rematch']}) | {cpu['rematch']:.1f} s | "
+        f"{rss['rematch']:.0f} MB | {wall['rematch'] / wall['match']:.2f}× | {cpu['rematch'] / cpu['match']:.2f}× | "
+        f"{rss['rematch'] / rss['match']:.2f}× |",
+        f"| {label} | `kyodo match` | {wall['match']:.1f} s ({spread['match']}) | {cpu['match']:.1f} s | "
+        f"{rss['match']:.0f} MB | 1.00× | 1.00× | 1.00× |",
     ]
 
 
@@ -197,8 +207,8 @@ def main() -> None:
         f"{args.proposals} proposals × {args.programs} programs, {os.cpu_count()} cores, "
         f"--jobs {args.jobs}, median of {args.repeat} runs (min–max)"
     )
-    print("| database | command | wall time | peak RSS | time / match | RSS / match |")
-    print("|---|---|---|---|---|---|")
+    print("| database | command | wall time (min–max) | CPU time | peak RSS | time / match | CPU / match | RSS / match |")
+    print("|---|---|---|---|---|---|---|---|")
     for line in lines:
         print(line)
 

@@ -59,6 +59,9 @@ COUNT_SLICE = 2000
 KANJI_PREFIX = "字:"
 
 
+_KANJI = re.compile("[\u4e00-\u9fff\u3400-\u4dbf]")
+
+
 def _is_kanji(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
@@ -208,7 +211,8 @@ class ProgramIndex(BaseEstimator):
         out = tokenize_many(texts, compounds=self.compounds, n_jobs=self.n_jobs)
         if self.kanji_weight > 0:
             for tokens in out:
-                tokens += [KANJI_PREFIX + ch for token in tokens for ch in token if _is_kanji(ch)]
+                # The same characters as _is_kanji, found by one regex scan.
+                tokens += [KANJI_PREFIX + ch for ch in _KANJI.findall("".join(tokens))]
         return out
 
     def _proposal_counts_many(
@@ -561,12 +565,18 @@ class ProgramIndex(BaseEstimator):
         )
         weights = q_weights[in_query] * self.program_matrix_.data[start:end][in_program]
         fields = self.term_field_[start:end][in_program]
-        names = self.feature_names_[shared].tolist()
+        # Weight descending, then term: the vocabulary is sorted, so feature
+        # index order is term order.
+        order = np.lexsort((shared, -weights))
         terms = [
             Term(term=t, weight=w, field=FIELDS[f])
-            for t, w, f in zip(names, weights.tolist(), fields.tolist(), strict=True)
+            for t, w, f in zip(
+                self.feature_names_[shared[order]].tolist(),
+                weights[order].tolist(),
+                fields[order].tolist(),
+                strict=True,
+            )
         ]
-        terms.sort(key=lambda term: (-term.weight, term.term))
         return ProgramMatch(
             program_id=self.program_ids_[j],
             program_name=self.program_names_[j],

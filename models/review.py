@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Integer, exists, func, or_
+from sqlalchemy import Integer, case, exists, func, or_
 from sqlmodel import Session, col, select
 
 from models.audit import record_event
@@ -87,15 +87,38 @@ def _latest_run_id(session: Session) -> int:
 
 
 def _best_scores(run_id: int) -> Any:
-    """Subquery: proposal_id, best visible score, whether any visible pair is new."""
+    """Subquery: proposal_id, best visible score, whether any visible pair is new.
+
+    Two plain aggregates, the latest run's rows (by the run index) and the
+    online rows, the online one winning for its proposal as in
+    :func:`models.matching.visible`: the same figures as aggregating
+    ``visible()``, without its OR and correlated EXISTS on every row.
+    """
+
+    def aggregate(*where: Any) -> Any:
+        return (
+            select(
+                col(Suggestion.proposal_id).label("proposal_id"),
+                func.max(Suggestion.score).label("best"),
+                func.max(func.cast(col(Suggestion.is_new), Integer)).label("any_new"),
+            )
+            .where(*where)
+            .group_by(col(Suggestion.proposal_id))
+            .subquery()
+        )
+
+    batch = aggregate(col(Suggestion.match_run_id) == run_id)
+    online = aggregate(col(Suggestion.match_run_id).is_(None), col(Suggestion.online_after_run_id) >= run_id)
+    has_online = online.c.proposal_id.is_not(None)
     return (
         select(
-            Suggestion.proposal_id.label("proposal_id"),  # type: ignore[attr-defined]
-            func.max(Suggestion.score).label("best"),
-            func.max(func.cast(col(Suggestion.is_new), Integer)).label("any_new"),
+            col(Proposal.id).label("proposal_id"),
+            case((has_online, online.c.best), else_=batch.c.best).label("best"),
+            case((has_online, online.c.any_new), else_=batch.c.any_new).label("any_new"),
         )
-        .where(visible(run_id))
-        .group_by(Suggestion.proposal_id)  # type: ignore[arg-type]
+        .outerjoin(batch, batch.c.proposal_id == col(Proposal.id))
+        .outerjoin(online, online.c.proposal_id == col(Proposal.id))
+        .where(or_(batch.c.proposal_id.is_not(None), has_online))
         .subquery()
     )
 
@@ -146,6 +169,16 @@ def _new_condition(best: Any, run: MatchRun | None) -> Any:
     return or_(col(Proposal.created_at) >= run.started_at, best.c.any_new == 1)
 
 
+def _filters_on_best(filters: QueueFilters) -> bool:
+    """Whether a filter reads the best-score aggregate (the count must join it)."""
+    return filters.min_score is not None or filters.max_score is not None or filters.new_only
+
+
+def _needs_best_scores(filters: QueueFilters) -> bool:
+    """Whether the page's query must join the best-score aggregate."""
+    return _filters_on_best(filters) or filters.sort == "score"
+
+
 def _order(filters: QueueFilters, best: Any) -> list[Any]:
     if filters.sort == "oldest":
         return [Proposal.id]
@@ -164,21 +197,39 @@ def review_queue(
     run_id = int(run.id) if run is not None and run.id is not None else 0
     best = _best_scores(run_id)
     conditions = _queue_conditions(filters, best, run, run_id)
-    base = select(Proposal.id).outerjoin(best, best.c.proposal_id == Proposal.id).where(*conditions)
+    # The best-score aggregate reads every published suggestion: join it only
+    # when a filter or the sort needs it; otherwise the page's own suggestions
+    # (fetched below anyway) give its rows' best score and new flag.
+    by_score = _needs_best_scores(filters)
+    base = select(Proposal.id).where(*conditions)
+    if _filters_on_best(filters):
+        base = base.outerjoin(best, best.c.proposal_id == Proposal.id)
     total = int(session.exec(select(func.count()).select_from(base.subquery())).one())
     pages = max(1, math.ceil(total / page_size))
     page = min(max(1, page), pages)
-    query = (
-        select(Proposal, best.c.best, best.c.any_new)
-        .outerjoin(best, best.c.proposal_id == Proposal.id)
-        .where(*conditions)
-        .order_by(*_order(filters, best))
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    found = list(session.exec(query))
+    window = (page - 1) * page_size
+    found: list[tuple[Proposal, float | None, Any]]
+    if by_score:
+        query = (
+            select(Proposal, best.c.best, best.c.any_new)
+            .outerjoin(best, best.c.proposal_id == Proposal.id)
+            .where(*conditions)
+            .order_by(*_order(filters, best))
+            .offset(window)
+            .limit(page_size)
+        )
+        found = [(p, b, n) for p, b, n in session.exec(query)]
+    else:
+        query_plain = select(Proposal).where(*conditions).order_by(*_order(filters, best)).offset(window).limit(page_size)
+        found = [(p, None, None) for p in session.exec(query_plain)]
     ids = [p.id for p, _, _ in found if p.id is not None]
     by_proposal = suggestions_for(session=session, proposal_ids=ids)
+    if not by_score:
+        found = [
+            (p, max((s.score for s in by_proposal[p.id]), default=None), any(s.is_new for s in by_proposal[p.id]))
+            for p, _, _ in found
+            if p.id is not None
+        ]
     decisions = _current_for(session, ids)
     rows = []
     for proposal, best_score, any_new in found:
