@@ -6,7 +6,8 @@
 Generates the catalogue and proposals with benchmarks/generate.py, loads them
 into a fresh SQLite database in a temporary folder (and, with --postgres, into
 a database created on that server and dropped at the end), then runs
-``kyodo rematch`` and ``kyodo match --format jsonl`` as subprocesses, alternating,
+``kyodo rematch`` and ``kyodo match --format jsonl --mode lexical`` (the
+rematch's engine: TF-IDF alone, not the e5 fusion) as subprocesses, alternating,
 ``--repeat`` times each. Each subprocess's peak RSS is read with
 ``resource.getrusage(RUSAGE_CHILDREN)`` from a fresh one-shot wrapper process,
 so every figure is that command's own: peak RSS of its largest process, and
@@ -154,7 +155,7 @@ def bench(label: str, database_url: str, work: Path, data: tuple[Path, Path], re
     rematch_argv = [str(BIN / "kyodo"), "rematch", "--jobs", str(jobs)]
     match_argv = [
         str(BIN / "kyodo"), "match", "--programs", str(programs_csv), "--proposals", str(proposals_jsonl),
-        "--format", "jsonl", "--jobs", str(jobs),
+        "--format", "jsonl", "--jobs", str(jobs), "--mode", "lexical",
     ]
     samples: dict[str, list[Sample]] = {"rematch": [], "match": []}
     for i in range(repeat):

@@ -9,7 +9,8 @@ suggestions and a few decisions), starts the app under gunicorn (one sync
 worker) on 127.0.0.1 at a free port, and sends a fixed number of requests,
 one at a time, from this process:
 
-* the review queue (newest first, by score, a deep page, a filter),
+* the review queue: newest first (the default), and every other time by
+  score, a deep page and a filter,
 * a proposal page (logged in, random proposals, some with decisions),
 * a public submission (form, CSRF token, POST), stored with its suggestions.
 
@@ -190,7 +191,12 @@ def _sample(response: Any) -> tuple[float, int]:
     return float(response.headers[TIME_HEADER]), int(response.headers[QUERIES_HEADER])
 
 
-QUEUE_PATHS = ["/review", "/review?sort=score", "/review?page=200", "/review?status=received&sort=oldest"]
+QUEUE_PATHS = {
+    "queue": "/review",
+    "queue by score": "/review?sort=score",
+    "queue page 200": "/review?page=200",
+    "queue filtered": "/review?status=received&sort=oldest",
+}
 
 
 def _proposal_data(rng: random.Random, bodies: list[str], n: int) -> dict[str, str]:
@@ -208,7 +214,7 @@ def run_round(
     """(in-app ms, round-trip ms, queries) of each request, by page."""
     coordinator, public = Client(base), Client(base)
     coordinator.login()
-    out: dict[str, list[tuple[float, float, int]]] = {"queue": [], "proposal": [], "submission": []}
+    out: dict[str, list[tuple[float, float, int]]] = {kind: [] for kind in [*QUEUE_PATHS, "proposal", "submission"]}
 
     def timed(kind: str, call: Any) -> None:
         start = time.perf_counter()
@@ -218,7 +224,9 @@ def run_round(
         out[kind].append((server, wall, queries))
 
     for i in range(n_requests):
-        timed("queue", lambda i=i: coordinator.get(QUEUE_PATHS[i % len(QUEUE_PATHS)]))
+        for kind, path in QUEUE_PATHS.items():
+            if i % 2 == 0 or kind == "queue":  # the default page every time, the variants every other
+                timed(kind, lambda path=path: coordinator.get(path))
         proposal_id = 1 + 50 * rng.randrange(n_proposals // 50) if i % 4 == 0 else rng.randint(1, n_proposals)
         timed("proposal", lambda p=proposal_id: coordinator.get(f"/review/proposals/{p}"))
         token = _csrf(public.get("/proposals/new").text)
@@ -275,7 +283,10 @@ def main() -> None:
             server.wait(timeout=30)
         stored = check_submissions_stored(env["KYODO_DATABASE_URL"], (args.repeat + 1) * args.requests)
     labels = {
-        "queue": "review queue `/review` (4 variants)",
+        "queue": "review queue `/review` (newest first)",
+        "queue by score": "review queue `/review?sort=score`",
+        "queue page 200": "review queue `/review?page=200`",
+        "queue filtered": "review queue `/review?status=received&sort=oldest`",
         "proposal": "proposal page `/review/proposals/<id>`",
         "submission": "public submission `POST /proposals/new`",
     }
