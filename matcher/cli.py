@@ -11,7 +11,7 @@ import click
 
 from corpus import FileFormatError, InvalidRowsError, ProgramRecord, load_programs, read_rows
 from matcher.evaluate import GoldProposal, evaluate_by_kind
-from matcher.index import ProgramIndex, ProposalText
+from matcher.index import KANJI_PREFIX, ProgramIndex, ProposalText
 from matcher.results import FIELD_LABELS, MatchResult
 from matcher.semantic import MODES, FusedIndex, resolve_mode
 
@@ -120,7 +120,11 @@ def format_table(result: MatchResult) -> str:
     if result.error:
         lines.append(f"  error: {result.error}")
     for rank, match in enumerate(result.matches, start=1):
-        terms = "、".join(f"{t.term}({FIELD_LABELS[t.field]})" for t in match.terms[:6])
+        words = [t for t in match.terms if not t.term.startswith(KANJI_PREFIX)]
+        terms = "、".join(f"{t.term}({FIELD_LABELS[t.field]})" for t in words[:6])
+        kanji = " ".join(
+            t.term[len(KANJI_PREFIX) :] for t in match.terms if t.term.startswith(KANJI_PREFIX)
+        )
         lines.append(
             f"  {rank}. {match.score:.3f}  {match.program_id} {match.program_name}"
             f"  [{match.department or '担当課未記載'}]"
@@ -132,6 +136,8 @@ def format_table(result: MatchResult) -> str:
             )
         if terms:
             lines.append(f"       共通語: {terms}")
+        if kanji:
+            lines.append(f"       共通の漢字: {kanji}")
     if result.departments:
         lines.append(
             "  担当課: " + "、".join(f"{d.department} {d.score:.3f}" for d in result.departments)

@@ -49,6 +49,7 @@ def test_match_table_and_csv_proposals(runner, tmp_path):
     result = runner.invoke(cli, ["match", "--proposals", str(path), "--format", "table"])
     assert result.exit_code == 0, result.output
     assert "■ a" in result.output and "共通語" in result.output and "担当課" in result.output
+    assert "共通の漢字" in result.output and "字:" not in result.output
 
 
 def test_match_with_a_city_programs_file(runner, tmp_path):
