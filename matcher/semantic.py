@@ -461,8 +461,14 @@ class FusedIndex(BaseEstimator):
             semantic[ok] = vectors.astype(np.float64) @ self.program_vectors_.astype(np.float64).T
         return queries, lexical, semantic, errors
 
-    def is_no_match(self, best_lexical: float, best_semantic: float) -> bool:
-        """The ``no_match`` rule on a proposal's best TF-IDF and best e5 cosine."""
+    def is_no_match(self, best_lexical: float, best_semantic: float | None) -> bool:
+        """The ``no_match`` rule on a proposal's best TF-IDF and best e5 cosine.
+
+        Without an e5 score (scores stored by a lexical run) the TF-IDF index's
+        own rule decides: the rule must be that of the index that scored them.
+        """
+        if best_semantic is None:
+            return self.lexical_.is_no_match(best_lexical)
         return best_lexical + self.no_match_semantic_factor * best_semantic < self.no_match_threshold
 
     def _match_chunk(

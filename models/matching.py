@@ -11,6 +11,8 @@ previous run or the new one, never a mix. See docs/rematch.md.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import shutil
 import socket
@@ -23,22 +25,90 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, and_, delete, exists, func, insert, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from matcher import MatchResult, ProgramIndex, ProgramMatch, ProposalText
+from matcher.semantic import (
+    DIM,
+    Embedder,
+    FusedIndex,
+    embedding_text,
+    proposal_text,
+    resolve_mode,
+    text_fingerprint,
+)
 from models.decisions import current_verdict_pairs
 from models.labels import RunStatus, Verdict
 from models.locks import DEFAULT_STALE_AFTER, acquire, is_free, rowcount_of
 from models.programs import active_program_records
-from models.tables import MatchRun, Program, Proposal, Suggestion, utcnow
+from models.tables import EmbeddingCache, MatchRun, Program, Proposal, Suggestion, utcnow
 
 REMATCH_LOCK = "rematch"
 # RECORDS_NOTE: corpus.ProgramRecord is a frozen dataclass; matcher.ProgramLike
 # declares settable attributes, so mypy rejects it although it fits at run time.
 STORED_TERMS = 10  # explanation terms kept per suggestion
 DEFAULT_CHUNK_SIZE = 1000
+MATCH_MODES = ("auto", "lexical", "semantic")  # the MATCH_MODE setting
+
+# Either index: the rematch and online matching call the same methods on both.
+Index = ProgramIndex | FusedIndex
+
+log = logging.getLogger("kyodo.matching")
+_NOTED: set[str] = set()
+
+
+def resolve_match_mode(setting: str) -> tuple[str, Embedder | None]:
+    """The mode the engine runs in for the MATCH_MODE setting, and its embedder.
+
+    ``auto`` is semantic when the extra is installed and its model verifies;
+    when semantic is unavailable the engine runs lexical and logs one line
+    (once per process) saying why.
+    """
+    if setting not in MATCH_MODES:
+        raise ValueError(f"MATCH_MODE must be one of {MATCH_MODES}, not {setting!r}")
+    mode, embedder, note = resolve_mode(None if setting == "auto" else setting)
+    if note and note not in _NOTED:
+        _NOTED.add(note)
+        log.warning("%s", note)
+    return mode, embedder
+
+
+def fallback_note(setting: str) -> str | None:
+    """Why a MATCH_MODE of ``semantic`` or ``auto`` runs lexical, or None."""
+    if setting == "lexical":
+        return None
+    return resolve_mode(None if setting == "auto" else setting)[2]
+
+
+def make_index(*, mode: str, embedder: Embedder | None, top_k: int = 5, n_jobs: int = 1) -> Index:
+    """An unfitted index of the mode (see :func:`resolve_match_mode`)."""
+    lexical = ProgramIndex(top_k=top_k, n_jobs=n_jobs)
+    if mode == "semantic":
+        return FusedIndex(lexical=lexical, embedder=embedder, top_k=top_k)
+    return lexical
+
+
+def index_mode(index: Index) -> str:
+    return "semantic" if isinstance(index, FusedIndex) else "lexical"
+
+
+def _lexical_of(index: Index) -> ProgramIndex:
+    return index.lexical_ if isinstance(index, FusedIndex) else index
+
+
+def index_fingerprint(index: Index) -> str:
+    """Corpus and parameters of a fitted index; in semantic mode also the model
+    and the fusion parameters, so two runs of different modes never compare equal."""
+    lexical = _lexical_of(index)
+    if not isinstance(index, FusedIndex):
+        return lexical.fingerprint_
+    digest = hashlib.sha256(lexical.fingerprint_.encode())
+    digest.update(index.model_version_.encode())
+    digest.update(repr(sorted(index._public_params().items())).encode())
+    return digest.hexdigest()
 
 # -- reading -----------------------------------------------------------------
 
@@ -104,21 +174,33 @@ def _visible_pairs(session: Session, proposal_ids: list[int] | None = None) -> s
 
 # -- the persisted index -----------------------------------------------------
 
-_INDEX_CACHE: dict[str, ProgramIndex] = {}
+_INDEX_CACHE: dict[str, Index] = {}
 _INDEX_LOCK = threading.Lock()
 
 
-def _load_cached(directory: Path) -> ProgramIndex | None:
-    key = str(directory.resolve())
+def _load_index(directory: Path, embedder: Embedder | None) -> Index | None:
+    """The index saved in ``directory``: a fused one (``semantic.json``) is
+    loaded as such when an embedder is at hand, else as its TF-IDF part."""
+    if (directory / "semantic.json").exists():
+        if embedder is not None:
+            return FusedIndex.load(directory, embedder=embedder)
+        directory = directory / "lexical"
+    if not (directory / "params.json").exists():
+        return None
+    return ProgramIndex.load(directory)
+
+
+def _load_cached(directory: Path, embedder: Embedder | None = None) -> Index | None:
+    key = f"{directory.resolve()}|{'semantic' if embedder is not None else 'lexical'}"
     with _INDEX_LOCK:
         if key in _INDEX_CACHE:
             return _INDEX_CACHE[key]
-        if not (directory / "params.json").exists():
-            return None
         try:
-            index = ProgramIndex.load(directory)
+            index = _load_index(directory, embedder)
         except (OSError, ValueError, KeyError):
-            return None  # removed while loading, or an old format: refit
+            return None  # removed while loading, an old format or another model: refit
+        if index is None:
+            return None
         _INDEX_CACHE.clear()  # one index per process is enough
         _INDEX_CACHE[key] = index
         return index
@@ -136,23 +218,35 @@ def _catalogue_key(session: Session) -> str:
     return digest.hexdigest()[:16]
 
 
-def current_index(*, session: Session, index_path: str | Path) -> ProgramIndex:
+def current_index(*, session: Session, index_path: str | Path, mode: str = "lexical") -> Index:
     """The index of the newest published run, loaded once per process; if there
-    is none yet, one fitted on the active programs (persisted for next time)."""
+    is none yet, one fitted on the active programs in ``mode`` (the MATCH_MODE
+    setting), persisted for next time.
+
+    The published run's index is used as it was saved (fused or TF-IDF), so
+    online suggestions are scored as the published ones until the next run.
+    """
     index_path = Path(index_path)
+    resolved, embedder = resolve_match_mode(mode)
     run_id = _latest_run_id(session)
     if run_id:
-        index = _load_cached(index_path / f"run-{run_id}")
+        index = _load_cached(index_path / f"run-{run_id}", embedder)
         if index is not None:
             return index
-    directory = index_path / f"catalogue-{_catalogue_key(session)}"
-    index = _load_cached(directory)
+    directory = index_path / f"catalogue-{_catalogue_key(session)}-{resolved}"
+    index = _load_cached(directory, embedder)
     if index is None:
         records = active_program_records(session=session)
         if not records:
             raise LookupError("no active programs: import a catalogue first (kyodo programs import)")
-        ProgramIndex().fit(records).save(directory)  # type: ignore[arg-type]  # see RECORDS_NOTE
-        index = _load_cached(directory)
+        fresh = make_index(mode=resolved, embedder=embedder)
+        stored = load_embeddings(engine=_engine_of(session), embedder=embedder) if embedder else set()
+        fresh.fit(records)  # type: ignore[arg-type]  # see RECORDS_NOTE
+        if isinstance(fresh, FusedIndex) and embedder is not None:
+            new = [k for k in fresh.program_keys_ if k not in stored]
+            store_embeddings(engine=_engine_of(session), embedder=embedder, keys=new)
+        fresh.save(directory)
+        index = _load_cached(directory, embedder)
         assert index is not None
     return index
 
@@ -162,6 +256,17 @@ def current_index(*, session: Session, index_path: str | Path) -> ProgramIndex:
 
 def _terms(match: ProgramMatch) -> list[list[Any]]:
     return [[t.term, round(t.weight, 5), t.field] for t in match.terms[:STORED_TERMS]]
+
+
+def _scores(match: ProgramMatch | None) -> dict[str, Any]:
+    """The semantic layer's columns of a row (all None in lexical mode)."""
+    if match is None:
+        return {"lexical_score": None, "semantic_score": None, "carried_by": None}
+    return {
+        "lexical_score": match.lexical_score,
+        "semantic_score": match.semantic_score,
+        "carried_by": match.carried_by,
+    }
 
 
 def _rows_for_result(
@@ -191,6 +296,7 @@ def _rows_for_result(
                 "terms": _terms(match),
                 "is_new": program_id not in previous,
                 "kept_by_decision": False,
+                **_scores(match),
             }
         )
     missing = accepted - {r["program_id"] for r in rows}
@@ -222,6 +328,7 @@ def _kept_rows(
                 "terms": _terms(match) if match else [],
                 "is_new": program_id not in previous,
                 "kept_by_decision": True,
+                **_scores(match),
             }
         )
     return rows
@@ -252,12 +359,12 @@ def _group(pairs: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
     return out
 
 
-def _full_ranking(index: ProgramIndex, proposal: ProposalText) -> list[ProgramMatch]:
-    return index.match([proposal], top_k=len(index.program_ids_))[0].matches
+def _full_ranking(index: Index, proposal: ProposalText) -> list[ProgramMatch]:
+    return index.match([proposal], top_k=len(_lexical_of(index).program_ids_))[0].matches
 
 
 def _match_rows(
-    index: ProgramIndex,
+    index: Index,
     proposals: list[ProposalText],
     context: _Context,
     top_k: int,
@@ -265,7 +372,7 @@ def _match_rows(
 ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """(proposal count, rows) per chunk. Proposals with rejected pairs are ranked
     deeper so the top-k can be filled from the next ranks."""
-    n_programs = len(index.program_ids_)
+    n_programs = len(_lexical_of(index).program_ids_)
     groups: dict[int, list[ProposalText]] = {}
     for proposal in proposals:
         depth = min(top_k + len(context.rejected.get(int(proposal.id), ())), n_programs)
@@ -296,7 +403,7 @@ def _match_rows(
 
 
 def _fit_match_rows(
-    index: ProgramIndex,
+    index: Index,
     records: list[Any],
     proposals: list[ProposalText],
     context: _Context,
@@ -346,13 +453,14 @@ def _fit_match_rows(
 
 
 def suggest_online(
-    *, session: Session, proposal_ids: list[int], index_path: str | Path, top_k: int = 5
+    *, session: Session, proposal_ids: list[int], index_path: str | Path, top_k: int = 5, mode: str = "lexical"
 ) -> int:
-    """Match stored proposals now, from the current index; replaces their
-    online suggestions and commits. Returns the number of rows written."""
+    """Match stored proposals now, from the current index (``mode``: the
+    MATCH_MODE setting, see :func:`current_index`); replaces their online
+    suggestions and commits. Returns the number of rows written."""
     if not proposal_ids:
         return 0
-    index = current_index(session=session, index_path=index_path)
+    index = current_index(session=session, index_path=index_path, mode=mode)
     # Runs started before this point will not have seen these texts: rows
     # tagged with the newest run id stay visible after that run publishes.
     newest_run = int(session.exec(select(func.max(col(MatchRun.id)))).one() or 0)
@@ -376,7 +484,130 @@ def suggest_online(
             row.update(match_run_id=None, online_after_run_id=newest_run, created_at=now)
         session.execute(insert(Suggestion), rows)
     session.commit()
+    if isinstance(index, FusedIndex):
+        # The nightly rematch then finds these texts embedded.
+        embedder = index._embedder()
+        keys = [_query_key(embedder, p) for p in texts]
+        store_embeddings(engine=_engine_of(session), embedder=embedder, keys=keys)
     return len(rows)
+
+
+# -- the embedding cache ------------------------------------------------------------
+
+
+def _engine_of(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+def _query_key(embedder: Embedder, proposal: ProposalText) -> str:
+    return text_fingerprint(embedding_text(proposal_text(proposal)), role="query", model_version=embedder.model_version)
+
+
+def _passage_key(embedder: Embedder, text: str) -> str:
+    return text_fingerprint(embedding_text(text), role="passage", model_version=embedder.model_version)
+
+
+def load_embeddings(*, engine: Engine, embedder: Embedder) -> set[str]:
+    """Fill the embedder's cache with every vector stored for its model version;
+    returns their fingerprints."""
+    keys: list[str] = []
+    vectors: list[np.ndarray] = []
+    with Session(engine) as session:
+        rows = session.exec(
+            select(col(EmbeddingCache.fingerprint), col(EmbeddingCache.vector)).where(
+                col(EmbeddingCache.model_version) == embedder.model_version
+            )
+        )
+        for key, blob in rows:
+            keys.append(key)
+            vectors.append(np.frombuffer(blob, dtype=np.float32))
+    if keys:
+        embedder.add_to_cache(keys, np.vstack(vectors).reshape(len(keys), DIM))
+    return set(keys)
+
+
+def _stored_keys(session: Session, model_version: str, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        found.update(
+            session.exec(
+                select(col(EmbeddingCache.fingerprint)).where(
+                    col(EmbeddingCache.model_version) == model_version,
+                    col(EmbeddingCache.fingerprint).in_(keys[start : start + 500]),
+                )
+            )
+        )
+    return found
+
+
+def store_embeddings(*, engine: Engine, embedder: Embedder, keys: Iterable[str]) -> int:
+    """Write the embedder's cached vectors of ``keys`` that the table lacks;
+    returns the number of rows written."""
+    present, matrix = embedder.cached(dict.fromkeys(keys))
+    if not present:
+        return 0
+    with Session(engine) as session:
+        stored = _stored_keys(session, embedder.model_version, present)
+        now = utcnow()
+        rows = [
+            {"fingerprint": key, "model_version": embedder.model_version, "vector": vector.astype(np.float32).tobytes(),
+             "created_at": now}
+            for key, vector in zip(present, matrix, strict=True)
+            if key not in stored
+        ]
+        if rows:
+            session.execute(insert(EmbeddingCache), rows)
+            session.commit()
+    return len(rows)
+
+
+@dataclass
+class EmbeddingReport:
+    n_texts: int
+    n_cached: int
+    n_embedded: int
+
+
+def rebuild_embeddings(
+    *,
+    engine: Engine,
+    embedder: Embedder,
+    batch_size: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+) -> EmbeddingReport:
+    """Embed every active program and every proposal for the embedder's model
+    version, skipping texts already stored, one committed batch at a time (an
+    interrupted rebuild resumes where it stopped). ``on_progress(n)`` after
+    each batch of ``n`` texts, cached ones included."""
+    with Session(engine) as session:
+        records = active_program_records(session=session)
+    texts: list[tuple[str, str, str]] = []  # (key, role, text)
+    fused = FusedIndex(embedder=embedder)
+    for record in records:
+        text = fused.program_text(record)  # type: ignore[arg-type]  # see RECORDS_NOTE
+        texts.append((_passage_key(embedder, text), "passage", text))
+    for proposal in _load_proposals(engine):
+        texts.append((_query_key(embedder, proposal), "query", proposal_text(proposal)))
+    texts = list({key: (key, role, text) for key, role, text in texts}.values())
+    with Session(engine) as session:
+        stored = _stored_keys(session, embedder.model_version, [k for k, _, _ in texts])
+    if on_progress and stored:
+        on_progress(len(stored))
+    todo = [t for t in texts if t[0] not in stored]
+    embedded = 0
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        for role in ("passage", "query"):
+            same = [text for _, r, text in batch if r == role]
+            if same:
+                before = embedder.n_embedded
+                embedder.embed(same, role=role)
+                embedded += embedder.n_embedded - before
+        store_embeddings(engine=engine, embedder=embedder, keys=[k for k, _, _ in batch])
+        if on_progress:
+            on_progress(len(batch))
+    return EmbeddingReport(n_texts=len(texts), n_cached=len(stored), n_embedded=embedded)
 
 
 # -- the rematch ------------------------------------------------------------------
@@ -390,11 +621,14 @@ class RematchReport:
     n_suggestions: int
     n_new: int
     duration_seconds: float
+    mode: str = "lexical"
+    n_embedded: int = 0  # texts run through the model (not found in the embedding cache)
 
     def summary(self) -> str:
+        embedded = f", {self.n_embedded} texts embedded" if self.mode == "semantic" else ""
         return (
-            f"run {self.run_id}: {self.n_proposals} proposals × {self.n_programs} programs, "
-            f"{self.n_suggestions} suggestions ({self.n_new} new) in {self.duration_seconds:.1f} s"
+            f"run {self.run_id} ({self.mode}): {self.n_proposals} proposals × {self.n_programs} programs, "
+            f"{self.n_suggestions} suggestions ({self.n_new} new){embedded} in {self.duration_seconds:.1f} s"
         )
 
 
@@ -424,9 +658,9 @@ def _fail_running_runs(engine: Engine, reason: str, *, keep: int | None = None) 
         return len(run_ids)
 
 
-def _start_run(engine: Engine, top_k: int) -> int:
+def _start_run(engine: Engine, top_k: int, mode: str) -> int:
     with Session(engine) as session:
-        run = MatchRun(host=socket.gethostname(), pid=os.getpid(), top_k=top_k)
+        run = MatchRun(host=socket.gethostname(), pid=os.getpid(), top_k=top_k, mode=mode)
         session.add(run)
         session.commit()
         assert run.id is not None
@@ -453,6 +687,7 @@ def rematch(
     after_chunk: Callable[[int, int], None] | None = None,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     n_jobs: int = 1,
+    mode: str = "lexical",
 ) -> RematchReport:
     """Refit on the active programs, rank every proposal and publish atomically.
 
@@ -461,13 +696,17 @@ def rematch(
     stays published. ``on_progress(done, total)`` follows the proposals;
     ``after_chunk(run_id, rows_written)`` runs after each committed chunk.
     ``n_jobs`` processes tokenize (see :func:`matcher.tokenize.tokenize_many`).
+    ``mode`` is the MATCH_MODE setting (see :func:`resolve_match_mode`); the
+    run row records the mode that actually ran. In semantic mode only texts
+    missing from the embedding cache are embedded, and they are added to it.
     """
+    resolved, embedder = resolve_match_mode(mode)
     lock = acquire(engine, REMATCH_LOCK, stale_after=stale_after)
     try:
         _fail_running_runs(engine, "stale: the process running it stopped without finishing")
-        run_id = _start_run(engine, top_k)
+        run_id = _start_run(engine, top_k, resolved)
         try:
-            index = ProgramIndex(top_k=top_k, n_jobs=n_jobs)
+            index = make_index(mode=resolved, embedder=embedder, top_k=top_k, n_jobs=n_jobs)
             return _run(engine, run_id, index, Path(index_path), chunk_size, on_progress, after_chunk, lock.heartbeat)
         except BaseException as exc:
             _fail_run(engine, run_id, f"{type(exc).__name__}: {exc}")
@@ -479,7 +718,7 @@ def rematch(
 def _run(
     engine: Engine,
     run_id: int,
-    index: ProgramIndex,
+    index: Index,
     index_path: Path,
     chunk_size: int,
     on_progress: Callable[[int, int], None] | None,
@@ -494,6 +733,10 @@ def _run(
             raise LookupError("no active programs: import a catalogue first")
         context = _Context.load(session)
     proposals = _load_proposals(engine)
+    embedder = index._embedder() if isinstance(index, FusedIndex) else None
+    if embedder is not None:
+        stored = load_embeddings(engine=engine, embedder=embedder)
+        embedded_before = embedder.n_embedded
     table = Suggestion.__table__  # type: ignore[attr-defined]
     written = new = done = 0
     for count, rows in _fit_match_rows(index, records, proposals, context, top_k, chunk_size):
@@ -512,9 +755,18 @@ def _run(
             on_progress(done, len(proposals))
         if after_chunk:
             after_chunk(run_id, written)
+    n_embedded = 0
+    if embedder is not None:
+        n_embedded = embedder.n_embedded - embedded_before
+        assert isinstance(index, FusedIndex)
+        used = [*index.program_keys_, *(_query_key(embedder, p) for p in proposals)]
+        store_embeddings(engine=engine, embedder=embedder, keys=[k for k in used if k not in stored])
     index.save(index_path / f"run-{run_id}")
-    report = RematchReport(run_id, len(proposals), len(records), written, new, time.perf_counter() - started)
-    _publish(engine, report, index.fingerprint_)
+    report = RematchReport(
+        run_id, len(proposals), len(records), written, new, time.perf_counter() - started,
+        mode=index_mode(index), n_embedded=n_embedded,
+    )
+    _publish(engine, report, index_fingerprint(index))
     _clean_up(engine, run_id, index_path)
     return report
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.labels import CollaborationType, ProposalStatus, RunStatus, Verdict
@@ -128,6 +128,7 @@ class MatchRunBase(SQLModel):
     n_new: int = 0
     duration_seconds: float | None = None
     fingerprint: str = Field(default="", max_length=64)  # corpus + parameters of the index
+    mode: str | None = Field(default=None, max_length=20)  # lexical or semantic: what ran
     error: str | None = Field(default=None, sa_type=Text)
 
 
@@ -163,6 +164,10 @@ class SuggestionBase(SQLModel):
     terms: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     is_new: bool = False  # pair absent from the previously published suggestions
     kept_by_decision: bool = False  # accepted pair kept although out of the top-k
+    # Semantic mode only (None in lexical mode): score is then the fused score.
+    lexical_score: float | None = None  # TF-IDF cosine, the sum of the terms' weights
+    semantic_score: float | None = None  # e5 cosine
+    carried_by: str | None = Field(default=None, max_length=20)  # "semantic": placed by the embedding
 
 
 class Suggestion(SuggestionBase, table=True):
@@ -183,6 +188,20 @@ class SuggestionPublic(SuggestionBase):
     # What the review screen shows.
     id: int
     match_run_id: int | None
+
+
+# -- EmbeddingCache: e5 vectors by text fingerprint and model version -------
+
+
+class EmbeddingCache(SQLModel, table=True):
+    # One vector per (text fingerprint, model version): the rematch embeds only
+    # texts not found here. ``vector`` is float32 bytes (384 values).
+    __tablename__ = "embedding_cache"
+
+    fingerprint: str = Field(primary_key=True, max_length=64)  # matcher.semantic.text_fingerprint
+    model_version: str = Field(primary_key=True, max_length=100)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 # -- Decision: the coordinator's verdict, append-only ------------------------

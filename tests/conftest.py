@@ -37,6 +37,14 @@ def _admin() -> psycopg.Connection:
         )
 
 
+@pytest.fixture(autouse=True)
+def lexical_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MATCH_MODE defaults to auto, which is semantic with the extra installed:
+    tests run lexical (as the app, the commands and their subprocesses read
+    the environment) unless they ask for semantic (tests/test_semantic_store.py)."""
+    monkeypatch.setenv("KYODO_MATCH_MODE", "lexical")
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL database of this test session, migrated to head, dropped at the end."""

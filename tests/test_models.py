@@ -37,6 +37,32 @@ def test_downgrade_then_upgrade_round_trips(engine):
     assert "suggestion" in inspect(engine).get_table_names()
 
 
+def test_migration_0002_adds_and_removes_the_semantic_columns(app, engine, session):
+    from models.matching import suggest_online
+
+    proposal = create_random_proposal(session)
+    assert suggest_online(session=session, proposal_ids=[proposal.id], index_path=app.config["INDEX_PATH"]) == 5
+    session.close()
+    config = alembic_config(engine)
+
+    def columns(table: str) -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns(table)}
+
+    semantic = {"lexical_score", "semantic_score", "carried_by"}
+    assert semantic <= columns("suggestion") and "mode" in columns("match_run")
+    command.downgrade(config, "0001")
+    assert not semantic & columns("suggestion") and "mode" not in columns("match_run")
+    assert "embedding_cache" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:  # the rows written before stay
+        assert connection.exec_driver_sql("SELECT count(*) FROM suggestion").scalar() == 5
+    command.upgrade(config, "head")
+    assert semantic <= columns("suggestion") and "mode" in columns("match_run")
+    assert columns("embedding_cache") == {"fingerprint", "model_version", "vector", "created_at"}
+    assert inspect(engine).get_pk_constraint("embedding_cache")["constrained_columns"] == ["fingerprint", "model_version"]
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM suggestion WHERE semantic_score IS NULL").scalar() == 5
+
+
 def test_first_use_loads_the_bundled_catalogue_once(session, app):
     count = session.exec(select(func.count()).select_from(Program)).one()
     assert count == 30

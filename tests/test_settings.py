@@ -48,7 +48,9 @@ def test_secret_key_generated_once_and_kept(tmp_path, monkeypatch):
     assert create_app().config["SECRET_KEY"] == first
 
 
-@pytest.mark.parametrize(("name", "raw"), [("TOP_K", "five"), ("SESSION_COOKIE_SECURE", "maybe")])
+@pytest.mark.parametrize(
+    ("name", "raw"), [("TOP_K", "five"), ("SESSION_COOKIE_SECURE", "maybe"), ("MATCH_MODE", "fuzzy")]
+)
 def test_bad_environment_values_are_named(monkeypatch, tmp_path, name, raw):
     monkeypatch.setenv("KYODO_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv(f"KYODO_{name}", raw)

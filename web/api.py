@@ -150,6 +150,10 @@ def run_json(r: MatchRun) -> dict[str, Any]:
     }
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def suggestion_json(s: Suggestion, program: Program | None, decision: Decision | None) -> dict[str, Any]:
     return {
         "rank": s.rank, "program_id": s.program_id,
@@ -157,6 +161,8 @@ def suggestion_json(s: Suggestion, program: Program | None, decision: Decision |
         "score": round(s.score, 4),
         "terms": [{"term": t[0], "weight": t[1], "field": t[2]} for t in s.terms],
         "is_new": s.is_new, "kept_by_decision": s.kept_by_decision,
+        "lexical_score": _rounded(s.lexical_score), "semantic_score": _rounded(s.semantic_score),
+        "carried_by": s.carried_by,
         "decision": decision.verdict if decision and decision.verdict != "withdrawn" else None,
     }
 

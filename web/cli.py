@@ -36,9 +36,16 @@ def serve_command(host: str, port: int) -> None:
     click.echo(f"協働マッチ: http://{host}:{port}/  (instance: {app.instance_path})")
     app.run(host=host, port=port)
 
-from web.cli_data import db_group, programs_group, proposals_group, rematch_command  # noqa: E402
+from web.cli_data import (  # noqa: E402
+    db_group,
+    embeddings_group,
+    programs_group,
+    proposals_group,
+    rematch_command,
+)
 
 cli.add_command(db_group)
+cli.add_command(embeddings_group)
 cli.add_command(programs_group)
 cli.add_command(proposals_group)
 cli.add_command(rematch_command)

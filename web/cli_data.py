@@ -205,6 +205,7 @@ def proposals_import_command(path: Path, skip_invalid: bool) -> None:
             proposal_ids=list(report.proposal_ids),
             index_path=app.config["INDEX_PATH"],
             top_k=app.config["TOP_K"],
+            mode=app.config["MATCH_MODE"],
         )
     skipped = len(rows) - len(proposals_in)
     extra = f"; skipped {skipped} invalid records" if skipped else ""
@@ -272,6 +273,7 @@ def rematch_command(top_k: int | None, jobs: int, chunk_size: int, pause_after_f
                 top_k=top_k or app.config["TOP_K"],
                 chunk_size=chunk_size,
                 n_jobs=jobs or os.cpu_count() or 1,
+                mode=app.config["MATCH_MODE"],
                 on_progress=update,
                 after_chunk=after_chunk,
             )
@@ -282,3 +284,47 @@ def rematch_command(top_k: int | None, jobs: int, chunk_size: int, pause_after_f
     finally:
         close()
     click.echo(f"rematch: {report.summary()}")
+
+
+# -- kyodo embeddings ----------------------------------------------------------------
+
+
+@click.group("embeddings")
+def embeddings_group() -> None:
+    """The embedding cache of the semantic layer (MATCH_MODE semantic or auto)."""
+
+
+@embeddings_group.command("rebuild")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=64, show_default=True,
+              help="Texts embedded and committed together.")
+def embeddings_rebuild_command(batch_size: int) -> None:
+    """Embed every active program and every proposal with the current model.
+
+    For a model change: texts already cached for the current model version
+    are skipped and each batch is committed, so an interrupted rebuild
+    resumes where it stopped. The nightly rematch then embeds only new or
+    changed texts. Needs the extra kyodo-match[semantic].
+    """
+    from matcher.semantic import SemanticUnavailable, shared_embedder
+    from models.matching import rebuild_embeddings
+
+    try:
+        embedder = shared_embedder()
+    except SemanticUnavailable as exc:
+        raise click.ClickException(f"embeddings not rebuilt: {exc}") from exc
+    with _database() as (_, engine), click.progressbar(
+        length=0, label="embeddings", file=sys.stderr, show_pos=True
+    ) as bar:
+        from sqlmodel import func, select
+
+        from models.tables import Program, Proposal
+
+        with Session(engine) as session:
+            bar.length = int(session.exec(select(func.count()).select_from(Program).where(Program.active)).one()) + int(
+                session.exec(select(func.count()).select_from(Proposal)).one()
+            )
+        report = rebuild_embeddings(engine=engine, embedder=embedder, batch_size=batch_size, on_progress=bar.update)
+    click.echo(
+        f"embeddings ({embedder.model_version}): {report.n_texts} texts, "
+        f"{report.n_cached} already cached, {report.n_embedded} embedded"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 from flask import Flask, current_app, g
@@ -63,24 +64,42 @@ def kanji_terms(terms: list) -> list[str]:
     return [str(t[0])[len(KANJI_PREFIX) :] for t in terms if str(t[0]).startswith(KANJI_PREFIX)]
 
 
-def no_match_threshold() -> float:
-    """The no_match threshold of the index that scored the suggestions shown
-    (looked up once per request: a queue page asks for every row)."""
-    if "no_match_threshold" not in g:
+def _lexical_rule(best_lexical: float, _best_semantic: float | None = None) -> bool:
+    return best_lexical < DEFAULT_NO_MATCH_THRESHOLD
+
+
+def no_match_rule() -> Callable[[float, float | None], bool]:
+    """The no_match rule of the index that scored the suggestions shown, on a
+    proposal's best TF-IDF and best e5 score (looked up once per request: a
+    queue page asks for every row)."""
+    if "no_match_rule" not in g:
         try:
-            index = current_index(session=get_session(), index_path=current_app.config["INDEX_PATH"])
-            g.no_match_threshold = float(index.no_match_threshold)
+            index = current_index(
+                session=get_session(),
+                index_path=current_app.config["INDEX_PATH"],
+                mode=current_app.config["MATCH_MODE"],
+            )
+            g.no_match_rule = index.is_no_match
         except LookupError:  # no programs yet
-            g.no_match_threshold = DEFAULT_NO_MATCH_THRESHOLD
-    return float(g.no_match_threshold)
+            g.no_match_rule = _lexical_rule
+    return g.no_match_rule  # type: ignore[no-any-return]
 
 
 def unlikely_match(suggestions: list) -> bool:
-    """True when no suggested program is a credible partner (matcher's no_match):
-    the best ranked suggestion scores under the threshold, or there is none.
-    Pairs shown only because they were accepted do not count."""
-    scores = [s.score for s in suggestions if not s.kept_by_decision]
-    return not scores or max(scores) < no_match_threshold()
+    """True when no suggested program is a credible partner (matcher's no_match),
+    decided by the current index's rule on the best stored scores, or when
+    there is none. Pairs shown only because they were accepted do not count.
+
+    A lexical row's score is its TF-IDF cosine; a semantic row keeps that in
+    ``lexical_score`` and its e5 cosine in ``semantic_score`` (its ``score``,
+    the fused z-score, cannot say that nothing fits).
+    """
+    ranked = [s for s in suggestions if not s.kept_by_decision]
+    if not ranked:
+        return True
+    best_lexical = max(s.score if s.lexical_score is None else s.lexical_score for s in ranked)
+    semantic = [s.semantic_score for s in ranked if s.semantic_score is not None]
+    return no_match_rule()(best_lexical, max(semantic) if semantic else None)
 
 
 def init_app(app: Flask) -> None:

@@ -117,10 +117,28 @@ SCHEMAS: dict[str, Any] = {
             "program_id": _ID,
             "program_name": {"type": "string"},
             "department": {"type": "string"},
-            "score": {"type": "number"},
+            "score": {
+                "type": "number",
+                "description": "the TF-IDF cosine; in semantic mode the fused score (a weighted sum of "
+                "z-scores that ranks one proposal's programs, not comparable across proposals)",
+            },
             "terms": {"type": "array", "items": _ref("Term")},
             "is_new": {"type": "boolean", "description": "pair absent from the previous run"},
             "kept_by_decision": {"type": "boolean"},
+            "lexical_score": _nullable({
+                "type": "number",
+                "description": "semantic mode: the TF-IDF cosine (the sum of the terms' weights); null in lexical mode",
+            }),
+            "semantic_score": _nullable({
+                "type": "number",
+                "description": "semantic mode: the e5 embedding cosine; null in lexical mode",
+            }),
+            "carried_by": _nullable({
+                "type": "string",
+                "enum": ["lexical", "semantic"],
+                "description": "semantic mode: \"semantic\" (意味的に近い) when the embedding placed the program "
+                "higher than TF-IDF alone would have, so the shared terms do not explain it; null in lexical mode",
+            }),
             "decision": _nullable({"type": "string", "enum": ["accepted", "rejected", "deferred"]}),
         },
     },
@@ -131,7 +149,8 @@ SCHEMAS: dict[str, Any] = {
             "proposal_id": _ID,
             "no_match": {
                 "type": "boolean",
-                "description": "no suggested program is a credible partner (best score under the matcher's threshold)",
+                "description": "no suggested program is a credible partner: the rule of the index that scored "
+                "them (lexical: best score < 0.09; semantic: best lexical_score + 2 × best semantic_score < 1.82)",
             },
             "items": {"type": "array", "items": _ref("Suggestion")},
         },

@@ -40,13 +40,13 @@ class Submitted:
 
 
 def submit_proposal(
-    *, db: Session, data: dict[str, object], index_path: str, top_k: int
+    *, db: Session, data: dict[str, object], index_path: str, top_k: int, mode: str = "lexical"
 ) -> Submitted:
     """Store a validated proposal and its first suggestions at once."""
     proposal, token = create_proposal(session=db, proposal_in=ProposalCreate.model_validate(data))
     assert proposal.id is not None
     try:
-        suggest_online(session=db, proposal_ids=[proposal.id], index_path=index_path, top_k=top_k)
+        suggest_online(session=db, proposal_ids=[proposal.id], index_path=index_path, top_k=top_k, mode=mode)
     except LookupError:
         # No active programs yet: the proposal is kept; the next rematch matches it.
         db.rollback()
@@ -57,7 +57,10 @@ def submit_proposal(
 def submit(data: dict[str, object]) -> Submitted:
     """``submit_proposal`` with the app's database and settings."""
     config = current_app.config
-    return submit_proposal(db=get_session(), data=data, index_path=config["INDEX_PATH"], top_k=config["TOP_K"])
+    return submit_proposal(
+        db=get_session(), data=data, index_path=config["INDEX_PATH"], top_k=config["TOP_K"],
+        mode=config["MATCH_MODE"],
+    )
 
 
 def status_url(token: str) -> str:

