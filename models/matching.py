@@ -70,17 +70,16 @@ def resolve_match_mode(setting: str) -> tuple[str, Embedder | None]:
     if setting not in MATCH_MODES:
         raise ValueError(f"MATCH_MODE must be one of {MATCH_MODES}, not {setting!r}")
     mode, embedder, note = resolve_mode(None if setting == "auto" else setting)
-    if note and note not in _NOTED:
-        _NOTED.add(note)
-        log.warning("%s", note)
+    if note:
+        _note_once(note)
     return mode, embedder
 
 
-def fallback_note(setting: str) -> str | None:
-    """Why a MATCH_MODE of ``semantic`` or ``auto`` runs lexical, or None."""
-    if setting == "lexical":
-        return None
-    return resolve_mode(None if setting == "auto" else setting)[2]
+def _note_once(note: str) -> None:
+    """Log a line about the engine's mode once per process (not per request)."""
+    if note not in _NOTED:
+        _NOTED.add(note)
+        log.warning("%s", note)
 
 
 def make_index(*, mode: str, embedder: Embedder | None, top_k: int = 5, n_jobs: int = 1) -> Index:
@@ -230,8 +229,15 @@ def current_index(*, session: Session, index_path: str | Path, mode: str = "lexi
     resolved, embedder = resolve_match_mode(mode)
     run_id = _latest_run_id(session)
     if run_id:
-        index = _load_cached(index_path / f"run-{run_id}", embedder)
+        directory = index_path / f"run-{run_id}"
+        index = _load_cached(directory, embedder)
         if index is not None:
+            run_mode = "semantic" if (directory / "semantic.json").exists() else "lexical"
+            if run_mode != resolved:
+                _note_once(
+                    f"the published run {run_id} was matched in {run_mode} mode, MATCH_MODE gives {resolved}: "
+                    f"online matching runs {index_mode(index)} until the next rematch"
+                )
             return index
     directory = index_path / f"catalogue-{_catalogue_key(session)}-{resolved}"
     index = _load_cached(directory, embedder)

@@ -229,3 +229,15 @@ def test_embeddings_rebuild_is_resumable(semantic_runner, session):
     assert result.exit_code == 0, result.output
     assert "20 already cached, 13 embedded" in result.output
     assert cache_rows(session) == 33
+
+
+def test_mode_changed_after_a_semantic_run_is_logged(app, semantic_runner, session, monkeypatch, caplog):
+    proposals(session)
+    rematch(semantic_runner)
+    monkeypatch.setattr(models.matching, "_NOTED", set())
+    with caplog.at_level(logging.WARNING, logger="kyodo.matching"):
+        index = current_index(session=session, index_path=app.config["INDEX_PATH"], mode="lexical")
+        current_index(session=session, index_path=app.config["INDEX_PATH"], mode="lexical")
+    assert isinstance(index, ProgramIndex)  # the run's TF-IDF part: no model loaded
+    lines = [r.getMessage() for r in caplog.records if r.name == "kyodo.matching"]
+    assert len(lines) == 1 and "matched in semantic mode, MATCH_MODE gives lexical" in lines[0]
