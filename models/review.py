@@ -86,6 +86,17 @@ def _latest_run_id(session: Session) -> int:
     return int(run.id) if run is not None and run.id is not None else 0
 
 
+# The score shown and compared across proposals: the TF-IDF cosine. A semantic
+# run's ``score`` is a fused z-score that only ranks one proposal's programs;
+# it keeps the cosine in ``lexical_score`` (None in lexical mode).
+COMPARABLE_SCORE = func.coalesce(col(Suggestion.lexical_score), col(Suggestion.score))
+
+
+def comparable_score(suggestion: Suggestion) -> float:
+    """A suggestion's score on the 0–1 scale of the TF-IDF cosine (see COMPARABLE_SCORE)."""
+    return suggestion.score if suggestion.lexical_score is None else suggestion.lexical_score
+
+
 def _best_scores(run_id: int) -> Any:
     """Subquery: proposal_id, best visible score, whether any visible pair is new.
 
@@ -99,7 +110,7 @@ def _best_scores(run_id: int) -> Any:
         return (
             select(
                 col(Suggestion.proposal_id).label("proposal_id"),
-                func.max(Suggestion.score).label("best"),
+                func.max(COMPARABLE_SCORE).label("best"),
                 func.max(func.cast(col(Suggestion.is_new), Integer)).label("any_new"),
             )
             .where(*where)
@@ -226,7 +237,11 @@ def review_queue(
     by_proposal = suggestions_for(session=session, proposal_ids=ids)
     if not by_score:
         found = [
-            (p, max((s.score for s in by_proposal[p.id]), default=None), any(s.is_new for s in by_proposal[p.id]))
+            (
+                p,
+                max((comparable_score(s) for s in by_proposal[p.id]), default=None),
+                any(s.is_new for s in by_proposal[p.id]),
+            )
             for p, _, _ in found
             if p.id is not None
         ]
@@ -382,7 +397,7 @@ def pairs_for_programs(*, session: Session, program_ids: list[int], limit: int =
         session.exec(
             select(Suggestion)
             .where(Suggestion.program_id.in_(program_ids), visible(run_id))  # type: ignore[attr-defined]
-            .order_by(Suggestion.score.desc())  # type: ignore[attr-defined]
+            .order_by(COMPARABLE_SCORE.desc())
             .limit(limit)
         )
     )

@@ -211,6 +211,11 @@ def test_proposal_page_and_api_show_the_semantic_scores(semantic_app, semantic_r
     assert top["carried_by"] == "semantic"
     assert 0.0 <= top["lexical_score"] <= 1.0 and 0.5 < top["semantic_score"] <= 1.0
     assert api["no_match"] is False
+    # The queue compares TF-IDF cosines (0–1), not fused z-scores (about −2 to 4).
+    fused_top = max(s.score for s in suggestions_for(session=session, proposal_ids=[paraphrase])[paraphrase])
+    assert fused_top > 0.9
+    assert client.get("/review?min_score=0.9").data.decode().count('data-testid="queue-row"') == 0
+    assert client.get("/review?min_score=0.01").data.decode().count('data-testid="queue-row"') == 3
 
 
 def test_embeddings_rebuild_is_resumable(semantic_runner, session):

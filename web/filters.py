@@ -11,6 +11,7 @@ from corpus.programs import split_departments
 from matcher.index import DEFAULT_NO_MATCH_THRESHOLD, KANJI_PREFIX
 from models.labels import LABELS, CollaborationType, ProposalStatus, RunStatus, Verdict
 from models.matching import current_index
+from models.review import comparable_score
 from web.db import get_session
 from web.highlight import highlight
 
@@ -97,13 +98,14 @@ def unlikely_match(suggestions: list) -> bool:
     ranked = [s for s in suggestions if not s.kept_by_decision]
     if not ranked:
         return True
-    best_lexical = max(s.score if s.lexical_score is None else s.lexical_score for s in ranked)
+    best_lexical = max(comparable_score(s) for s in ranked)
     semantic = [s.semantic_score for s in ranked if s.semantic_score is not None]
     return no_match_rule()(best_lexical, max(semantic) if semantic else None)
 
 
 def init_app(app: Flask) -> None:
     app.add_template_global(unlikely_match)
+    app.add_template_filter(comparable_score)
     app.add_template_filter(word_terms)
     app.add_template_filter(kanji_terms)
     app.add_template_filter(jst)
