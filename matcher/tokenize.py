@@ -36,7 +36,7 @@ import fugashi
 _NODE_FORMAT = r"-O '' -F '%f[0]\t%f[1]\t%f[7]\t%m\n' -U '%f[0]\t%f[1]\t\t%m\n' -E ''"
 
 # (新)(拡)(継) with optional spaces, ASCII or full-width parentheses.
-_MARKER = re.compile(r"[(（]\s*[新拡継]\s*[)）]")
+PLAN_MARKER = re.compile(r"[(（]\s*[新拡継]\s*[)）]")
 # Digits with separators and the unit or counter right after them. Run after NFKC.
 _NUMBER = re.compile(
     r"[0-9][0-9,.]*\s*(?:千円|万円|億円|円|ヶ所|か所|箇所|カ所|人|名|件|回|年度|年|月|日|時間|歳|%|％)?"
@@ -52,7 +52,7 @@ _SKIP_POS2 = frozenset({"数詞", "非自立可能"})
 def normalize(text: str) -> str:
     """NFKC, markers and numbers removed, control characters blanked."""
     text = unicodedata.normalize("NFKC", text)
-    text = _MARKER.sub(" ", text)
+    text = PLAN_MARKER.sub(" ", text)
     text = _CONTROL.sub(" ", text)
     return _NUMBER.sub(" ", text)
 
