@@ -102,6 +102,27 @@ def tokenize(text: str, *, compounds: bool = True) -> list[str]:
     return tokens
 
 
+def clean_lemma(surface: str, lemma: str) -> str:
+    """A lemma as the matcher uses it: the gloss cut (インターンシップ-internship →
+    インターンシップ), the surface for an unknown word. ``tokenize`` inlines this."""
+    if not lemma or lemma == "*":
+        return surface
+    cut = lemma.find("-", 1)
+    return lemma[:cut] if cut > 0 else lemma
+
+
+def parse_tokens(text: str) -> list[tuple[str, str, str]]:
+    """(surface, lemma, pos1) of every token of ``text``, parsed as given (no
+    normalization, nothing dropped): to find where a matcher term occurs in a
+    text, e.g. to highlight it."""
+    out = []
+    for line in _tagger().parse(text).split("\n"):
+        if line:
+            pos1, _pos2, lemma, surface = line.split("\t")
+            out.append((surface, clean_lemma(surface, lemma), pos1))
+    return out
+
+
 def analyze(text: str) -> str:
     """Tokens joined by spaces: the pre-split form handed to the vectorizer.
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from markupsafe import Markup, escape
 
-from matcher.tokenize import _tagger
+from matcher.tokenize import parse_tokens
 
 
 def _normalized_with_map(text: str) -> tuple[str, list[int]]:
@@ -36,30 +36,18 @@ def _normalized_with_map(text: str) -> tuple[str, list[int]]:
     return "".join(chars), origin
 
 
-def _lemma(surface: str, lemma: str) -> str:
-    """As the matcher cuts it: インターンシップ-internship → インターンシップ; none → surface."""
-    if not lemma or lemma == "*":
-        return surface
-    cut = lemma.find("-", 1)
-    return lemma[:cut] if cut > 0 else lemma
-
-
 def _tokens(normalized: str) -> list[tuple[int, int, str, str]]:
     """(start, end, lemma, pos1) of every token, with offsets into ``normalized``."""
     tokens: list[tuple[int, int, str, str]] = []
     cursor = 0
-    for line in _tagger().parse(normalized).split("\n"):
-        if not line:
-            continue
-        # The matcher's node format: pos1, pos2, lemma, surface.
-        pos1, _, lemma, surface = (line.split("\t") + ["", "", ""])[:4]
+    for surface, lemma, pos1 in parse_tokens(normalized):
         if not surface:
             continue
         start = normalized.find(surface, cursor)
         if start < 0:
             continue  # the tagger rewrote the surface: leave it unmarked
         end = start + len(surface)
-        tokens.append((start, end, _lemma(surface, lemma), pos1))
+        tokens.append((start, end, lemma, pos1))
         cursor = end
     return tokens
 
