@@ -101,7 +101,9 @@ def test_submit_review_accept_and_export(browser, server, screenshots):
     first = coordinator.get_by_test_id("suggestion").first
     program_name = first.locator("h3 a").first.inner_text()
     first.locator("details summary").click()
-    assert first.locator("[data-testid=program-purpose] mark").count() >= 1
+    # The shared terms are marked in the program's own text too (目的 or 取り組み内容).
+    assert first.locator("details dd mark").count() >= 1
+    assert first.locator("details dd mark").first.is_visible()
     coordinator.screenshot(path=str(screenshots / "proposal.png"), full_page=True)
     first.get_by_label("メモ（任意）").fill("担当課と調整")
     first.get_by_role("button", name="採用").click()
