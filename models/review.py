@@ -74,6 +74,11 @@ class Page:
         return max(1, math.ceil(self.total / self.size))
 
 
+def clamp_page(page: int, total: int, page_size: int) -> int:
+    """``page`` within 1 … the last page of ``total`` rows (an empty list has one page)."""
+    return min(max(1, page), max(1, math.ceil(total / page_size)))
+
+
 @dataclass
 class QueueResult:
     page: Page
@@ -216,8 +221,7 @@ def review_queue(
     if _filters_on_best(filters):
         base = base.outerjoin(best, best.c.proposal_id == Proposal.id)
     total = int(session.exec(select(func.count()).select_from(base.subquery())).one())
-    pages = max(1, math.ceil(total / page_size))
-    page = min(max(1, page), pages)
+    page = clamp_page(page, total, page_size)
     window = (page - 1) * page_size
     found: list[tuple[Proposal, float | None, Any]]
     if by_score:
@@ -363,8 +367,7 @@ def search_programs(
     if active_only:
         conditions.append(Program.active.is_(True))  # type: ignore[attr-defined]
     total = int(session.exec(select(func.count()).select_from(Program).where(*conditions)).one())
-    pages = max(1, math.ceil(total / page_size))
-    page = min(max(1, page), pages)
+    page = clamp_page(page, total, page_size)
     rows = list(
         session.exec(
             select(Program)
@@ -592,8 +595,7 @@ def audit_page(*, session: Session, action: str | None = None, page: int = 1, pa
     """Audit events, newest first."""
     conditions = [AuditEvent.action == action] if action else []
     total = int(session.exec(select(func.count()).select_from(AuditEvent).where(*conditions)).one())
-    pages = max(1, math.ceil(total / page_size))
-    page = min(max(1, page), pages)
+    page = clamp_page(page, total, page_size)
     rows = list(
         session.exec(
             select(AuditEvent)

@@ -32,14 +32,9 @@ PARAPHRASE = {"title": "市の台所事情", "body": "市のお金の使い道�
 
 
 @pytest.fixture
-def semantic_runner(app) -> CliRunner:
-    return CliRunner(
-        env={
-            "KYODO_DATABASE_URL": app.config["DATABASE_URL"],
-            "KYODO_INSTANCE_PATH": app.instance_path,
-            "KYODO_MATCH_MODE": "semantic",
-        }
-    )
+def semantic_runner(runner) -> CliRunner:
+    """The root conftest's runner, with the semantic layer asked for."""
+    return CliRunner(env={**runner.env, "KYODO_MATCH_MODE": "semantic"})
 
 
 @pytest.fixture
