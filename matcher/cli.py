@@ -185,9 +185,18 @@ def _resolve_gold(items: list[GoldProposal], programs: list[ProgramRecord]) -> l
     type=click.Path(path_type=Path, dir_okay=False),
     help='JSONL: proposals with "gold": [program ids or names] ([] = nothing fits).',
 )
+@click.option(
+    "--exemplars",
+    "exemplars_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="JSONL like --gold: its in-scope proposals stand for accepted pairings (semantic mode); "
+    "a proposal in both files is not compared with itself.",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @mode_option
-def evaluate_command(programs_path: Path | None, gold_path: Path, fmt: str, mode: str | None) -> None:
+def evaluate_command(
+    programs_path: Path | None, gold_path: Path, exemplars_path: Path | None, fmt: str, mode: str | None
+) -> None:
     """Measure ranking quality on proposals with known partners.
 
     Prints hit@1, hit@3 and MRR on in-scope proposals, the share of
@@ -195,12 +204,16 @@ def evaluate_command(programs_path: Path | None, gold_path: Path, fmt: str, mode
     flagged, for kyodo-match and two baselines run on the same data; in
     semantic mode also e5 alone and kyodo-match fused with e5, side by side.
     When records carry a "kind" (e.g. ordinary / paraphrase), each kind is
-    also reported on its own.
+    also reported on its own. With --exemplars, also the fused ranking
+    that reads the accepted pairings they stand for.
     """
     _, embedder, note = resolve_mode(mode)
     programs = _load_programs(programs_path)
     items = _resolve_gold(read_gold(gold_path), programs)
-    results = evaluate_by_kind(programs, items, embedder=embedder)
+    exemplars = _resolve_gold(read_gold(exemplars_path), programs) if exemplars_path else []
+    if exemplars and embedder is None:
+        note = f"{note or 'lexical mode'}; --exemplars needs the semantic layer and is ignored"
+    results = evaluate_by_kind(programs, items, embedder=embedder, exemplars=exemplars)
     if fmt == "json":
         payload: dict[str, object] = {k: v.as_dict() for k, v in results["all"].items()}
         if note:
@@ -227,11 +240,11 @@ def format_metrics(results: dict) -> str:
     first = next(iter(results.values()))
     rows = [
         f"in-scope proposals: {first.n_in_scope}, out-of-scope: {first.n_out_of_scope}",
-        f"{'method':<28}{'hit@1':>8}{'hit@3':>8}{'MRR':>8}{'OOS flagged':>13}{'in-scope flagged':>18}",
+        f"{'method':<30}{'hit@1':>8}{'hit@3':>8}{'MRR':>8}{'OOS flagged':>13}{'in-scope flagged':>18}",
     ]
     for name, m in results.items():
         rows.append(
-            f"{name:<28}{m.hit_at_1:>8.3f}{m.hit_at_3:>8.3f}{m.mrr:>8.3f}"
+            f"{name:<30}{m.hit_at_1:>8.3f}{m.hit_at_3:>8.3f}{m.mrr:>8.3f}"
             f"{pct(m.out_of_scope_flagged):>13}{pct(m.in_scope_flagged):>18}"
         )
     return "\n".join(rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -21,13 +21,19 @@ if TYPE_CHECKING:
 # Names of the rankings with the semantic layer, next to "kyodo-match" (TF-IDF).
 SEMANTIC_ONLY = "e5 alone (semantic-only)"
 FUSED = "kyodo-match + e5 (fused)"
+WITH_EXEMPLARS = "fused + accepted proposals"
 
 
 class Ranker(Protocol):
     """ProgramIndex or matcher.semantic.FusedIndex."""
 
     def fit_match(
-        self, programs: Sequence[ProgramLike], proposals: Sequence[ProposalText], *, top_k: int | None = None
+        self,
+        programs: Sequence[ProgramLike],
+        proposals: Sequence[ProposalText],
+        *,
+        top_k: int | None = None,
+        **fit_params: Any,
     ) -> Iterator[MatchResult]: ...
 
 
@@ -97,8 +103,9 @@ def rank_with_index(
     items: Sequence[GoldProposal],
     *,
     decides_no_match: bool = True,
+    **fit_params: object,
 ) -> list[Ranked]:
-    results = index.fit_match(programs, [i.proposal for i in items], top_k=len(programs))
+    results = index.fit_match(programs, [i.proposal for i in items], top_k=len(programs), **fit_params)
     return [
         Ranked([m.program_id for m in r.matches], r.no_match if decides_no_match else None)
         for r in results
@@ -159,9 +166,13 @@ def rank_all(
     index: ProgramIndex | None = None,
     *,
     embedder: Embedder | None = None,
+    exemplars: Sequence[GoldProposal] = (),
 ) -> dict[str, list[Ranked]]:
     """Rankings of kyodo-match and both baselines, on the same data in the same run;
-    with an ``embedder``, also e5 alone and kyodo-match fused with e5."""
+    with an ``embedder``, also e5 alone and kyodo-match fused with e5, and
+    with ``exemplars`` (proposals with known partners, standing for accepted
+    pairings) the fused ranking that also reads them. An item that is also
+    an exemplar (same id) is never compared with itself: leave one out."""
     index = index if index is not None else ProgramIndex()
     rankings = {"kyodo-match": rank_with_index(index, programs, items)}
     if embedder is not None:
@@ -171,6 +182,13 @@ def rank_all(
         alone = FusedIndex(embedder=embedder, lexical=index, lexical_weight=0.0, semantic_weight=1.0)
         rankings[SEMANTIC_ONLY] = rank_with_index(alone, programs, items, decides_no_match=False)
         rankings[FUSED] = rank_with_index(FusedIndex(embedder=embedder, lexical=index), programs, items)
+        if exemplars:
+            from matcher.semantic import Exemplar
+
+            accepted = [Exemplar(g, e.proposal) for e in exemplars for g in e.gold]
+            rankings[WITH_EXEMPLARS] = rank_with_index(
+                FusedIndex(embedder=embedder, lexical=index), programs, items, exemplars=accepted
+            )
     for name, method in BASELINES.items():
         rankings[name] = method(programs, items)
     return rankings
@@ -182,9 +200,10 @@ def evaluate_all(
     index: ProgramIndex | None = None,
     *,
     embedder: Embedder | None = None,
+    exemplars: Sequence[GoldProposal] = (),
 ) -> dict[str, Metrics]:
     """Metrics of kyodo-match and both baselines on all items (see :func:`rank_all`)."""
-    rankings = rank_all(programs, items, index, embedder=embedder)
+    rankings = rank_all(programs, items, index, embedder=embedder, exemplars=exemplars)
     return {name: score(items, r) for name, r in rankings.items()}
 
 
@@ -194,9 +213,10 @@ def evaluate_by_kind(
     index: ProgramIndex | None = None,
     *,
     embedder: Embedder | None = None,
+    exemplars: Sequence[GoldProposal] = (),
 ) -> dict[str, dict[str, Metrics]]:
     """Metrics for all items ("all") and for each ``kind`` present."""
-    rankings = rank_all(programs, items, index, embedder=embedder)
+    rankings = rank_all(programs, items, index, embedder=embedder, exemplars=exemplars)
     kinds = sorted({i.kind for i in items if i.kind})
     out = {"all": {name: score(items, r) for name, r in rankings.items()}}
     for kind in kinds:

@@ -39,7 +39,10 @@ class ProgramMatch:
     ``terms``' weights), ``semantic_score`` the e5 cosine, and ``carried_by``
     is ``"semantic"`` when the embedding placed the program higher than
     TF-IDF alone would have (the shared terms do not explain its place),
-    else ``"lexical"``.
+    ``"exemplar"`` when what placed it there is its likeness to a proposal
+    already accepted for the program, else ``"lexical"``. ``exemplar_id`` is
+    the id of the nearest such accepted proposal and ``exemplar_score`` its
+    e5 cosine with this one (None when the program has none).
     """
 
     program_id: str
@@ -50,6 +53,8 @@ class ProgramMatch:
     lexical_score: float | None = None
     semantic_score: float | None = None
     carried_by: str | None = None
+    exemplar_id: str | None = None
+    exemplar_score: float | None = None
 
     def to_dict(self, *, digits: int = 4) -> dict[str, Any]:
         """The JSON of one match; the semantic keys only when they are set,
@@ -70,6 +75,8 @@ class ProgramMatch:
             data["semantic_score"] = round(self.semantic_score, digits)
         if self.carried_by is not None:
             data["carried_by"] = self.carried_by
+        if self.exemplar_id is not None:
+            data["exemplar"] = {"proposal_id": self.exemplar_id, "score": round(self.exemplar_score or 0.0, digits)}
         return data
 
 

@@ -19,6 +19,7 @@ import hashlib
 import json
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,40 @@ DEFAULT_EMBED_FIELDS: tuple[str, ...] = ("name", "purpose", "activities", "polic
 # either score alone (0.857, 0.872) or anything read off the fused z-scores.
 DEFAULT_NO_MATCH_SEMANTIC_FACTOR = 2.0
 DEFAULT_NO_MATCH_THRESHOLD = 1.82
-SEMANTIC_FORMAT_VERSION = 1
+# Weight of the third z-score: the e5 cosine of a proposal with the nearest
+# proposal the coordinator accepted for each program (its exemplars). Chosen
+# on the dev split with every other dev proposal as an exemplar, leave one
+# out (benchmarks/tune_semantic.py, docs/quality.md): the best paraphrase MRR
+# among weights that keep ordinary hit@1 at least that of TF-IDF alone.
+DEFAULT_EXEMPLAR_WEIGHT = 2.0
+# With exemplars, a proposal the rule above flags is cleared when it is close
+# to an accepted proposal: flagged only if also TF-IDF + 2 × e5 + 4 × nearest
+# exemplar cosine < 5.39 (bests over all programs). Exemplars can only clear
+# a flag, never add one, so a young deployment with few accepted proposals
+# flags as without them. Chosen on dev, leave one out: the factor with the
+# fewest in-scope proposals flagged while ≥ 85 % of out-of-scope ones are.
+DEFAULT_NO_MATCH_EXEMPLAR_FACTOR = 4.0
+DEFAULT_NO_MATCH_EXEMPLAR_THRESHOLD = 5.39
+SEMANTIC_FORMAT_VERSION = 2
 
 
 
 class SemanticUnavailable(RuntimeError):
     """The semantic layer cannot run: the extra is missing or the model is refused."""
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """A proposal the coordinator accepted for a program.
+
+    NPOs describe a program's work in their own words; the proposals already
+    accepted for it are the best record of those words. A new proposal close
+    to one of them (e5 cosine, proposal to proposal) is pulled towards the
+    same program, and the page can say which accepted proposal it resembles.
+    """
+
+    program_id: str
+    proposal: ProposalText
 
 
 def embedding_text(text: str) -> str:
@@ -236,6 +265,23 @@ def zscore(scores: np.ndarray) -> np.ndarray:
     return np.divide(scores - mean, std, out=np.zeros_like(scores, dtype=np.float64), where=std > 0)
 
 
+def fill_median(scores: np.ndarray) -> np.ndarray:
+    """NaNs replaced by their row's median (rows of NaNs only become zeros):
+    a program without an exemplar is neither pulled nor pushed.
+
+    >>> fill_median(np.array([[0.9, np.nan, 0.7, 0.8], [np.nan, np.nan, np.nan, np.nan]])).tolist()
+    [[0.9, 0.8, 0.7, 0.8], [0.0, 0.0, 0.0, 0.0]]
+    """
+    out = np.array(scores, dtype=np.float64)
+    for i in range(out.shape[0]):
+        missing = np.isnan(out[i])
+        if missing.all():
+            out[i] = 0.0
+        elif missing.any():
+            out[i, missing] = np.median(out[i, ~missing])
+    return out
+
+
 def fuse(
     lexical: np.ndarray, semantic: np.ndarray, *, lexical_weight: float, semantic_weight: float
 ) -> np.ndarray:
@@ -302,6 +348,16 @@ class FusedIndex(BaseEstimator):
         best e5 cosine`` is below ``no_match_threshold`` (bests over all
         programs): the fused z-scores are relative to one proposal and cannot
         say that nothing fits.
+    exemplar_weight : float
+        Weight of the z-score of the e5 cosine with each program's nearest
+        :class:`Exemplar` (accepted proposal), passed to :meth:`fit`. A
+        program without one scores the proposal's median there (neither
+        pulled nor pushed); with no exemplars at all the term is zero and the
+        ranking is that of TF-IDF and e5 alone.
+    no_match_exemplar_factor, no_match_exemplar_threshold : float
+        A proposal flagged by the rule above is cleared when ``best TF-IDF +
+        no_match_semantic_factor × best e5 + no_match_exemplar_factor ×
+        nearest exemplar cosine`` reaches ``no_match_exemplar_threshold``.
 
     Examples
     --------
@@ -326,6 +382,9 @@ class FusedIndex(BaseEstimator):
         top_k: int = 5,
         no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
         no_match_semantic_factor: float = DEFAULT_NO_MATCH_SEMANTIC_FACTOR,
+        exemplar_weight: float = DEFAULT_EXEMPLAR_WEIGHT,
+        no_match_exemplar_factor: float = DEFAULT_NO_MATCH_EXEMPLAR_FACTOR,
+        no_match_exemplar_threshold: float = DEFAULT_NO_MATCH_EXEMPLAR_THRESHOLD,
     ):
         self.lexical = lexical
         self.embedder = embedder
@@ -335,6 +394,9 @@ class FusedIndex(BaseEstimator):
         self.top_k = top_k
         self.no_match_threshold = no_match_threshold
         self.no_match_semantic_factor = no_match_semantic_factor
+        self.exemplar_weight = exemplar_weight
+        self.no_match_exemplar_factor = no_match_exemplar_factor
+        self.no_match_exemplar_threshold = no_match_exemplar_threshold
 
     # -- fitting -------------------------------------------------------------
 
@@ -342,7 +404,7 @@ class FusedIndex(BaseEstimator):
         unknown = set(self.embed_fields) - set(FIELDS)
         if unknown or not self.embed_fields:
             raise ValueError(f"embed_fields must be a non-empty subset of {FIELDS}")
-        if self.lexical_weight < 0 or self.semantic_weight < 0:
+        if self.lexical_weight < 0 or self.semantic_weight < 0 or self.exemplar_weight < 0:
             raise ValueError("weights must be non-negative")
         if self.lexical_weight == 0 and self.semantic_weight == 0:
             raise ValueError("at least one weight must be positive")
@@ -365,9 +427,14 @@ class FusedIndex(BaseEstimator):
         return "\n".join(fields.get(f, "") for f in self.embed_fields if fields.get(f))
 
     def fit(
-        self, programs: Sequence[ProgramLike], proposals: Sequence[ProposalText] = ()
+        self,
+        programs: Sequence[ProgramLike],
+        proposals: Sequence[ProposalText] = (),
+        exemplars: Sequence[Exemplar] = (),
     ) -> FusedIndex:
-        """Fit the TF-IDF index (see :meth:`ProgramIndex.fit`) and embed the programs.
+        """Fit the TF-IDF index (see :meth:`ProgramIndex.fit`), embed the
+        programs and the ``exemplars`` (those of programs not in ``programs``
+        are ignored).
 
         Returns
         -------
@@ -376,10 +443,10 @@ class FusedIndex(BaseEstimator):
         self._validate()
         self.lexical_ = self._new_lexical()
         self.lexical_.fit(programs, proposals)
-        self._fit_semantic(list(programs))
+        self._fit_semantic(list(programs), exemplars)
         return self
 
-    def _fit_semantic(self, programs: list[ProgramLike]) -> None:
+    def _fit_semantic(self, programs: list[ProgramLike], exemplars: Sequence[Exemplar] = ()) -> None:
         texts = [self.program_text(p) for p in programs]
         embedder = self._embedder()
         self.program_vectors_ = embedder.embed(texts, role="passage")
@@ -388,6 +455,11 @@ class FusedIndex(BaseEstimator):
             for t in texts
         ]
         self.model_version_ = embedder.model_version
+        position = {pid: j for j, pid in enumerate(self.lexical_.program_ids_)}
+        kept = [e for e in exemplars if e.program_id in position]
+        self.exemplar_vectors_ = embedder.embed([proposal_text(e.proposal) for e in kept], role="query")
+        self.exemplar_programs_ = np.asarray([position[e.program_id] for e in kept], dtype=np.int64)
+        self.exemplar_ids_ = [e.proposal.id for e in kept]
 
     def fit_match(
         self,
@@ -396,15 +468,18 @@ class FusedIndex(BaseEstimator):
         *,
         top_k: int | None = None,
         chunk_size: int = 1000,
+        exemplars: Sequence[Exemplar] = (),
     ) -> Iterator[MatchResult]:
-        """Fit on ``programs`` (and ``proposals`` for the IDF), then match
-        ``proposals``, tokenizing each proposal once (see :meth:`ProgramIndex.fit_match`)."""
+        """Fit on ``programs`` (and ``proposals`` for the IDF) and
+        ``exemplars``, then match ``proposals``, tokenizing each proposal once
+        (see :meth:`ProgramIndex.fit_match`). A proposal that is itself an
+        exemplar is never compared with itself."""
         self._validate()
         proposals = list(proposals)
         self.lexical_ = self._new_lexical()
         counts = self.lexical_._proposal_counts_many(proposals)
         self.lexical_._fit(programs, counts if self.lexical_.idf_from_proposals else [])
-        self._fit_semantic(list(programs))
+        self._fit_semantic(list(programs), exemplars)
         k = self.top_k if top_k is None else top_k
         for start in range(0, len(proposals), chunk_size):
             end = start + chunk_size
@@ -453,15 +528,56 @@ class FusedIndex(BaseEstimator):
             semantic[ok] = vectors.astype(np.float64) @ self.program_vectors_.astype(np.float64).T
         return queries, lexical, semantic, errors
 
-    def is_no_match(self, best_lexical: float, best_semantic: float | None) -> bool:
-        """The ``no_match`` rule on a proposal's best TF-IDF and best e5 cosine.
+    def exemplar_matrix(
+        self, proposals: Sequence[ProposalText], ok: Sequence[bool] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The e5 cosine of each proposal with each program's nearest exemplar
+        (NaN where a program has none other than the proposal itself), and
+        that exemplar's position in ``exemplar_ids_`` (-1 where none).
+
+        ``ok``: rows to compute (the others stay NaN), e.g. the proposals that could be read.
+        """
+        n, m = len(proposals), len(self.lexical_.program_ids_)
+        nearest_score = np.full((n, m), np.nan)
+        nearest = np.full((n, m), -1, dtype=np.int64)
+        rows = [i for i in range(n) if ok is None or ok[i]]
+        if not len(self.exemplar_ids_) or not rows:
+            return nearest_score, nearest
+        vectors = self._embedder().embed([proposal_text(proposals[i]) for i in rows], role="query")
+        sims = vectors.astype(np.float64) @ self.exemplar_vectors_.astype(np.float64).T
+        own = np.asarray(self.exemplar_ids_, dtype=object)
+        for r, i in enumerate(rows):
+            sims[r, own == proposals[i].id] = -np.inf  # never one's own exemplar
+        for j in np.unique(self.exemplar_programs_).tolist():
+            columns = np.flatnonzero(self.exemplar_programs_ == j)
+            best = sims[:, columns].argmax(axis=1)
+            score = sims[np.arange(len(rows)), columns[best]]
+            found = np.isfinite(score)
+            nearest_score[np.asarray(rows)[found], j] = score[found]
+            nearest[np.asarray(rows)[found], j] = columns[best][found]
+        return nearest_score, nearest
+
+    def is_no_match(
+        self, best_lexical: float, best_semantic: float | None, best_exemplar: float | None = None
+    ) -> bool:
+        """The ``no_match`` rule on a proposal's best TF-IDF cosine, best e5
+        cosine and nearest exemplar's e5 cosine (None: no exemplar).
 
         Without an e5 score (scores stored by a lexical run) the TF-IDF index's
         own rule decides: the rule must be that of the index that scored them.
+
+        >>> index = FusedIndex()
+        >>> index.is_no_match(0.05, 0.85), index.is_no_match(0.05, 0.85, 0.93), index.is_no_match(0.05, 0.85, 0.80)
+        (True, False, True)
         """
         if best_semantic is None:
             return self.lexical_.is_no_match(best_lexical)
-        return best_lexical + self.no_match_semantic_factor * best_semantic < self.no_match_threshold
+        both = best_lexical + self.no_match_semantic_factor * best_semantic
+        if both >= self.no_match_threshold:
+            return False
+        if best_exemplar is None:
+            return True
+        return both + self.no_match_exemplar_factor * best_exemplar < self.no_match_exemplar_threshold
 
     def _match_chunk(
         self,
@@ -470,9 +586,9 @@ class FusedIndex(BaseEstimator):
         counts: Sequence[dict[str, float] | None] | None = None,
     ) -> Iterator[MatchResult]:
         queries, lexical, semantic, errors = self.score_matrices(proposals, counts)
-        fused = fuse(
-            lexical, semantic, lexical_weight=self.lexical_weight, semantic_weight=self.semantic_weight
-        )
+        base = fuse(lexical, semantic, lexical_weight=self.lexical_weight, semantic_weight=self.semantic_weight)
+        exemplar, nearest = self.exemplar_matrix(proposals, [e is None for e in errors])
+        fused = base + self.exemplar_weight * zscore(fill_median(exemplar))
         n_programs = fused.shape[1]
         k = min(k, n_programs)
         order_tiebreak = np.arange(n_programs)
@@ -486,6 +602,10 @@ class FusedIndex(BaseEstimator):
             q_terms, q_weights = queries.indices[q_start:q_end], queries.data[q_start:q_end]
             matches = []
             for position, j in enumerate(ranking[:k].tolist()):
+                carried_by = "lexical"
+                if position < lexical_rank(lexical[i], j):
+                    carried_by = "exemplar" if position < lexical_rank(base[i], j) else "semantic"
+                near = int(nearest[i, j])
                 matches.append(
                     ProgramMatch(
                         program_id=self.lexical_.program_ids_[j],
@@ -495,12 +615,18 @@ class FusedIndex(BaseEstimator):
                         terms=_shared_terms(self.lexical_, q_terms, q_weights, j),
                         lexical_score=float(lexical[i, j]),
                         semantic_score=float(semantic[i, j]),
-                        carried_by="semantic" if position < lexical_rank(lexical[i], j) else "lexical",
+                        carried_by=carried_by,
+                        exemplar_id=self.exemplar_ids_[near] if near >= 0 else None,
+                        exemplar_score=float(exemplar[i, j]) if near >= 0 else None,
                     )
                 )
             yield MatchResult(
                 proposal_id=proposal.id,
-                no_match=self.is_no_match(float(lexical[i].max()), float(semantic[i].max())),
+                no_match=self.is_no_match(
+                    float(lexical[i].max()),
+                    float(semantic[i].max()),
+                    float(np.nanmax(exemplar[i])) if (nearest[i] >= 0).any() else None,
+                ),
                 matches=matches,
                 departments=self._departments(row, ranking, k),
             )
@@ -525,6 +651,9 @@ class FusedIndex(BaseEstimator):
             "top_k": self.top_k,
             "no_match_threshold": self.no_match_threshold,
             "no_match_semantic_factor": self.no_match_semantic_factor,
+            "exemplar_weight": self.exemplar_weight,
+            "no_match_exemplar_factor": self.no_match_exemplar_factor,
+            "no_match_exemplar_threshold": self.no_match_exemplar_threshold,
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -544,6 +673,9 @@ class FusedIndex(BaseEstimator):
             allow_pickle=False,
             program_vectors=self.program_vectors_,
             program_keys=np.asarray(self.program_keys_, dtype="U64"),
+            exemplar_vectors=self.exemplar_vectors_,
+            exemplar_programs=self.exemplar_programs_,
+            exemplar_ids=np.asarray(self.exemplar_ids_, dtype=str),
         )
         tmp_meta.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         tmp_arrays.replace(directory / "semantic.npz")
@@ -569,6 +701,9 @@ class FusedIndex(BaseEstimator):
         with np.load(directory / "semantic.npz", allow_pickle=False) as arrays:
             index.program_vectors_ = arrays["program_vectors"]
             index.program_keys_ = arrays["program_keys"].tolist()
+            index.exemplar_vectors_ = arrays["exemplar_vectors"].reshape(-1, DIM)
+            index.exemplar_programs_ = arrays["exemplar_programs"].astype(np.int64)
+            index.exemplar_ids_ = [str(x) for x in arrays["exemplar_ids"].tolist()]
         index.model_version_ = meta["model_version"]
         embedder_.add_to_cache(index.program_keys_, index.program_vectors_)
         return index
@@ -584,6 +719,7 @@ __all__ = [
     "MODEL_SHA256",
     "MODEL_VERSION",
     "Embedder",
+    "Exemplar",
     "FusedIndex",
     "SemanticUnavailable",
     "embedding_text",
