@@ -1,7 +1,7 @@
 """Server time and SQL queries per page of the web app on a seeded database.
 
     .venv/bin/python benchmarks/bench_web.py [--programs 2000] [--proposals 10000] \
-        [--requests 60] [--repeat 3]
+        [--requests 60] [--repeat 3] [--mode lexical|semantic]
 
 Seeds a fresh SQLite database in a temporary folder (benchmarks/generate.py
 data, loaded as in bench_rematch.py, then ``kyodo rematch`` for the
@@ -259,7 +259,12 @@ def main() -> None:
     parser.add_argument("--proposals", type=int, default=10000)
     parser.add_argument("--requests", type=int, default=60, help="Requests per page and round.")
     parser.add_argument("--repeat", type=int, default=3, help="Rounds.")
+    parser.add_argument(
+        "--mode", choices=["lexical", "semantic"], default="lexical",
+        help="KYODO_MATCH_MODE of the seeding rematch and the served app.",
+    )
     args = parser.parse_args()
+    os.environ["KYODO_MATCH_MODE"] = args.mode
     import json
 
     rng = random.Random(0)
@@ -291,7 +296,7 @@ def main() -> None:
         "submission": "public submission `POST /proposals/new`",
     }
     print(
-        f"{args.proposals} proposals × {args.programs} programs, SQLite, gunicorn 1 sync worker, "
+        f"{args.proposals} proposals × {args.programs} programs, {args.mode} mode, SQLite, gunicorn 1 sync worker, "
         f"{os.cpu_count()} cores; {args.requests} requests per page × {args.repeat} rounds, one at a time; "
         f"median of the rounds' medians (min–max of the round medians)"
     )

@@ -27,10 +27,10 @@ from matcher.semantic import (
     DEFAULT_SEMANTIC_WEIGHT,
     Exemplar,
     FusedIndex,
-    fill_median,
+    exemplar_lift,
     fuse,
+    proposal_text,
     shared_embedder,
-    zscore,
 )
 
 DEV = Path(__file__).resolve().parents[1] / "tests" / "data" / "devset.jsonl"
@@ -133,6 +133,9 @@ def tune_exemplars(programs, items, ids, fields, weight) -> None:
     _, lexical, semantic, _ = index.score_matrices(proposals)
     exemplar, _ = index.exemplar_matrix(proposals)
     base = fuse(lexical, semantic, lexical_weight=1.0, semantic_weight=weight)
+    vectors = index._embedder().embed([proposal_text(p) for p in proposals], role="query").astype(np.float64)
+    pairs = (vectors @ vectors.T)[np.triu_indices(len(proposals), 1)]
+    print(f"\n## e5 cosine of two dev proposals (the exemplar reference): mean {pairs.mean():.4f}, std {pairs.std():.4f}")
     print("\n## Accepted proposals as exemplars (leave one out): exemplar weight; ordinary | paraphrase")
     # Rule: the best paraphrase MRR among weights that keep ordinary hit@1 at
     # least that of TF-IDF alone: the exemplars must not cost ordinary
@@ -140,7 +143,7 @@ def tune_exemplars(programs, items, ids, fields, weight) -> None:
     floor = metrics_by_kind(items, ids, lexical)["ordinary"].hit_at_1
     best = None
     for w in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0):
-        m = metrics_by_kind(items, ids, base + w * zscore(fill_median(exemplar)))
+        m = metrics_by_kind(items, ids, base + w * exemplar_lift(exemplar))
         o, p = m["ordinary"], m["paraphrase"]
         print(f"  w={w:<5}{o.hit_at_1:.3f} {o.hit_at_3:.3f} {o.mrr:.3f} | {p.hit_at_1:.3f} {p.hit_at_3:.3f} {p.mrr:.3f}")
         if o.hit_at_1 >= floor - 1e-9 and (best is None or p.mrr > best[0]):

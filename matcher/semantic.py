@@ -58,12 +58,18 @@ DEFAULT_EMBED_FIELDS: tuple[str, ...] = ("name", "purpose", "activities", "polic
 # either score alone (0.857, 0.872) or anything read off the fused z-scores.
 DEFAULT_NO_MATCH_SEMANTIC_FACTOR = 2.0
 DEFAULT_NO_MATCH_THRESHOLD = 1.82
-# Weight of the third z-score: the e5 cosine of a proposal with the nearest
-# proposal the coordinator accepted for each program (its exemplars). Chosen
+# Weight of the third term: the e5 cosine of a proposal with the nearest
+# proposal the coordinator accepted for each program (its exemplars), as
+# :func:`exemplar_lift`. Chosen
 # on the dev split with every other dev proposal as an exemplar, leave one
 # out (benchmarks/tune_semantic.py, docs/quality.md): the best paraphrase MRR
 # among weights that keep ordinary hit@1 at least that of TF-IDF alone.
 DEFAULT_EXEMPLAR_WEIGHT = 2.0
+# The e5 cosine of two unrelated proposals: mean and standard deviation over
+# every pair of dev proposals (benchmarks/tune_semantic.py prints them). A
+# nearest exemplar counts by how far it stands above this.
+EXEMPLAR_REFERENCE_MEAN = 0.871
+EXEMPLAR_REFERENCE_STD = 0.0163
 # With exemplars, a proposal the rule above flags is cleared when it is close
 # to an accepted proposal: flagged only if also TF-IDF + 2 × e5 + 4 × nearest
 # exemplar cosine < 5.39 (bests over all programs). Exemplars can only clear
@@ -265,21 +271,24 @@ def zscore(scores: np.ndarray) -> np.ndarray:
     return np.divide(scores - mean, std, out=np.zeros_like(scores, dtype=np.float64), where=std > 0)
 
 
-def fill_median(scores: np.ndarray) -> np.ndarray:
-    """NaNs replaced by their row's median (rows of NaNs only become zeros):
-    a program without an exemplar is neither pulled nor pushed.
+def exemplar_lift(
+    nearest: np.ndarray,
+    mean: float = EXEMPLAR_REFERENCE_MEAN,
+    std: float = EXEMPLAR_REFERENCE_STD,
+) -> np.ndarray:
+    """How far each nearest-exemplar cosine stands above that of two unrelated
+    proposals, in standard deviations, floored at 0; NaN (no exemplar) is 0.
 
-    >>> fill_median(np.array([[0.9, np.nan, 0.7, 0.8], [np.nan, np.nan, np.nan, np.nan]])).tolist()
-    [[0.9, 0.8, 0.7, 0.8], [0.0, 0.0, 0.0, 0.0]]
+    An accepted proposal like the new one pulls its program up; an unlike one
+    (or none) says nothing. A fixed reference, not a z-score per proposal: the
+    first accepted proposal of a young deployment must already count, and a
+    row with one exemplar has no spread of its own.
+
+    >>> exemplar_lift(np.array([[0.90, np.nan, 0.80]]), mean=0.87, std=0.02).round(3).tolist()
+    [[1.5, 0.0, 0.0]]
     """
-    out = np.array(scores, dtype=np.float64)
-    for i in range(out.shape[0]):
-        missing = np.isnan(out[i])
-        if missing.all():
-            out[i] = 0.0
-        elif missing.any():
-            out[i, missing] = np.median(out[i, ~missing])
-    return out
+    lift = (np.nan_to_num(nearest, nan=mean) - mean) / std
+    return np.clip(lift, 0.0, None)
 
 
 def fuse(
@@ -349,11 +358,11 @@ class FusedIndex(BaseEstimator):
         programs): the fused z-scores are relative to one proposal and cannot
         say that nothing fits.
     exemplar_weight : float
-        Weight of the z-score of the e5 cosine with each program's nearest
-        :class:`Exemplar` (accepted proposal), passed to :meth:`fit`. A
-        program without one scores the proposal's median there (neither
-        pulled nor pushed); with no exemplars at all the term is zero and the
-        ranking is that of TF-IDF and e5 alone.
+        Weight of :func:`exemplar_lift` of the e5 cosine with each program's
+        nearest :class:`Exemplar` (accepted proposal, passed to :meth:`fit`).
+        A program without one, or whose nearest is no closer than two
+        unrelated proposals, gets 0; with no exemplars at all the ranking is
+        that of TF-IDF and e5 alone.
     no_match_exemplar_factor, no_match_exemplar_threshold : float
         A proposal flagged by the rule above is cleared when ``best TF-IDF +
         no_match_semantic_factor × best e5 + no_match_exemplar_factor ×
@@ -588,7 +597,7 @@ class FusedIndex(BaseEstimator):
         queries, lexical, semantic, errors = self.score_matrices(proposals, counts)
         base = fuse(lexical, semantic, lexical_weight=self.lexical_weight, semantic_weight=self.semantic_weight)
         exemplar, nearest = self.exemplar_matrix(proposals, [e is None for e in errors])
-        fused = base + self.exemplar_weight * zscore(fill_median(exemplar))
+        fused = base + self.exemplar_weight * exemplar_lift(exemplar)
         n_programs = fused.shape[1]
         k = min(k, n_programs)
         order_tiebreak = np.arange(n_programs)

@@ -34,6 +34,7 @@ from matcher import MatchResult, ProgramIndex, ProgramMatch, ProposalText
 from matcher.semantic import (
     DIM,
     Embedder,
+    Exemplar,
     FusedIndex,
     embedding_text,
     proposal_text,
@@ -271,11 +272,16 @@ def _terms(match: ProgramMatch) -> list[list[Any]]:
 def _scores(match: ProgramMatch | None) -> dict[str, Any]:
     """The semantic layer's columns of a row (all None in lexical mode)."""
     if match is None:
-        return {"lexical_score": None, "semantic_score": None, "carried_by": None}
+        return {
+            "lexical_score": None, "semantic_score": None, "carried_by": None,
+            "exemplar_proposal_id": None, "exemplar_score": None,
+        }
     return {
         "lexical_score": match.lexical_score,
         "semantic_score": match.semantic_score,
         "carried_by": match.carried_by,
+        "exemplar_proposal_id": int(match.exemplar_id) if match.exemplar_id is not None else None,
+        "exemplar_score": match.exemplar_score,
     }
 
 
@@ -412,6 +418,18 @@ def _match_rows(
             yield count, rows
 
 
+def _exemplars(proposals: list[ProposalText], context: _Context) -> list[Exemplar]:
+    """The accepted pairings (current decisions) as exemplars for the semantic
+    layer: each accepted proposal's text stands for its program."""
+    by_id = {p.id: p for p in proposals}
+    return [
+        Exemplar(str(program_id), by_id[str(proposal_id)])
+        for proposal_id, program_ids in sorted(context.accepted.items())
+        if str(proposal_id) in by_id
+        for program_id in sorted(program_ids)
+    ]
+
+
 def _fit_match_rows(
     index: Index,
     records: list[Any],
@@ -432,7 +450,12 @@ def _fit_match_rows(
     rows: list[dict[str, Any]] = []
     deeper: list[ProposalText] = []
     count = 0
-    results = index.fit_match(records, proposals, top_k=top_k, chunk_size=chunk_size)
+    if isinstance(index, FusedIndex):
+        results = index.fit_match(
+            records, proposals, top_k=top_k, chunk_size=chunk_size, exemplars=_exemplars(proposals, context)
+        )
+    else:
+        results = index.fit_match(records, proposals, top_k=top_k, chunk_size=chunk_size)
     for result in results:
         pid = int(result.proposal_id)
         rejected = context.rejected.get(pid, empty)

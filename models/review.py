@@ -316,6 +316,8 @@ class ProposalView:
     history: list[Decision]
     last_run: MatchRun | None
     hand_paired: list[int] = field(default_factory=list)  # decided programs not suggested
+    # The accepted proposals the suggestions resemble (exemplar_proposal_id → proposal).
+    exemplars: dict[int, Proposal] = field(default_factory=dict)
 
 
 def proposal_view(*, session: Session, proposal_id: int) -> ProposalView | None:
@@ -332,6 +334,11 @@ def proposal_view(*, session: Session, proposal_id: int) -> ProposalView | None:
     suggested = {s.program_id for s in suggestions}
     hand = [pid for pid in current if pid not in suggested]
     programs = programs_by_id(session=session, ids=suggested | set(current))
+    exemplar_ids = {s.exemplar_proposal_id for s in suggestions if s.exemplar_proposal_id is not None}
+    exemplars = (
+        {p.id: p for p in session.exec(select(Proposal).where(col(Proposal.id).in_(exemplar_ids)))}
+        if exemplar_ids else {}
+    )
     return ProposalView(
         proposal=proposal,
         suggestions=suggestions,
@@ -340,6 +347,7 @@ def proposal_view(*, session: Session, proposal_id: int) -> ProposalView | None:
         history=list(reversed(history)),
         last_run=latest_run(session=session),
         hand_paired=hand,
+        exemplars={pk: p for pk, p in exemplars.items() if pk is not None},
     )
 
 

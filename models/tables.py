@@ -167,7 +167,12 @@ class SuggestionBase(SQLModel):
     # Semantic mode only (None in lexical mode): score is then the fused score.
     lexical_score: float | None = None  # TF-IDF cosine, the sum of the terms' weights
     semantic_score: float | None = None  # e5 cosine
-    carried_by: str | None = Field(default=None, max_length=20)  # "semantic": placed by the embedding
+    # "semantic": placed by the embedding; "exemplar": by its likeness to a proposal accepted for the program
+    carried_by: str | None = Field(default=None, max_length=20)
+    # The nearest proposal already accepted for the program, and its e5 cosine
+    # with this one. A plain id, no foreign key: an explanation, not a relation.
+    exemplar_proposal_id: int | None = None
+    exemplar_score: float | None = None
 
 
 class Suggestion(SuggestionBase, table=True):

@@ -197,3 +197,68 @@ def test_cli_evaluate_reports_the_three_side_by_side(tmp_path):
     }
     assert figures["e5 alone (semantic-only)"]["out_of_scope_flagged"] is None
     assert figures["kyodo-match + e5 (fused)"]["hit_at_1"] == 1.0
+
+
+# Written for testing: an accepted proposal for H20-20 (市民提案型まちづくり事業)
+# and a new one in nearly its words, neither sharing much with the program's text.
+ACCEPTED = ProposalText(
+    "acc", "駅前広場の清掃を引き受けたい",
+    "私たちの会は毎朝駅前広場を掃除している。市が業者に任せている清掃の仕事を、"
+    "地域の会が委託を受けて担い、住民の目で行き届いた管理をしたい。",
+)
+LIKE_ACCEPTED = ProposalText(
+    "new", "駅前の清掃を会で引き受けたい",
+    "駅前広場の掃除を、市が業者に任せるのでなく私たちの会が委託を受けて毎朝行い、地域の目で管理したい。",
+)
+
+
+def test_an_accepted_proposal_pulls_a_similar_one_to_its_program(embedder, tmp_path):
+    programs = load_programs()
+    alone = FusedIndex(embedder=embedder, top_k=3).fit(programs).match([LIKE_ACCEPTED])[0]
+    assert "H20-20" not in [m.program_id for m in alone.matches]
+    assert all(m.exemplar_id is None for m in alone.matches)
+    index = FusedIndex(embedder=embedder, top_k=3).fit(programs, exemplars=[semantic.Exemplar("H20-20", ACCEPTED)])
+    result = index.match([LIKE_ACCEPTED])[0]
+    top = result.matches[0]
+    assert (top.program_id, top.carried_by, top.exemplar_id) == ("H20-20", "exemplar", "acc")
+    assert top.exemplar_score > semantic.EXEMPLAR_REFERENCE_MEAN
+    # The explanation stays honest: the terms are still the TF-IDF ones.
+    assert sum(t.weight for t in top.terms) == pytest.approx(top.lexical_score)
+    assert result.to_dict()["matches"][0]["exemplar"] == {"proposal_id": "acc", "score": round(top.exemplar_score, 4)}
+    # Saved and loaded, the index keeps its exemplars.
+    loaded = FusedIndex.load(index.save(tmp_path / "index"), embedder=embedder)
+    assert loaded.match([LIKE_ACCEPTED])[0].to_dict() == result.to_dict()
+
+
+def test_a_proposal_is_never_its_own_exemplar(embedder):
+    index = FusedIndex(embedder=embedder, top_k=30).fit(
+        load_programs(), exemplars=[semantic.Exemplar("H20-20", ACCEPTED), semantic.Exemplar("H20-19", LIKE_ACCEPTED)]
+    )
+    own, other = index.match([ACCEPTED, LIKE_ACCEPTED])
+    assert {m.exemplar_id for m in own.matches} == {None, "new"}
+    assert {m.exemplar_id for m in other.matches} == {None, "acc"}
+
+
+def test_exemplars_of_unknown_programs_are_ignored_and_none_change_nothing(embedder):
+    programs = load_programs()
+    plain = FusedIndex(embedder=embedder, top_k=5).fit(programs).match(PROPOSALS)
+    unknown = FusedIndex(embedder=embedder, top_k=5).fit(programs, exemplars=[semantic.Exemplar("gone", ACCEPTED)])
+    assert [r.to_dict() for r in unknown.match(PROPOSALS)] == [r.to_dict() for r in plain]
+
+
+def test_cli_evaluate_with_exemplars_adds_the_fourth_ranking(tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "new", "title": LIKE_ACCEPTED.title, "body": LIKE_ACCEPTED.body,
+                                "gold": ["H20-20"]}, ensure_ascii=False))
+    accepted = tmp_path / "accepted.jsonl"
+    accepted.write_text(json.dumps({"id": "acc", "title": ACCEPTED.title, "body": ACCEPTED.body,
+                                    "gold": ["H20-20"]}, ensure_ascii=False))
+    args = ["evaluate", "--mode", "semantic", "--gold", str(gold), "--format", "json"]
+    result = CliRunner().invoke(cli, [*args, "--exemplars", str(accepted)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["kyodo-match + e5 (fused)"]["hit_at_1"] == 0.0
+    assert figures["fused + accepted proposals"]["hit_at_1"] == 1.0
+    # The same file as gold and exemplars: a proposal is not its own exemplar.
+    result = CliRunner().invoke(cli, [*args[:-2], "--exemplars", str(gold), "--format", "json"])
+    assert json.loads(result.output)["fused + accepted proposals"]["hit_at_1"] == 0.0

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from factories import create_random_proposal, program_by_external_id
+from factories import create_random_proposal, decide, program_by_external_id
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -170,8 +170,11 @@ def test_unlikely_match_uses_the_rule_of_the_index_that_scored(semantic_app, sem
     proposals(session)
     rematch(semantic_runner)
 
-    def row(score, lexical, semantic):
-        return SimpleNamespace(score=score, lexical_score=lexical, semantic_score=semantic, kept_by_decision=False)
+    def row(score, lexical, semantic, exemplar=None):
+        return SimpleNamespace(
+            score=score, lexical_score=lexical, semantic_score=semantic, exemplar_score=exemplar,
+            kept_by_decision=False,
+        )
 
     from web.filters import unlikely_match
 
@@ -182,6 +185,10 @@ def test_unlikely_match_uses_the_rule_of_the_index_that_scored(semantic_app, sem
         assert unlikely_match([row(2.5, 0.02, 0.85)])
         # Few shared words, but close in meaning: 0.02 + 2 × 0.92 ≥ 1.82 (the lexical rule would flag it).
         assert not unlikely_match([row(-0.3, 0.02, 0.92)])
+        # Close to a proposal accepted for the program: 0.02 + 2 × 0.85 + 4 × 0.93 ≥ 5.39 clears the flag;
+        # a distant one does not (+ 4 × 0.80 < 5.39).
+        assert not unlikely_match([row(2.5, 0.02, 0.85, 0.93)])
+        assert unlikely_match([row(2.5, 0.02, 0.85, 0.80)])
         # Rows of a lexical run keep the lexical rule (best score < 0.09).
         assert unlikely_match([row(0.05, None, None)])
         assert not unlikely_match([row(0.2, None, None)])
@@ -212,6 +219,53 @@ def test_proposal_page_and_api_show_the_semantic_scores(semantic_app, semantic_r
     assert fused_top > 0.9
     assert client.get("/review?min_score=0.9").data.decode().count('data-testid="queue-row"') == 0
     assert client.get("/review?min_score=0.01").data.decode().count('data-testid="queue-row"') == 3
+
+
+def test_rematch_reads_accepted_pairings_and_the_page_names_the_accepted_proposal(
+    semantic_app, semantic_runner, session
+):
+    from test_semantic import ACCEPTED, LIKE_ACCEPTED
+
+    from web.auth import create_token, create_user
+
+    accepted = create_random_proposal(session, "防災", title=ACCEPTED.title, body=ACCEPTED.body)
+    similar = create_random_proposal(session, "防災", title=LIKE_ACCEPTED.title, body=LIKE_ACCEPTED.body)
+    create_random_proposal(session, "子育て")
+    program = program_by_external_id(session, "H20-20")
+    rematch(semantic_runner)
+    before = suggestions_for(session=session, proposal_ids=[similar.id])[similar.id]
+    assert program.id not in [s.program_id for s in before]
+    assert all(s.exemplar_proposal_id is None for s in before)
+
+    decide(session, accepted.id, program.id, "accepted")
+    rematch(semantic_runner)
+    session.expire_all()
+    top = suggestions_for(session=session, proposal_ids=[similar.id])[similar.id][0]
+    assert (top.program_id, top.carried_by, top.exemplar_proposal_id) == (program.id, "exemplar", accepted.id)
+    assert 0.9 < top.exemplar_score <= 1.0
+    # The accepted proposal is not its own exemplar.
+    own = suggestions_for(session=session, proposal_ids=[accepted.id])[accepted.id]
+    assert accepted.id not in {s.exemplar_proposal_id for s in own}
+
+    create_user(session=session, username="coord", password="correct horse battery")
+    _, token = create_token(session=session, name="t")
+    client = semantic_app.test_client()
+    client.post("/login", data={"username": "coord", "password": "correct horse battery"})
+    html = client.get(f"/review/proposals/{similar.id}").data.decode()
+    assert 'data-testid="exemplar-badge"' in html and "採用済みの提案に近い" in html
+    assert f'href="/review/proposals/{accepted.id}"' in html and ACCEPTED.title in html
+    api = client.get(
+        f"/api/v1/proposals/{similar.id}/suggestions", headers={"Authorization": f"Bearer {token}"}
+    ).json
+    assert api["items"][0]["carried_by"] == "exemplar"
+    assert api["items"][0]["exemplar"]["proposal_id"] == accepted.id
+    # Online matching reads the published run's exemplars too.
+    assert suggest_online(
+        session=session, proposal_ids=[similar.id], index_path=semantic_app.config["INDEX_PATH"], mode="semantic"
+    )
+    session.expire_all()
+    online = suggestions_for(session=session, proposal_ids=[similar.id])[similar.id][0]
+    assert (online.match_run_id, online.exemplar_proposal_id) == (None, accepted.id)
 
 
 def test_embeddings_rebuild_is_resumable(semantic_runner, session):

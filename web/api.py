@@ -163,6 +163,10 @@ def suggestion_json(s: Suggestion, program: Program | None, decision: Decision |
         "is_new": s.is_new, "kept_by_decision": s.kept_by_decision,
         "lexical_score": _rounded(s.lexical_score), "semantic_score": _rounded(s.semantic_score),
         "carried_by": s.carried_by,
+        "exemplar": (
+            {"proposal_id": s.exemplar_proposal_id, "score": _rounded(s.exemplar_score)}
+            if s.exemplar_proposal_id is not None else None
+        ),
         "decision": decision.verdict if decision and decision.verdict != "withdrawn" else None,
     }
 

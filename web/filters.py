@@ -65,11 +65,13 @@ def kanji_terms(terms: list) -> list[str]:
     return [str(t[0])[len(KANJI_PREFIX) :] for t in terms if str(t[0]).startswith(KANJI_PREFIX)]
 
 
-def _lexical_rule(best_lexical: float, _best_semantic: float | None = None) -> bool:
+def _lexical_rule(
+    best_lexical: float, _best_semantic: float | None = None, _best_exemplar: float | None = None
+) -> bool:
     return best_lexical < DEFAULT_NO_MATCH_THRESHOLD
 
 
-def no_match_rule() -> Callable[[float, float | None], bool]:
+def no_match_rule() -> Callable[[float, float | None, float | None], bool]:
     """The no_match rule of the index that scored the suggestions shown, on a
     proposal's best TF-IDF and best e5 score (looked up once per request: a
     queue page asks for every row)."""
@@ -100,7 +102,12 @@ def unlikely_match(suggestions: list) -> bool:
         return True
     best_lexical = max(comparable_score(s) for s in ranked)
     semantic = [s.semantic_score for s in ranked if s.semantic_score is not None]
-    return no_match_rule()(best_lexical, max(semantic) if semantic else None)
+    # The matcher reads the nearest exemplar over all programs; the rows hold
+    # those of the top-k, where an exemplar that close ranks its program.
+    exemplar = [s.exemplar_score for s in ranked if s.exemplar_score is not None]
+    return no_match_rule()(
+        best_lexical, max(semantic) if semantic else None, max(exemplar) if exemplar else None
+    )
 
 
 def init_app(app: Flask) -> None:

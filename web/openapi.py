@@ -135,9 +135,18 @@ SCHEMAS: dict[str, Any] = {
             }),
             "carried_by": _nullable({
                 "type": "string",
-                "enum": ["lexical", "semantic"],
+                "enum": ["lexical", "semantic", "exemplar"],
                 "description": "semantic mode: \"semantic\" (意味的に近い) when the embedding placed the program "
-                "higher than TF-IDF alone would have, so the shared terms do not explain it; null in lexical mode",
+                "higher than TF-IDF alone would have, so the shared terms do not explain it; \"exemplar\" "
+                "(採用済みの提案に近い) when its likeness to a proposal already accepted for the program did; "
+                "null in lexical mode",
+            }),
+            "exemplar": _nullable({
+                "type": "object",
+                "description": "semantic mode: the nearest proposal already accepted for this program "
+                "and the e5 cosine of the two proposals; null when the program has none",
+                "required": ["proposal_id", "score"],
+                "properties": {"proposal_id": {"type": "integer"}, "score": {"type": "number"}},
             }),
             "decision": _nullable({"type": "string", "enum": ["accepted", "rejected", "deferred"]}),
         },
