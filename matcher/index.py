@@ -563,9 +563,11 @@ class ProgramIndex(BaseEstimator):
                 departments=self._departments(row, k),
             )
 
-    def is_no_match(self, best_lexical: float, best_semantic: float | None = None) -> bool:
+    def is_no_match(
+        self, best_lexical: float, best_semantic: float | None = None, best_exemplar: float | None = None
+    ) -> bool:
         """The ``no_match`` rule on a proposal's best TF-IDF cosine (``best_semantic``
-        is ignored: it lets callers ask either index the same way)."""
+        and ``best_exemplar`` are ignored: they let callers ask either index the same way)."""
         return best_lexical < self.no_match_threshold
 
     def _explain(self, q_terms: np.ndarray, q_weights: np.ndarray, j: int, score: float) -> ProgramMatch:
