@@ -95,6 +95,11 @@ def make_index(*, mode: str, embedder: Embedder | None, top_k: int = 5, n_jobs: 
     return lexical
 
 
+def is_semantic(setting: str) -> bool:
+    """Whether the MATCH_MODE setting runs the semantic layer in this process."""
+    return resolve_match_mode(setting)[0] == "semantic"
+
+
 def index_mode(index: Index) -> str:
     return "semantic" if isinstance(index, FusedIndex) else "lexical"
 
@@ -486,14 +491,27 @@ def _fit_match_rows(
 
 
 def suggest_online(
-    *, session: Session, proposal_ids: list[int], index_path: str | Path, top_k: int = 5, mode: str = "lexical"
+    *,
+    session: Session,
+    proposal_ids: list[int],
+    index_path: str | Path,
+    top_k: int = 5,
+    mode: str = "lexical",
+    lexical_only: bool = False,
 ) -> int:
     """Match stored proposals now, from the current index (``mode``: the
     MATCH_MODE setting, see :func:`current_index`); replaces their online
-    suggestions and commits. Returns the number of rows written."""
+    suggestions and commits. Returns the number of rows written.
+
+    ``lexical_only``: rank with the TF-IDF part of that index alone, no
+    embedding (milliseconds): the public form answers with these and the
+    semantic rows replace them once the response is sent (web.public).
+    """
     if not proposal_ids:
         return 0
     index = current_index(session=session, index_path=index_path, mode=mode)
+    if lexical_only:
+        index = _lexical_of(index)
     # Runs started before this point will not have seen these texts: rows
     # tagged with the newest run id stay visible after that run publishes.
     newest_run = int(session.exec(select(func.max(col(MatchRun.id)))).one() or 0)

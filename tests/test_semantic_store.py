@@ -268,6 +268,56 @@ def test_rematch_reads_accepted_pairings_and_the_page_names_the_accepted_proposa
     assert (online.match_run_id, online.exemplar_proposal_id) == (None, accepted.id)
 
 
+def test_public_submission_answers_with_tfidf_and_the_fused_rows_follow(semantic_app, semantic_runner, session):
+    proposals(session)
+    rematch(semantic_runner)
+    client = semantic_app.test_client()
+    form = {
+        "organization": "NPO法人 テスト", "representative": "山田花子", "email": "hanako@example.jp",
+        "title": PARAPHRASE["title"], "body": PARAPHRASE["body"], "expected_effect": "市の財政への関心が高まる。",
+        "collaboration_type": "other", "action": "submit",
+    }
+    response = client.post("/proposals/new", data=form)
+    assert response.status_code == 303
+    proposal = session.exec(select(Proposal).where(Proposal.organization == "NPO法人 テスト")).one()
+    # Answered with the TF-IDF part of the published index: no embedding in the request.
+    rows = suggestions_for(session=session, proposal_ids=[proposal.id])[proposal.id]
+    assert rows and all(r.semantic_score is None and r.match_run_id is None for r in rows)
+    # Once the response is closed (sent), the fused suggestions replace them.
+    response.close()
+    session.expire_all()
+    rows = suggestions_for(session=session, proposal_ids=[proposal.id])[proposal.id]
+    assert rows and all(r.semantic_score is not None for r in rows)
+    assert program_by_external_id(session, "H20-04").id == rows[0].program_id
+
+
+def test_a_failed_semantic_step_keeps_the_tfidf_suggestions(semantic_app, semantic_runner, session, monkeypatch, caplog):
+    proposals(session)
+    rematch(semantic_runner)
+    from web import public
+
+    def broken(**_kwargs):
+        raise RuntimeError("model crashed")
+
+    real = public.suggest_online
+    monkeypatch.setattr(
+        public, "suggest_online", lambda **kw: real(**kw) if kw.get("lexical_only") else broken(**kw)
+    )
+    form = {
+        "organization": "NPO法人 テスト", "representative": "山田花子", "email": "hanako@example.jp",
+        "title": "防災の講座", "body": "地域の防災講座を開きたい。", "expected_effect": "備えが進む。",
+        "collaboration_type": "other", "action": "submit",
+    }
+    response = semantic_app.test_client().post("/proposals/new", data=form)
+    with caplog.at_level(logging.ERROR):
+        response.close()
+    assert "TF-IDF ones kept" in caplog.text
+    proposal = session.exec(select(Proposal).where(Proposal.organization == "NPO法人 テスト")).one()
+    session.expire_all()
+    rows = suggestions_for(session=session, proposal_ids=[proposal.id])[proposal.id]
+    assert rows and all(r.semantic_score is None for r in rows)
+
+
 def test_embeddings_rebuild_is_resumable(semantic_runner, session):
     proposals(session)
     result = semantic_runner.invoke(cli, ["embeddings", "rebuild"])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
+    after_this_request,
     current_app,
     redirect,
     render_template,
@@ -18,10 +21,10 @@ from flask import (
 from sqlmodel import Session
 
 from models.labels import LABELS, ProposalStatus
-from models.matching import suggest_online
+from models.matching import is_semantic, suggest_online
 from models.proposals import create_proposal, get_proposal, get_proposal_by_token
 from models.tables import Proposal, ProposalCreate
-from web.db import get_session
+from web.db import get_engine, get_session
 from web.forms import ProposalForm
 from web.ratelimit import submit_limit
 
@@ -40,13 +43,18 @@ class Submitted:
 
 
 def submit_proposal(
-    *, db: Session, data: dict[str, object], index_path: str, top_k: int, mode: str = "lexical"
+    *, db: Session, data: dict[str, object], index_path: str, top_k: int, mode: str = "lexical",
+    lexical_only: bool = False,
 ) -> Submitted:
-    """Store a validated proposal and its first suggestions at once."""
+    """Store a validated proposal and its first suggestions at once
+    (``lexical_only``: see :func:`models.matching.suggest_online`)."""
     proposal, token = create_proposal(session=db, proposal_in=ProposalCreate.model_validate(data))
     assert proposal.id is not None
     try:
-        suggest_online(session=db, proposal_ids=[proposal.id], index_path=index_path, top_k=top_k, mode=mode)
+        suggest_online(
+            session=db, proposal_ids=[proposal.id], index_path=index_path, top_k=top_k, mode=mode,
+            lexical_only=lexical_only,
+        )
     except LookupError:
         # No active programs yet: the proposal is kept; the next rematch matches it.
         db.rollback()
@@ -55,12 +63,44 @@ def submit_proposal(
 
 
 def submit(data: dict[str, object]) -> Submitted:
-    """``submit_proposal`` with the app's database and settings."""
+    """``submit_proposal`` with the app's database and settings.
+
+    With the semantic layer on, the submitter does not wait for the embedding
+    (0.1–0.5 s on a long proposal, docs/benchmarks.md): the proposal is
+    stored with TF-IDF suggestions at once, and the fused ones replace them
+    as soon as the response has been sent, in the same worker. If that
+    second step fails, the TF-IDF suggestions stay until the nightly rematch.
+    """
     config = current_app.config
-    return submit_proposal(
+    deferred = is_semantic(config["MATCH_MODE"])
+    submitted = submit_proposal(
         db=get_session(), data=data, index_path=config["INDEX_PATH"], top_k=config["TOP_K"],
-        mode=config["MATCH_MODE"],
+        mode=config["MATCH_MODE"], lexical_only=deferred,
     )
+    if deferred:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        proposal_id = submitted.proposal.id
+
+        @after_this_request
+        def _then_semantic(response: Response) -> Response:
+            response.call_on_close(partial(_suggest_semantic, app, proposal_id))
+            return response
+
+    return submitted
+
+
+def _suggest_semantic(app: Flask, proposal_id: int) -> None:
+    """The fused suggestions of a proposal just submitted (after the response)."""
+    config = app.config
+    with app.app_context(), Session(get_engine(app), expire_on_commit=False) as db:
+        try:
+            suggest_online(
+                session=db, proposal_ids=[proposal_id], index_path=config["INDEX_PATH"],
+                top_k=config["TOP_K"], mode=config["MATCH_MODE"],
+            )
+        except Exception:  # the TF-IDF suggestions stay; the rematch redoes it
+            db.rollback()
+            app.logger.exception("semantic suggestions for proposal %s failed; TF-IDF ones kept", proposal_id)
 
 
 def status_url(token: str) -> str:
