@@ -235,8 +235,8 @@ def run_round(
     return out
 
 
-def check_submissions_stored(url: str, expected: int) -> tuple[int, int]:
-    """(submitted proposals, those with suggestions) in the database."""
+def check_submissions_stored(url: str) -> tuple[int, int, int]:
+    """(submitted proposals, those with suggestions, those with fused ones) in the database."""
     from sqlalchemy import func
     from sqlmodel import Session, col, select
 
@@ -246,11 +246,11 @@ def check_submissions_stored(url: str, expected: int) -> tuple[int, int]:
     engine = make_engine(url)
     with Session(engine) as session:
         ids = session.exec(select(col(Proposal.id)).where(col(Proposal.organization).like("NPO法人 ベンチ送信%"))).all()
-        with_rows = session.exec(
-            select(func.count(func.distinct(col(Suggestion.proposal_id)))).where(col(Suggestion.proposal_id).in_(ids))
-        ).one()
+        counted = select(func.count(func.distinct(col(Suggestion.proposal_id)))).where(col(Suggestion.proposal_id).in_(ids))
+        with_rows = session.exec(counted).one()
+        fused = session.exec(counted.where(col(Suggestion.semantic_score).is_not(None))).one()
     engine.dispose()
-    return len(ids), int(with_rows)
+    return len(ids), int(with_rows), int(fused)
 
 
 def main() -> None:
@@ -286,7 +286,7 @@ def main() -> None:
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-        stored = check_submissions_stored(env["KYODO_DATABASE_URL"], (args.repeat + 1) * args.requests)
+        stored = check_submissions_stored(env["KYODO_DATABASE_URL"])
     labels = {
         "queue": "review queue `/review` (newest first)",
         "queue by score": "review queue `/review?sort=score`",
@@ -312,7 +312,7 @@ def main() -> None:
             f"| {label} | {statistics.median(medians):.1f} ms ({min(medians):.1f}–{max(medians):.1f}) | "
             f"{statistics.median(walls):.1f} ms | {every[int(0.9 * (len(every) - 1))]:.1f} ms | {q} |"
         )
-    print(f"\nsubmitted proposals stored: {stored[0]}, with suggestions: {stored[1]}")
+    print(f"\nsubmitted proposals stored: {stored[0]}, with suggestions: {stored[1]}, with fused ones: {stored[2]}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from sqlmodel import Session, col, select
 from matcher import MatchResult, ProgramIndex, ProgramMatch, ProposalText
 from matcher.semantic import (
     DIM,
+    MODEL_VERSION,
     Embedder,
     Exemplar,
     FusedIndex,
@@ -659,6 +660,41 @@ def rebuild_embeddings(
         if on_progress:
             on_progress(len(batch))
     return EmbeddingReport(n_texts=len(texts), n_cached=len(stored), n_embedded=embedded)
+
+
+def prune_embeddings(*, engine: Engine, model_version: str = MODEL_VERSION) -> int:
+    """Delete cached vectors nobody reads: those of another model version, and
+    those of texts no active program and no proposal has any more (edited or
+    deleted texts, retired programs). Returns the number of rows deleted.
+    Needs no model: fingerprints are hashes of the texts."""
+    fused = FusedIndex()
+    with Session(engine) as session:
+        records = active_program_records(session=session)
+    used = {
+        text_fingerprint(embedding_text(fused.program_text(r)), role="passage", model_version=model_version)  # type: ignore[arg-type]  # see RECORDS_NOTE
+        for r in records
+    }
+    used.update(
+        text_fingerprint(embedding_text(proposal_text(p)), role="query", model_version=model_version)
+        for p in _load_proposals(engine)
+    )
+    with Session(engine) as session:
+        stored = session.exec(
+            select(col(EmbeddingCache.fingerprint)).where(col(EmbeddingCache.model_version) == model_version)
+        ).all()
+        unused = [key for key in stored if key not in used]
+        deleted = rowcount_of(
+            session.execute(delete(EmbeddingCache).where(col(EmbeddingCache.model_version) != model_version))
+        )
+        for start in range(0, len(unused), 500):
+            session.execute(
+                delete(EmbeddingCache).where(
+                    col(EmbeddingCache.model_version) == model_version,
+                    col(EmbeddingCache.fingerprint).in_(unused[start : start + 500]),
+                )
+            )
+        session.commit()
+    return deleted + len(unused)
 
 
 # -- the rematch ------------------------------------------------------------------

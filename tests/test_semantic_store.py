@@ -112,6 +112,16 @@ def test_second_rematch_embeds_only_changed_texts(semantic_runner, session):
     assert embedder.n_embedded == before + 1
     assert ", 1 texts embedded" in output
     assert cache_rows(session) == 34
+    # The edited proposal's old vector is read by nobody: prune deletes it, and a
+    # vector of another model version; the next rematch embeds nothing again.
+    session.add(EmbeddingCache(fingerprint="0" * 64, model_version="old-model", vector=b"\0" * 4 * 384))
+    session.commit()
+    pruned = semantic_runner.invoke(cli, ["embeddings", "prune"])
+    assert pruned.exit_code == 0, pruned.output
+    assert "2 unused vectors deleted" in pruned.output
+    assert cache_rows(session) == 33
+    embedder.cache.clear()
+    assert ", 0 texts embedded" in rematch(semantic_runner)
 
 
 def test_lexical_mode_keeps_todays_results(runner, session):

@@ -328,3 +328,19 @@ def embeddings_rebuild_command(batch_size: int) -> None:
         f"embeddings ({embedder.model_version}): {report.n_texts} texts, "
         f"{report.n_cached} already cached, {report.n_embedded} embedded"
     )
+
+
+@embeddings_group.command("prune")
+def embeddings_prune_command() -> None:
+    """Delete cached embeddings nobody reads any more.
+
+    Vectors of another model version, and of texts that no active program
+    and no proposal has now (edited proposals, retired programs). Safe at any
+    time: a text pruned by mistake is embedded again by the next rematch.
+    Does not load the model.
+    """
+    from models.matching import prune_embeddings
+
+    with _database() as (_, engine):
+        deleted = prune_embeddings(engine=engine)
+    click.echo(f"embeddings: {deleted} unused vectors deleted")
