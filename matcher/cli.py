@@ -13,7 +13,7 @@ from corpus import FileFormatError, InvalidRowsError, ProgramRecord, load_progra
 from matcher.evaluate import GoldProposal, evaluate_by_kind
 from matcher.index import KANJI_PREFIX, ProgramIndex, ProposalText
 from matcher.results import FIELD_LABELS, MatchResult
-from matcher.semantic import MODES, FusedIndex, resolve_mode
+from matcher.semantic import MODES, Exemplar, FusedIndex, resolve_mode
 
 
 def _load_programs(path: Path | None) -> list[ProgramRecord]:
@@ -82,6 +82,13 @@ programs_option = click.option(
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl", show_default=True)
 @mode_option
 @click.option(
+    "--exemplars",
+    "exemplars_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='Accepted pairings (semantic mode): JSONL like kyodo evaluate --gold, "gold" naming the '
+    "programs each proposal was accepted for.",
+)
+@click.option(
     "--jobs",
     default=1,
     show_default=True,
@@ -89,7 +96,13 @@ programs_option = click.option(
     help="Processes for tokenizing large files (0: one per core).",
 )
 def match_command(
-    programs_path: Path | None, proposals_path: Path, top_k: int, fmt: str, mode: str | None, jobs: int
+    programs_path: Path | None,
+    proposals_path: Path,
+    top_k: int,
+    fmt: str,
+    mode: str | None,
+    exemplars_path: Path | None,
+    jobs: int,
 ) -> None:
     """Rank the city's programs for every proposal of a file, with the reasons.
 
@@ -97,18 +110,24 @@ def match_command(
     A bad record (empty body, too long, control characters) gets an "error"
     in its line; the other records still come out. In semantic mode each
     match also has lexical_score, semantic_score and carried_by, and score
-    is the fused score.
+    is the fused score; with --exemplars, also "exemplar" (the nearest
+    accepted proposal) where the program has one.
     """
     resolved, embedder, note = resolve_mode(mode)
+    if exemplars_path and resolved != "semantic":
+        note = f"{note or 'lexical mode'}; --exemplars needs the semantic layer and is ignored"
     if note:
         click.echo(note, err=True)
     programs = _load_programs(programs_path)
     proposals = [p for p, _ in read_proposals(proposals_path)]
     lexical = ProgramIndex(top_k=top_k, n_jobs=jobs or os.cpu_count() or 1)
-    index: ProgramIndex | FusedIndex = lexical
     if resolved == "semantic":
-        index = FusedIndex(lexical=lexical, embedder=embedder, top_k=top_k)
-    for result in index.fit_match(programs, proposals):
+        accepted = _resolve_gold(read_gold(exemplars_path), programs) if exemplars_path else []
+        fused = FusedIndex(lexical=lexical, embedder=embedder, top_k=top_k)
+        results = fused.fit_match(programs, proposals, exemplars=[Exemplar(g, a.proposal) for a in accepted for g in a.gold])
+    else:
+        results = lexical.fit_match(programs, proposals)
+    for result in results:
         if fmt == "jsonl":
             click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
         else:
@@ -130,7 +149,9 @@ def format_table(result: MatchResult) -> str:
             f"  [{match.department or '担当課未記載'}]"
         )
         if match.semantic_score is not None:
-            label = "  意味的に近い" if match.carried_by == "semantic" else ""
+            label = {"semantic": "  意味的に近い", "exemplar": f"  採用済みの提案 {match.exemplar_id} に近い"}.get(
+                match.carried_by or "", ""
+            )
             lines.append(
                 f"       TF-IDF {match.lexical_score or 0.0:.3f} / e5 {match.semantic_score:.3f}{label}"
             )

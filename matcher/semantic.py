@@ -8,6 +8,11 @@ fusion per proposal. The explanation stays lexical: a match's ``terms`` are
 the TF-IDF shared terms, and a pairing the embedding carried says so
 (``carried_by="semantic"``) instead of pretending those words explain it.
 
+It also learns from the coordinator: proposals already accepted for a
+program (:class:`Exemplar`) pull a new proposal close to them in meaning
+towards that program (``carried_by="exemplar"``, with the accepted proposal
+named), which is what closes the gap on paraphrases (docs/quality.md).
+
 The model file's SHA-256 is checked before it is loaded; a different file is
 refused (:class:`SemanticUnavailable`), and callers fall back to TF-IDF alone
 (:func:`resolve_mode`). Nothing here imports Flask or the database.
@@ -60,10 +65,10 @@ DEFAULT_NO_MATCH_SEMANTIC_FACTOR = 2.0
 DEFAULT_NO_MATCH_THRESHOLD = 1.82
 # Weight of the third term: the e5 cosine of a proposal with the nearest
 # proposal the coordinator accepted for each program (its exemplars), as
-# :func:`exemplar_lift`. Chosen
-# on the dev split with every other dev proposal as an exemplar, leave one
-# out (benchmarks/tune_semantic.py, docs/quality.md): the best paraphrase MRR
-# among weights that keep ordinary hit@1 at least that of TF-IDF alone.
+# :func:`exemplar_lift`. Chosen on the dev split with every other dev
+# proposal as an exemplar, leave one out (benchmarks/tune_semantic.py,
+# docs/quality.md): the best paraphrase MRR among weights that keep ordinary
+# hit@1 at least that of TF-IDF alone.
 DEFAULT_EXEMPLAR_WEIGHT = 2.0
 # The e5 cosine of two unrelated proposals: mean and standard deviation over
 # every pair of dev proposals (benchmarks/tune_semantic.py prints them). A

@@ -262,3 +262,21 @@ def test_cli_evaluate_with_exemplars_adds_the_fourth_ranking(tmp_path):
     # The same file as gold and exemplars: a proposal is not its own exemplar.
     result = CliRunner().invoke(cli, [*args[:-2], "--exemplars", str(gold), "--format", "json"])
     assert json.loads(result.output)["fused + accepted proposals"]["hit_at_1"] == 0.0
+
+
+def test_cli_match_with_exemplars_names_the_accepted_proposal(tmp_path):
+    proposals = tmp_path / "proposals.jsonl"
+    proposals.write_text(json.dumps({"id": "new", "title": LIKE_ACCEPTED.title, "body": LIKE_ACCEPTED.body},
+                                    ensure_ascii=False))
+    accepted = tmp_path / "accepted.jsonl"
+    accepted.write_text(json.dumps({"id": "acc", "title": ACCEPTED.title, "body": ACCEPTED.body,
+                                    "gold": ["( 新 ) 市民提案型まちづくり事業"]}, ensure_ascii=False))
+    args = ["match", "--mode", "semantic", "--proposals", str(proposals), "--exemplars", str(accepted)]
+    result = CliRunner().invoke(cli, [*args, "--format", "table"])
+    assert result.exit_code == 0, result.output
+    assert "1. " in result.output and "H20-20" in result.output.split("2. ")[0]
+    assert "採用済みの提案 acc に近い" in result.output
+    top = json.loads(CliRunner().invoke(cli, args).output)["matches"][0]
+    assert top["exemplar"]["proposal_id"] == "acc" and top["carried_by"] == "exemplar"
+    lexical = CliRunner().invoke(cli, [*args[:2], "lexical", *args[3:]])
+    assert "--exemplars needs the semantic layer and is ignored" in lexical.output
