@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_rematch.py [--programs 2000] [--proposals 10000] \
         [--repeat 3] [--jobs 1] [--postgres postgresql+psycopg://user:pw@127.0.0.1:5432/postgres] \
-        [--mode lexical|semantic] [--changed 100]
+        [--mode lexical|semantic] [--changed 10,100]
 
 Generates the catalogue and proposals with benchmarks/generate.py, loads them
 into a fresh SQLite database in a temporary folder (and, with --postgres, into
@@ -19,9 +19,10 @@ under 768 MB, at most 2× match.
 
 ``--mode semantic`` runs the rematch with the e5 layer (KYODO_MATCH_MODE):
 first one cold run that embeds every text (reported on its own row), then,
-before each measured rematch, ``--changed`` proposals get a new sentence, so
-each measured run embeds those texts and reads the rest from the embedding
-cache: the nightly case. The baseline stays ``kyodo match --mode lexical``.
+for each count of ``--changed``, before each measured rematch that many
+proposals get a new sentence, so each measured run embeds those texts and
+reads the rest from the embedding cache: the nightly case. The baseline
+stays ``kyodo match --mode lexical``.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def bench(
     repeat: int,
     jobs: int,
     mode: str = "lexical",
-    changed: int = 100,
+    changed: tuple[int, ...] = (100,),
 ) -> list[str]:
     programs_csv, proposals_jsonl = data
     instance = work / f"instance-{label}"
@@ -193,7 +194,6 @@ def bench(
         str(BIN / "kyodo"), "match", "--programs", str(programs_csv), "--proposals", str(proposals_jsonl),
         "--format", "jsonl", "--jobs", str(jobs), "--mode", "lexical",
     ]
-    samples: dict[str, list[Sample]] = {"rematch": [], "match": []}
     rows = []
     if mode == "semantic":
         cold = measure(rematch_argv, env)
@@ -202,23 +202,32 @@ def bench(
             f"| {label} | `kyodo rematch`, semantic, cold (every text embedded) | {cold.wall:.1f} s | "
             f"{cold.cpu:.1f} s | {cold.rss_mb:.0f} MB | | | |"
         )
-    for i in range(repeat):
-        for name, argv in (("rematch", rematch_argv), ("match", match_argv)):
-            if name == "rematch" and mode == "semantic":
-                change_proposals(database_url, changed, i + 1)
-            sample = measure(argv, env)
-            samples[name].append(sample)
-            print(
-                f"{label} run {i + 1}: {name} {sample.wall:.1f} s, CPU {sample.cpu:.1f} s, {sample.rss_mb:.0f} MB",
-                file=sys.stderr,
-            )
+    counts = changed if mode == "semantic" else (0,)
+    done = 0
+    for count in counts:
+        samples: dict[str, list[Sample]] = {"rematch": [], "match": []}
+        for i in range(repeat):
+            for name, argv in (("rematch", rematch_argv), ("match", match_argv)):
+                if name == "rematch" and mode == "semantic":
+                    done += 1
+                    change_proposals(database_url, count, done)
+                sample = measure(argv, env)
+                samples[name].append(sample)
+                print(
+                    f"{label} run {i + 1}: {name} {sample.wall:.1f} s, CPU {sample.cpu:.1f} s, {sample.rss_mb:.0f} MB",
+                    file=sys.stderr,
+                )
+        what = f"`kyodo rematch`, semantic, {count} texts changed" if mode == "semantic" else "`kyodo rematch`"
+        rows += _rows(label, what, samples)
+    return rows
+
+
+def _rows(label: str, what: str, samples: dict[str, list[Sample]]) -> list[str]:
     wall = {k: statistics.median(s.wall for s in v) for k, v in samples.items()}
     cpu = {k: statistics.median(s.cpu for s in v) for k, v in samples.items()}
     rss = {k: statistics.median(s.rss_mb for s in v) for k, v in samples.items()}
     spread = {k: f"{min(s.wall for s in v):.1f}–{max(s.wall for s in v):.1f}" for k, v in samples.items()}
-    what = f"`kyodo rematch`, semantic, {changed} texts changed" if mode == "semantic" else "`kyodo rematch`"
     return [
-        *rows,
         f"| {label} | {what} | {wall['rematch']:.1f} s ({spread['rematch']}) | {cpu['rematch']:.1f} s | "
         f"{rss['rematch']:.0f} MB | {wall['rematch'] / wall['match']:.2f}× | {cpu['rematch'] / cpu['match']:.2f}× | "
         f"{rss['rematch'] / rss['match']:.2f}× |",
@@ -236,8 +245,12 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="Also run on a fresh database of this server.")
     parser.add_argument("--no-sqlite", action="store_true", help="Only the PostgreSQL run.")
     parser.add_argument("--mode", choices=["lexical", "semantic"], default="lexical", help="The rematch's KYODO_MATCH_MODE.")
-    parser.add_argument("--changed", type=int, default=100, help="Semantic mode: proposals changed before each rematch.")
+    parser.add_argument(
+        "--changed", default="10,100",
+        help="Semantic mode: proposals changed before each rematch, one measured series per count (comma-separated).",
+    )
     args = parser.parse_args()
+    changed = tuple(int(n) for n in args.changed.split(","))
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from generate import generate
 
@@ -247,11 +260,11 @@ def main() -> None:
         data = generate(args.programs, args.proposals, work / "data")
         if not args.no_sqlite:
             url = f"sqlite:///{work / 'bench.sqlite3'}"
-            lines += bench("SQLite", url, work, data, args.repeat, args.jobs, args.mode, args.changed)
+            lines += bench("SQLite", url, work, data, args.repeat, args.jobs, args.mode, changed)
         if args.postgres:
             url, drop = create_postgres_database(args.postgres)
             try:
-                lines += bench("PostgreSQL", url, work, data, args.repeat, args.jobs, args.mode, args.changed)
+                lines += bench("PostgreSQL", url, work, data, args.repeat, args.jobs, args.mode, changed)
             finally:
                 drop()
     print(

