@@ -69,6 +69,22 @@ programs_option = click.option(
 )
 
 
+exemplars_option = click.option(
+    "--exemplars",
+    "exemplars_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='Accepted pairings (semantic mode): JSONL like kyodo evaluate --gold, whose "gold" names the '
+    "programs each proposal was accepted for. A proposal is never compared with itself.",
+)
+
+
+def _exemplars_note(note: str | None, exemplars_path: Path | None, resolved: str) -> str | None:
+    """The engine's note, plus a word when --exemplars cannot be used."""
+    if exemplars_path and resolved != "semantic":
+        return f"{note or 'lexical mode'}; --exemplars needs the semantic layer and is ignored"
+    return note
+
+
 @click.command("match")
 @programs_option
 @click.option(
@@ -81,13 +97,7 @@ programs_option = click.option(
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 100))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl", show_default=True)
 @mode_option
-@click.option(
-    "--exemplars",
-    "exemplars_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help='Accepted pairings (semantic mode): JSONL like kyodo evaluate --gold, "gold" naming the '
-    "programs each proposal was accepted for.",
-)
+@exemplars_option
 @click.option(
     "--jobs",
     default=1,
@@ -114,8 +124,7 @@ def match_command(
     accepted proposal) where the program has one.
     """
     resolved, embedder, note = resolve_mode(mode)
-    if exemplars_path and resolved != "semantic":
-        note = f"{note or 'lexical mode'}; --exemplars needs the semantic layer and is ignored"
+    note = _exemplars_note(note, exemplars_path, resolved)
     if note:
         click.echo(note, err=True)
     programs = _load_programs(programs_path)
@@ -206,13 +215,7 @@ def _resolve_gold(items: list[GoldProposal], programs: list[ProgramRecord]) -> l
     type=click.Path(path_type=Path, dir_okay=False),
     help='JSONL: proposals with "gold": [program ids or names] ([] = nothing fits).',
 )
-@click.option(
-    "--exemplars",
-    "exemplars_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="JSONL like --gold: its in-scope proposals stand for accepted pairings (semantic mode); "
-    "a proposal in both files is not compared with itself.",
-)
+@exemplars_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @mode_option
 def evaluate_command(
@@ -228,12 +231,11 @@ def evaluate_command(
     also reported on its own. With --exemplars, also the fused ranking
     that reads the accepted pairings they stand for.
     """
-    _, embedder, note = resolve_mode(mode)
+    resolved, embedder, note = resolve_mode(mode)
+    note = _exemplars_note(note, exemplars_path, resolved)
     programs = _load_programs(programs_path)
     items = _resolve_gold(read_gold(gold_path), programs)
     exemplars = _resolve_gold(read_gold(exemplars_path), programs) if exemplars_path else []
-    if exemplars and embedder is None:
-        note = f"{note or 'lexical mode'}; --exemplars needs the semantic layer and is ignored"
     results = evaluate_by_kind(programs, items, embedder=embedder, exemplars=exemplars)
     if fmt == "json":
         payload: dict[str, object] = {k: v.as_dict() for k, v in results["all"].items()}
