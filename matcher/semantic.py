@@ -539,25 +539,40 @@ class FusedIndex(BaseEstimator):
     ) -> tuple[Any, np.ndarray, np.ndarray, list[str | None]]:
         """TF-IDF query rows, TF-IDF cosines and e5 cosines of each proposal
         with every program, and why a proposal could not be read (or None)."""
+        queries, lexical, semantic, errors, _ = self._score_matrices(proposals, counts)
+        return queries, lexical, semantic, errors
+
+    def _score_matrices(
+        self,
+        proposals: Sequence[ProposalText],
+        counts: Sequence[dict[str, float] | None] | None = None,
+    ) -> tuple[Any, np.ndarray, np.ndarray, list[str | None], np.ndarray]:
+        """:meth:`score_matrices`, plus the e5 vectors of the readable
+        proposals (one row per proposal whose error is None, in order), so
+        that the exemplar term does not embed them again."""
         lex = self.lexical_
         queries, errors = lex._proposal_vectors(proposals, counts)
         lexical = (queries @ lex.program_matrix_.T).toarray()
         ok = [i for i, e in enumerate(errors) if e is None]
         semantic = np.zeros_like(lexical)
+        vectors = np.zeros((0, DIM), dtype=np.float32)
         if ok:
-            texts = [proposal_text(proposals[i]) for i in ok]
-            vectors = self._embedder().embed(texts, role="query")
+            vectors = self._embedder().embed([proposal_text(proposals[i]) for i in ok], role="query")
             semantic[ok] = vectors.astype(np.float64) @ self.program_vectors_.astype(np.float64).T
-        return queries, lexical, semantic, errors
+        return queries, lexical, semantic, errors, vectors
 
     def exemplar_matrix(
-        self, proposals: Sequence[ProposalText], ok: Sequence[bool] | None = None
+        self,
+        proposals: Sequence[ProposalText],
+        ok: Sequence[bool] | None = None,
+        vectors: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The e5 cosine of each proposal with each program's nearest exemplar
         (NaN where a program has none other than the proposal itself), and
         that exemplar's position in ``exemplar_ids_`` (-1 where none).
 
-        ``ok``: rows to compute (the others stay NaN), e.g. the proposals that could be read.
+        ``ok``: rows to compute (the others stay NaN), e.g. the proposals that
+        could be read; ``vectors``: their e5 vectors if already at hand.
         """
         n, m = len(proposals), len(self.lexical_.program_ids_)
         nearest_score = np.full((n, m), np.nan)
@@ -565,11 +580,14 @@ class FusedIndex(BaseEstimator):
         rows = [i for i in range(n) if ok is None or ok[i]]
         if not len(self.exemplar_ids_) or not rows:
             return nearest_score, nearest
-        vectors = self._embedder().embed([proposal_text(proposals[i]) for i in rows], role="query")
+        if vectors is None:
+            vectors = self._embedder().embed([proposal_text(proposals[i]) for i in rows], role="query")
         sims = vectors.astype(np.float64) @ self.exemplar_vectors_.astype(np.float64).T
-        own = np.asarray(self.exemplar_ids_, dtype=object)
+        own: dict[str, list[int]] = {}
+        for column, proposal_id in enumerate(self.exemplar_ids_):
+            own.setdefault(proposal_id, []).append(column)
         for r, i in enumerate(rows):
-            sims[r, own == proposals[i].id] = -np.inf  # never one's own exemplar
+            sims[r, own.get(proposals[i].id, [])] = -np.inf  # never one's own exemplar
         for j in np.unique(self.exemplar_programs_).tolist():
             columns = np.flatnonzero(self.exemplar_programs_ == j)
             best = sims[:, columns].argmax(axis=1)
@@ -607,9 +625,9 @@ class FusedIndex(BaseEstimator):
         k: int,
         counts: Sequence[dict[str, float] | None] | None = None,
     ) -> Iterator[MatchResult]:
-        queries, lexical, semantic, errors = self.score_matrices(proposals, counts)
+        queries, lexical, semantic, errors, vectors = self._score_matrices(proposals, counts)
         base = fuse(lexical, semantic, lexical_weight=self.lexical_weight, semantic_weight=self.semantic_weight)
-        exemplar, nearest = self.exemplar_matrix(proposals, [e is None for e in errors])
+        exemplar, nearest = self.exemplar_matrix(proposals, [e is None for e in errors], vectors)
         fused = base + self.exemplar_weight * exemplar_lift(exemplar)
         n_programs = fused.shape[1]
         k = min(k, n_programs)

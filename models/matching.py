@@ -539,7 +539,7 @@ def suggest_online(
     if isinstance(index, FusedIndex):
         # The nightly rematch then finds these texts embedded.
         embedder = index._embedder()
-        keys = [_query_key(embedder, p) for p in texts]
+        keys = [_query_key(embedder.model_version, p) for p in texts]
         store_embeddings(engine=_engine_of(session), embedder=embedder, keys=keys)
     return len(rows)
 
@@ -552,12 +552,12 @@ def _engine_of(session: Session) -> Engine:
     return bind if isinstance(bind, Engine) else bind.engine
 
 
-def _query_key(embedder: Embedder, proposal: ProposalText) -> str:
-    return text_fingerprint(embedding_text(proposal_text(proposal)), role="query", model_version=embedder.model_version)
+def _query_key(model_version: str, proposal: ProposalText) -> str:
+    return text_fingerprint(embedding_text(proposal_text(proposal)), role="query", model_version=model_version)
 
 
-def _passage_key(embedder: Embedder, text: str) -> str:
-    return text_fingerprint(embedding_text(text), role="passage", model_version=embedder.model_version)
+def _passage_key(model_version: str, text: str) -> str:
+    return text_fingerprint(embedding_text(text), role="passage", model_version=model_version)
 
 
 def load_embeddings(*, engine: Engine, embedder: Embedder) -> set[str]:
@@ -638,9 +638,9 @@ def rebuild_embeddings(
     fused = FusedIndex(embedder=embedder)
     for record in records:
         text = fused.program_text(record)  # type: ignore[arg-type]  # see RECORDS_NOTE
-        texts.append((_passage_key(embedder, text), "passage", text))
+        texts.append((_passage_key(embedder.model_version, text), "passage", text))
     for proposal in _load_proposals(engine):
-        texts.append((_query_key(embedder, proposal), "query", proposal_text(proposal)))
+        texts.append((_query_key(embedder.model_version, proposal), "query", proposal_text(proposal)))
     texts = list({key: (key, role, text) for key, role, text in texts}.values())
     with Session(engine) as session:
         stored = _stored_keys(session, embedder.model_version, [k for k, _, _ in texts])
@@ -670,14 +670,8 @@ def prune_embeddings(*, engine: Engine, model_version: str = MODEL_VERSION) -> i
     fused = FusedIndex()
     with Session(engine) as session:
         records = active_program_records(session=session)
-    used = {
-        text_fingerprint(embedding_text(fused.program_text(r)), role="passage", model_version=model_version)  # type: ignore[arg-type]  # see RECORDS_NOTE
-        for r in records
-    }
-    used.update(
-        text_fingerprint(embedding_text(proposal_text(p)), role="query", model_version=model_version)
-        for p in _load_proposals(engine)
-    )
+    used = {_passage_key(model_version, fused.program_text(r)) for r in records}  # type: ignore[arg-type]  # see RECORDS_NOTE
+    used.update(_query_key(model_version, p) for p in _load_proposals(engine))
     with Session(engine) as session:
         stored = session.exec(
             select(col(EmbeddingCache.fingerprint)).where(col(EmbeddingCache.model_version) == model_version)
@@ -846,7 +840,7 @@ def _run(
     if embedder is not None:
         n_embedded = embedder.n_embedded - embedded_before
         assert isinstance(index, FusedIndex)
-        used = [*index.program_keys_, *(_query_key(embedder, p) for p in proposals)]
+        used = [*index.program_keys_, *(_query_key(embedder.model_version, p) for p in proposals)]
         store_embeddings(engine=engine, embedder=embedder, keys=[k for k in used if k not in stored])
     index.save(index_path / f"run-{run_id}")
     report = RematchReport(
