@@ -6,9 +6,11 @@ from corpus.programs import (
     BUNDLED_PROGRAMS,
     InvalidRowsError,
     ProgramRecord,
+    load_keywords,
     load_programs,
     load_programs_report,
     split_departments,
+    with_keywords,
 )
 
 __all__ = [
@@ -17,8 +19,10 @@ __all__ = [
     "InvalidRowsError",
     "ProgramRecord",
     "Row",
+    "load_keywords",
     "load_programs",
     "load_programs_report",
     "read_rows",
     "split_departments",
+    "with_keywords",
 ]

@@ -7,7 +7,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from corpus.files import FileFormatError, Row, read_rows
@@ -30,12 +30,18 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "subsection": ("subsection", "中項目"),
     "policy_number": ("policy_number", "施策番号"),
     "source": ("source", "出典"),
+    # Not in the city's plan: the coordinator's everyday words for a program
+    # (see ProgramRecord.keywords).
+    "keywords": ("keywords", "キーワード", "言い換え"),
 }
 
 # 担当課 cells such as "市民協働課 環境課" name several departments.
 _DEPARTMENT_SPLIT = re.compile(r"[\s、,，・/／]+")
 _AMOUNT = re.compile(r"([0-9][0-9,]*)\s*千円")
 MAX_FIELD_CHARS = 20_000
+# The coordinator's keywords of one program: a few dozen expressions, not a
+# document (a long text would outweigh the program's own words).
+MAX_KEYWORDS_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,10 @@ class ProgramRecord:
     policy_number: str = ""
     source: str = ""
     departments: tuple[str, ...] = field(default=())
+    # キーワード: the words citizens use instead of the city's ones (言い換え),
+    # written by the coordinator, never part of the city's plan. None: the
+    # file has no such column (an import then keeps the stored keywords).
+    keywords: str | None = None
 
     def text_fields(self) -> dict[str, str]:
         """The fields the matcher reads, by matcher field name."""
@@ -64,6 +74,7 @@ class ProgramRecord:
             "purpose": self.purpose,
             "activities": self.activities,
             "policy": self.policy,
+            "keywords": self.keywords or "",
         }
 
 
@@ -120,8 +131,9 @@ def record_from_row(path: str | Path, row: Row, fiscal_year: int | None = None) 
     if not (values.get("purpose") or values.get("activities")):
         raise FileFormatError(path, "目的 (purpose) and 取り組み内容 (activities) are both empty", row.line)
     for key, text in values.items():
-        if len(text) > MAX_FIELD_CHARS:
-            raise FileFormatError(path, f"{key} is longer than {MAX_FIELD_CHARS} characters", row.line)
+        limit = MAX_KEYWORDS_CHARS if key == "keywords" else MAX_FIELD_CHARS
+        if len(text) > limit:
+            raise FileFormatError(path, f"{key} is longer than {limit} characters", row.line)
         if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text):
             raise FileFormatError(path, f"{key} contains control characters", row.line)
     budget = values.get("budget", "")
@@ -146,6 +158,7 @@ def record_from_row(path: str | Path, row: Row, fiscal_year: int | None = None) 
         policy_number=values.get("policy_number", ""),
         source=values.get("source", ""),
         departments=split_departments(department),
+        keywords=values.get("keywords"),
     )
 
 
@@ -206,6 +219,44 @@ def load_programs(
     if result.errors and not skip_invalid:
         raise InvalidRowsError(result.errors)
     return result.programs
+
+
+def load_keywords(path: str | Path) -> dict[str, str]:
+    """Program id → キーワード, from a file of two columns (id, キーワード) in
+    any format of :func:`corpus.read_rows`; raises :class:`InvalidRowsError`
+    naming every bad line."""
+    rows = list(read_rows(path))
+    keys: set[str] = set()
+    for row in rows:
+        keys.update(row.values)
+    for column, label in (("id", "id"), ("keywords", "キーワード (or keywords)")):
+        if not keys & set(HEADER_ALIASES[column]):
+            raise FileFormatError(path, f"missing required column {label}")
+    out: dict[str, str] = {}
+    errors: list[FileFormatError] = []
+    for row in rows:
+        values = _canonical(row.values)
+        program_id, text = values.get("id", ""), values.get("keywords", "")
+        if not program_id:
+            errors.append(FileFormatError(path, "id is empty", row.line))
+        elif program_id in out:
+            errors.append(FileFormatError(path, f"id {program_id!r} repeats", row.line))
+        elif len(text) > MAX_KEYWORDS_CHARS:
+            errors.append(FileFormatError(path, f"キーワード is longer than {MAX_KEYWORDS_CHARS} characters", row.line))
+        else:
+            out[program_id] = text
+    if errors:
+        raise InvalidRowsError(errors)
+    return out
+
+
+def with_keywords(programs: list[ProgramRecord], keywords: dict[str, str]) -> list[ProgramRecord]:
+    """The programs with the keywords of ``keywords`` (by program id); an id
+    that names no program is an error (a typo would otherwise go unnoticed)."""
+    unknown = sorted(set(keywords) - {p.id for p in programs})
+    if unknown:
+        raise ValueError(f"keywords for unknown program ids: {', '.join(unknown[:10])}")
+    return [replace(p, keywords=keywords[p.id]) if p.id in keywords else p for p in programs]
 
 
 class InvalidRowsError(ValueError):

@@ -9,22 +9,33 @@ from pathlib import Path
 
 import click
 
-from corpus import FileFormatError, InvalidRowsError, ProgramRecord, load_programs, read_rows
+from corpus import (
+    FileFormatError,
+    InvalidRowsError,
+    ProgramRecord,
+    load_keywords,
+    load_programs,
+    read_rows,
+    with_keywords,
+)
 from matcher.evaluate import GoldProposal, evaluate_by_kind
 from matcher.index import KANJI_PREFIX, ProgramIndex, ProposalText
 from matcher.results import FIELD_LABELS, MatchResult
 from matcher.semantic import MODES, Exemplar, FusedIndex, resolve_mode
 
 
-def _load_programs(path: Path | None) -> list[ProgramRecord]:
+def _load_programs(path: Path | None, keywords_path: Path | None = None) -> list[ProgramRecord]:
     try:
-        return load_programs(path)
+        programs = load_programs(path)
+        return with_keywords(programs, load_keywords(keywords_path)) if keywords_path else programs
     except InvalidRowsError as exc:
         raise click.ClickException(str(exc.errors[0]) + (
             f" (and {len(exc.errors) - 1} more bad rows)" if len(exc.errors) > 1 else ""
         )) from exc
     except FileFormatError as exc:
         raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:  # keywords for an id the programs do not have
+        raise click.ClickException(f"{keywords_path}: {exc}") from exc
 
 
 def read_proposals(path: Path) -> list[tuple[ProposalText, dict[str, object]]]:
@@ -69,6 +80,15 @@ programs_option = click.option(
 )
 
 
+keywords_option = click.option(
+    "--keywords",
+    "keywords_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The coordinator's keywords (キーワード) of the programs: a file with the columns id and キーワード "
+    "(CSV, XLSX or JSONL), for programs whose file has no キーワード column.",
+)
+
+
 exemplars_option = click.option(
     "--exemplars",
     "exemplars_path",
@@ -87,6 +107,7 @@ def _exemplars_note(note: str | None, exemplars_path: Path | None, resolved: str
 
 @click.command("match")
 @programs_option
+@keywords_option
 @click.option(
     "--proposals",
     "proposals_path",
@@ -107,6 +128,7 @@ def _exemplars_note(note: str | None, exemplars_path: Path | None, resolved: str
 )
 def match_command(
     programs_path: Path | None,
+    keywords_path: Path | None,
     proposals_path: Path,
     top_k: int,
     fmt: str,
@@ -127,7 +149,7 @@ def match_command(
     note = _exemplars_note(note, exemplars_path, resolved)
     if note:
         click.echo(note, err=True)
-    programs = _load_programs(programs_path)
+    programs = _load_programs(programs_path, keywords_path)
     proposals = [p for p, _ in read_proposals(proposals_path)]
     lexical = ProgramIndex(top_k=top_k, n_jobs=jobs or os.cpu_count() or 1)
     if resolved == "semantic":
@@ -208,6 +230,7 @@ def _resolve_gold(items: list[GoldProposal], programs: list[ProgramRecord]) -> l
 
 @click.command("evaluate")
 @programs_option
+@keywords_option
 @click.option(
     "--gold",
     "gold_path",
@@ -219,7 +242,12 @@ def _resolve_gold(items: list[GoldProposal], programs: list[ProgramRecord]) -> l
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @mode_option
 def evaluate_command(
-    programs_path: Path | None, gold_path: Path, exemplars_path: Path | None, fmt: str, mode: str | None
+    programs_path: Path | None,
+    keywords_path: Path | None,
+    gold_path: Path,
+    exemplars_path: Path | None,
+    fmt: str,
+    mode: str | None,
 ) -> None:
     """Measure ranking quality on proposals with known partners.
 
@@ -233,7 +261,7 @@ def evaluate_command(
     """
     resolved, embedder, note = resolve_mode(mode)
     note = _exemplars_note(note, exemplars_path, resolved)
-    programs = _load_programs(programs_path)
+    programs = _load_programs(programs_path, keywords_path)
     items = _resolve_gold(read_gold(gold_path), programs)
     exemplars = _resolve_gold(read_gold(exemplars_path), programs) if exemplars_path else []
     results = evaluate_by_kind(programs, items, embedder=embedder, exemplars=exemplars)

@@ -28,8 +28,9 @@ from sklearn.preprocessing import normalize as l2_normalize
 from matcher.results import DepartmentScore, MatchResult, ProgramMatch, Term
 from matcher.tokenize import tokenize_many
 
-FORMAT_VERSION = 1
-FIELDS = ("name", "purpose", "activities", "policy")
+FORMAT_VERSION = 2
+# "keywords": the coordinator's everyday words for a program (ProgramRecord.keywords).
+FIELDS = ("name", "purpose", "activities", "policy", "keywords")
 
 # Chosen on the dev split (tests/data/devset.jsonl) by benchmarks/tune_matcher.py:
 # a grid over field weights, compounds and kanji features, then greedy stop
@@ -40,6 +41,10 @@ DEFAULT_FIELD_WEIGHTS: dict[str, float] = {
     "purpose": 0.5,
     "activities": 1.0,
     "policy": 0.0,
+    # The coordinator's everyday words: as much as the activities. Chosen on
+    # the dev split with coordinator-style keywords written from the program
+    # text alone (benchmarks/tune_keywords.py, docs/quality.md).
+    "keywords": 1.0,
 }
 # Greedy selection on the dev split: each one raised MRR or the separation of
 # in-scope from out-of-scope scores. Words such as 事業 or 推進, stop words by

@@ -12,6 +12,7 @@ FIELD_LABELS = {
     "purpose": "目的",
     "activities": "取り組み内容",
     "policy": "施策名",
+    "keywords": "キーワード",
 }
 
 

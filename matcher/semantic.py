@@ -57,7 +57,10 @@ MODES = ("lexical", "semantic")
 # the current stop words).
 DEFAULT_LEXICAL_WEIGHT = 1.0
 DEFAULT_SEMANTIC_WEIGHT = 1.5
-DEFAULT_EMBED_FIELDS: tuple[str, ...] = ("name", "purpose", "activities", "policy")
+# The coordinator's keywords (ProgramRecord.keywords) are embedded with the
+# rest (benchmarks/tune_keywords.py); an empty field adds nothing to the text,
+# so a program without keywords embeds as before.
+DEFAULT_EMBED_FIELDS: tuple[str, ...] = ("name", "purpose", "activities", "policy", "keywords")
 # no_match when best TF-IDF cosine + 2 × best e5 cosine < 1.82: the highest
 # threshold that flags no ordinary in-scope dev proposal (as for the lexical
 # 0.09). The sum separated in-scope from out-of-scope better (AUC 0.877) than

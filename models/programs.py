@@ -50,6 +50,7 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("予算", "budget"),
     ("予算（千円）", "budget_thousand_yen"),
     ("出典", "source"),
+    ("キーワード", "keywords"),
 )
 
 
@@ -89,13 +90,21 @@ def program_in_from_record(record: ProgramRecord, *, source_file: str = "") -> P
         subsection=record.subsection,
         policy_number=record.policy_number,
         source=record.source,
+        keywords=normalize_keywords(record.keywords or ""),
         source_file=source_file,
     )
 
 
-def upsert_program(*, session: Session, program_in: ProgramCreate) -> tuple[Program, str]:
+def upsert_program(
+    *, session: Session, program_in: ProgramCreate, keep_keywords: bool = False
+) -> tuple[Program, str]:
     """Insert or update by (fiscal_year, external_id); returns the row and
-    ``"added"``, ``"updated"`` or ``"unchanged"``. Does not commit."""
+    ``"added"``, ``"updated"`` or ``"unchanged"``. Does not commit.
+
+    ``keep_keywords``: the file has no キーワード column, so the coordinator's
+    keywords stay as they are; a program new in this fiscal year takes those
+    of the same id in the latest earlier year.
+    """
     program = session.exec(
         select(Program).where(
             col(Program.fiscal_year) == program_in.fiscal_year,
@@ -104,11 +113,14 @@ def upsert_program(*, session: Session, program_in: ProgramCreate) -> tuple[Prog
     ).first()
     if program is None:
         program = Program.model_validate(program_in)
+        if keep_keywords:
+            program.keywords = _earlier_keywords(session, program_in.external_id, program_in.fiscal_year)
         session.add(program)
         return program, "added"
+    fields = CONTENT_FIELDS if keep_keywords else (*CONTENT_FIELDS, "keywords")
     changes = {
         name: getattr(program_in, name)
-        for name in CONTENT_FIELDS
+        for name in fields
         if getattr(program, name) != getattr(program_in, name)
     }
     if not changes:
@@ -119,6 +131,15 @@ def upsert_program(*, session: Session, program_in: ProgramCreate) -> tuple[Prog
     program.updated_at = utcnow()
     session.add(program)
     return program, "updated"
+
+
+def _earlier_keywords(session: Session, external_id: str, fiscal_year: int) -> str:
+    return session.exec(
+        select(col(Program.keywords))
+        .where(col(Program.external_id) == external_id, col(Program.fiscal_year) < fiscal_year)
+        .order_by(col(Program.fiscal_year).desc())
+        .limit(1)
+    ).first() or ""
 
 
 def import_programs(
@@ -138,7 +159,7 @@ def import_programs(
     for record in records:
         program_in = program_in_from_record(record, source_file=source_file)
         years.add(program_in.fiscal_year)
-        _, outcome = upsert_program(session=session, program_in=program_in)
+        _, outcome = upsert_program(session=session, program_in=program_in, keep_keywords=record.keywords is None)
         setattr(report, outcome, getattr(report, outcome) + 1)
     session.flush()
     report.fiscal_years = sorted(years)
@@ -199,6 +220,7 @@ def active_program_records(*, session: Session) -> list[ProgramRecord]:
             col(Program.activities),
             col(Program.department),
             col(Program.policy),
+            col(Program.keywords),
         )
         .where(col(Program.active).is_(True))
         .order_by(col(Program.id))
@@ -212,9 +234,89 @@ def active_program_records(*, session: Session) -> list[ProgramRecord]:
             department=department,
             policy=policy,
             departments=split_departments(department),
+            keywords=keywords,
         )
-        for pk, name, purpose, activities, department, policy in rows
+        for pk, name, purpose, activities, department, policy, keywords in rows
     ]
+
+
+def normalize_keywords(text: str) -> str:
+    """The stored form of a coordinator's keywords: each line stripped, blank lines dropped."""
+    return "\n".join(line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip())
+
+
+def set_keywords(*, session: Session, program: Program, keywords: str, actor: str = "") -> bool:
+    """Store a program's keywords (audited) and commit; False when unchanged.
+
+    The matcher reads them from the next rematch on: the published run's
+    index stays as it was, so the suggestions shown keep their reasons.
+    """
+    keywords = normalize_keywords(keywords)
+    if keywords == program.keywords:
+        return False
+    record_event(
+        session=session,
+        action="programs.keywords",
+        entity="program",
+        entity_id=program.id or "",
+        actor=actor,
+        detail={"external_id": program.external_id, "before": program.keywords, "after": keywords},
+    )
+    program.keywords = keywords
+    program.updated_at = utcnow()
+    session.add(program)
+    session.commit()
+    return True
+
+
+@dataclass
+class KeywordsReport:
+    updated: int = 0
+    unchanged: int = 0
+    fiscal_year: int | None = None
+
+    def summary(self) -> str:
+        return f"keywords updated {self.updated}, unchanged {self.unchanged} (fiscal year {self.fiscal_year})"
+
+
+def import_keywords(
+    *, session: Session, keywords: dict[str, str], fiscal_year: int | None = None, actor: str = ""
+) -> KeywordsReport:
+    """Set the keywords of the programs of ``fiscal_year`` (default: the newest)
+    by their file id, all or nothing: an id with no program raises ValueError
+    and changes nothing."""
+    year = fiscal_year if fiscal_year is not None else session.exec(select(func.max(col(Program.fiscal_year)))).one()
+    if year is None:
+        raise ValueError("no programs: import a catalogue first (kyodo programs import)")
+    programs = {
+        p.external_id: p
+        for p in session.exec(select(Program).where(col(Program.fiscal_year) == year))
+    }
+    unknown = sorted(set(keywords) - set(programs))
+    if unknown:
+        raise ValueError(f"no program of fiscal year {year} has the id {', '.join(unknown[:10])}")
+    report = KeywordsReport(fiscal_year=year)
+    changed = []
+    for external_id, text in keywords.items():
+        program = programs[external_id]
+        text = normalize_keywords(text)
+        if text == program.keywords:
+            report.unchanged += 1
+            continue
+        program.keywords = text
+        program.updated_at = utcnow()
+        session.add(program)
+        changed.append(external_id)
+        report.updated += 1
+    record_event(
+        session=session,
+        action="programs.keywords",
+        entity="program",
+        actor=actor,
+        detail={"fiscal_year": year, "updated": changed},
+    )
+    session.commit()
+    return report
 
 
 def export_rows(programs: Iterable[Program]) -> list[dict[str, object]]:

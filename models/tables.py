@@ -49,6 +49,9 @@ class ProgramBase(SQLModel):
     subsection: str = Field(default="", sa_type=Text)  # 中項目
     policy_number: str = Field(default="", max_length=50)  # 施策番号
     source: str = Field(default="", sa_type=Text)  # 出典
+    # キーワード: the coordinator's everyday words for the program (言い換え),
+    # not part of the city's plan; the matcher reads it as a text field.
+    keywords: str = Field(default="", sa_type=Text)
 
 
 class Program(ProgramBase, table=True):
@@ -179,7 +182,10 @@ class Suggestion(SuggestionBase, table=True):
     # The stored row. A batch row has ``match_run_id``; an online row has none
     # and ``online_after_run_id`` = the newest run id when it was made.
     __table_args__ = (
-        Index("ix_suggestion_run_proposal", "match_run_id", "proposal_id"),
+        # Covers the queue's best-score aggregate (models.review._best_scores:
+        # per run, per proposal, max of coalesce(lexical_score, score), max of
+        # is_new), so sorting the queue by score reads the index, not the rows.
+        Index("ix_suggestion_run_proposal_scores", "match_run_id", "proposal_id", "lexical_score", "score", "is_new"),
         Index("ix_suggestion_proposal", "proposal_id"),
     )
 

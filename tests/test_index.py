@@ -10,6 +10,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 
 from corpus import ProgramRecord, load_programs
 from matcher import ProgramIndex, ProposalText, tokenize
+from matcher.index import FORMAT_VERSION
 
 # A toy catalogue written for testing (not from the seeds).
 TOY = [
@@ -154,7 +155,7 @@ def test_save_load_round_trip(tmp_path):
     files = sorted(p.name for p in (tmp_path / "index").iterdir())
     assert files == ["arrays.npz", "params.json"]
     meta = json.loads((tmp_path / "index" / "params.json").read_text())
-    assert meta["format_version"] == 1 and meta["fingerprint"] == index.fingerprint_
+    assert meta["format_version"] == FORMAT_VERSION and meta["fingerprint"] == index.fingerprint_
     loaded = ProgramIndex.load(tmp_path / "index")
     assert loaded.get_params() == {**index.get_params(), "stop_words": list(index._stop()) if index.stop_words is not None else None}
     assert loaded.match(proposals) == index.match(proposals)

@@ -131,7 +131,7 @@ def program_json(p: Program) -> dict[str, Any]:
         "id": p.id, "external_id": p.external_id, "fiscal_year": p.fiscal_year, "name": p.name,
         "purpose": p.purpose, "activities": p.activities, "department": p.department,
         "policy": p.policy, "budget": p.budget, "budget_thousand_yen": p.budget_thousand_yen,
-        "active": p.active,
+        "keywords": p.keywords, "active": p.active,
     }
 
 

@@ -167,6 +167,36 @@ def programs_export_command(fmt: str, output: Path | None, fiscal_year: int | No
         click.echo(f"{output}: {len(programs)} programs", err=True)
 
 
+@programs_group.command("keywords")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--fiscal-year", type=click.IntRange(1900, 2200), help="年度 of the programs (default: the newest).")
+def programs_keywords_command(path: Path, fiscal_year: int | None) -> None:
+    """Set the coordinator's keywords (キーワード) of programs from a file with
+    the columns id and キーワード: CSV (UTF-8, BOM or cp932), XLSX or JSONL.
+
+    The everyday words citizens use for what a program does; the matcher
+    reads them from the next rematch on. All or nothing: an id that names no
+    program of that fiscal year changes nothing. Programs not in the file
+    keep their keywords.
+    """
+    from corpus import load_keywords
+    from models.programs import import_keywords
+
+    try:
+        keywords = load_keywords(path)
+    except InvalidRowsError as exc:
+        lines = "; ".join(f"line {e.line}: {e.message}" for e in exc.errors)
+        raise click.ClickException(f"{path.name}: {len(exc.errors)} invalid rows, nothing changed ({lines})") from exc
+    except FileFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with _database() as (_, engine), Session(engine) as session:
+        try:
+            report = import_keywords(session=session, keywords=keywords, fiscal_year=fiscal_year, actor="cli")
+        except ValueError as exc:
+            raise click.ClickException(f"{path.name}: {exc}") from exc
+    click.echo(f"{path.name}: {report.summary()}")
+
+
 # -- kyodo proposals ------------------------------------------------------------
 
 

@@ -239,3 +239,16 @@ class StatusForm(FlaskForm):
         choices=[SelectChoice(s.value, LABELS[s]) for s in ProposalStatus],
         validate_choice=True,
     )
+
+
+class KeywordsForm(FlaskForm):
+    """The coordinator's everyday words for a program (キーワード, 言い換え)."""
+
+    keywords = TextAreaField(
+        "キーワード（言い換え）",
+        filters=[_strip],
+        validators=[
+            Length(max=2000, message="キーワードは2000文字以内で入力してください。"),
+            _no_control_characters,
+        ],
+    )

@@ -210,6 +210,11 @@ SCHEMAS: dict[str, Any] = {
             "policy": {"type": "string"},
             "budget": {"type": "string"},
             "budget_thousand_yen": _nullable({"type": "integer"}),
+            "keywords": {
+                "type": "string",
+                "description": "The coordinator's everyday words for the program (キーワード), one text; "
+                "not part of the city's plan.",
+            },
             "active": {"type": "boolean"},
         },
     },

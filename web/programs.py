@@ -5,13 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
+from models.programs import set_keywords
 from models.review import department_programs, departments, pairs_for_programs, search_programs
 from models.tables import Program
 from web.auth import login_manager
 from web.db import get_session
+from web.forms import KeywordsForm
 
 bp = Blueprint("programs", __name__)
 
@@ -40,14 +52,30 @@ def catalogue():  # type: ignore[no-untyped-def]
     )
 
 
-@bp.route("/programs/<int:program_id>")
+@bp.route("/programs/<int:program_id>", methods=["GET", "POST"])
 def program(program_id: int):  # type: ignore[no-untyped-def]
-    """One program and the proposals matched or paired with it."""
+    """One program, its keywords (editable) and the proposals matched or paired with it."""
     db = get_session()
     found = db.get(Program, program_id)
     if found is None:
         abort(404)
-    return render_template("program.html", program=found, pairs=pairs_for_programs(session=db, program_ids=[program_id]))
+    form = KeywordsForm(data={"keywords": found.keywords})
+    if request.method == "POST":
+        form = KeywordsForm()
+        if form.validate_on_submit():
+            changed = set_keywords(
+                session=db, program=found, keywords=form.keywords.data or "", actor=current_user.username
+            )
+            flash(
+                "キーワードを保存しました。次の再マッチング（夜間の一括処理）から提案の照合に使われます。"
+                if changed else "キーワードは変わっていません。",
+                "info",
+            )
+            return redirect(url_for("programs.program", program_id=program_id))
+        flash("キーワードを保存できませんでした。入力欄の説明を確認してください。", "error")
+    status = 400 if form.errors else 200
+    pairs = pairs_for_programs(session=db, program_ids=[program_id])
+    return render_template("program.html", program=found, pairs=pairs, form=form), status
 
 
 @bp.route("/departments/<path:name>")

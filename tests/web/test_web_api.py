@@ -112,7 +112,7 @@ def test_programs_and_runs(client, auth_headers):
     programs = client.get("/api/v1/programs?q=保険&per_page=5", headers=auth_headers).json
     assert programs["total"] >= 1 and all("保険" in str(p) for p in programs["items"])
     one = client.get(f"/api/v1/programs/{programs['items'][0]['id']}", headers=auth_headers).json
-    assert one["fiscal_year"] == 2008
+    assert one["fiscal_year"] == 2008 and one["keywords"] == ""
     assert client.get("/api/v1/runs", headers=auth_headers).json == {"items": []}
 
 

@@ -193,6 +193,45 @@ def test_programs_program_and_department_pages(logged_in, submitted, session):
     assert logged_in.get("/programs/99999").status_code == 404
 
 
+def test_program_keywords_are_edited_on_the_program_page(logged_in, session, client):
+    program = session.exec(select(Program).where(Program.external_id == "H20-02")).one()
+    page = logged_in.get(f"/programs/{program.id}").data.decode()
+    assert "キーワード（言い換え）" in page and 'name="keywords"' in page
+    saved = logged_in.post(f"/programs/{program.id}", data={"keywords": "  シビックプライド\r\n\r\n地元愛 "}, follow_redirects=True)
+    html = saved.data.decode()
+    assert saved.status_code == 200 and "キーワードを保存しました" in html
+    session.expire_all()
+    assert session.get(Program, program.id).keywords == "シビックプライド\n地元愛"
+    too_long = logged_in.post(f"/programs/{program.id}", data={"keywords": "あ" * 2001})
+    assert too_long.status_code == 400
+    assert 'id="keywords-error"' in too_long.data.decode() and "2000文字以内" in too_long.data.decode()
+    session.expire_all()
+    assert session.get(Program, program.id).keywords == "シビックプライド\n地元愛"
+    audit = logged_in.get("/audit").data.decode()
+    assert "programs.keywords" in audit
+
+
+def test_a_shared_keyword_is_marked_in_the_programs_keywords(logged_in, submit, session):
+    from models.programs import set_keywords
+
+    program = session.exec(select(Program).where(Program.external_id == "H20-02")).one()
+    set_keywords(session=session, program=program, keywords="ストリートピアノ、音楽の力")
+    # Written for testing: words of the keywords, none of the program's own text.
+    sent = submit(title="駅前にピアノを", body="駅前の広場にストリートピアノを置き、だれでも弾ける場所にしたいと考えています。")
+    html = logged_in.get(f"/review/proposals/{sent.id}").data.decode()
+    top = _suggested_program(session, sent.id)
+    assert top.id == program.id
+    assert re.search(r'data-testid="program-keywords"><mark>ストリートピアノ</mark>、音楽の力<', html), html
+
+
+def test_program_keywords_need_a_login(client, session):
+    program = session.exec(select(Program).where(Program.external_id == "H20-02")).one()
+    response = client.post(f"/programs/{program.id}", data={"keywords": "x"})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    session.expire_all()
+    assert session.get(Program, program.id).keywords == ""
+
+
 def test_pages_answer_on_an_empty_database(logged_in):
     for path in ("/dashboard", "/review", "/programs", "/audit", "/export/pairings.csv", "/export/pairings.json"):
         assert logged_in.get(path).status_code == 200, path
