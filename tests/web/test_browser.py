@@ -128,3 +128,41 @@ def test_phone_width_form_has_no_horizontal_scroll(browser, server, screenshots)
     page.goto(server + "/proposals/new")
     page.screenshot(path=str(screenshots / "form-phone.png"), full_page=True)
     context.close()
+
+
+def test_coordinator_adds_keywords_and_a_proposal_in_those_words_finds_the_program(browser, server, screenshots):
+    coordinator = browser.new_page(viewport={"width": 1100, "height": 900})
+    coordinator.goto(server + "/login")
+    coordinator.get_by_label("ユーザー名").fill("coord")
+    coordinator.get_by_label("パスワード").fill(PASSWORD)
+    coordinator.get_by_role("button", name="ログイン").click()
+    coordinator.wait_for_url("**/dashboard**")
+    coordinator.goto(server + "/programs?q=NPOフェスタ")
+    coordinator.get_by_test_id("program-row").first.get_by_role("link").first.click()
+    program_name = coordinator.locator("h1").inner_text()
+    coordinator.get_by_role("textbox", name="キーワード（言い換え）").fill("マルシェ、ブース出展、顔の見える交流")
+    coordinator.screenshot(path=str(screenshots / "program-keywords.png"), full_page=True)
+    coordinator.get_by_role("button", name="キーワードを保存").click()
+    coordinator.wait_for_load_state()
+    assert "キーワードを保存しました" in coordinator.locator(".flash").first.inner_text()
+    assert coordinator.get_by_role("textbox", name="キーワード（言い換え）").input_value() == "マルシェ、ブース出展、顔の見える交流"
+
+    # Written for testing: a proposal in the keywords' words. With no run
+    # published yet, online matching refits on the edited catalogue.
+    npo = browser.new_page(viewport={"width": 1000, "height": 900})
+    npo.goto(server + "/proposals/new")
+    _fill_form(npo)
+    npo.get_by_label("提案タイトル", exact=True).fill("秋のマルシェで団体どうしの交流を")
+    npo.get_by_label("提案内容", exact=True).fill(
+        "秋のマルシェにブース出展する団体どうしが顔の見える交流をできるよう、出展の段取りを市と一緒に考えたい。"
+    )
+    npo.get_by_role("button", name="入力内容を確認する").click()
+    npo.get_by_role("button", name="提案を送信").click()
+    npo.wait_for_url("**/proposals/receipt")
+
+    coordinator.goto(server + "/review")
+    coordinator.get_by_role("link", name="秋のマルシェで団体どうしの交流を").click()
+    first = coordinator.get_by_test_id("suggestion").first
+    assert first.locator("h3 a").first.inner_text() == program_name
+    first.locator("details summary").click()
+    assert first.get_by_test_id("program-keywords").locator("mark").count() >= 1

@@ -23,6 +23,9 @@ def test_form_has_every_labelled_field(client):
     for choice in ("委託", "補助", "共催", "後援", "その他"):
         assert choice in html
     assert ">入力内容を確認する</button>" in html
+    # An attribute that does not apply is left out, not printed as "None".
+    assert '="None"' not in html
+    assert 'aria-describedby="phone-hint"' in html and "aria-invalid" not in html
 
 
 def test_confirmation_step_shows_the_input_and_stores_nothing(client, session):
@@ -47,6 +50,9 @@ def test_confirmation_of_invalid_input_stays_on_the_form(client, session):
     assert page.status_code == 400
     assert 'data-testid="confirm"' not in page.data.decode()
     assert session.exec(select(Proposal)).all() == []
+    # The field says it is invalid and points at its message.
+    email = re.search(r"<input[^>]*id=\"email\"[^>]*>", page.data.decode()).group(0)
+    assert 'aria-invalid="true"' in email and "email-error" in email
 
 
 def test_submission_stores_proposal_and_suggestions(client, session, submitted):
