@@ -269,6 +269,15 @@ def set_keywords(*, session: Session, program: Program, keywords: str, actor: st
     return True
 
 
+class UnknownProgramIds(ValueError):
+    """Keywords for ids that name no program of the fiscal year (nothing was changed)."""
+
+    def __init__(self, ids: list[str], fiscal_year: int):
+        self.ids = ids
+        self.fiscal_year = fiscal_year
+        super().__init__(f"no program of fiscal year {fiscal_year} has the id {', '.join(ids[:10])}")
+
+
 @dataclass
 class KeywordsReport:
     updated: int = 0
@@ -294,7 +303,7 @@ def import_keywords(
     }
     unknown = sorted(set(keywords) - set(programs))
     if unknown:
-        raise ValueError(f"no program of fiscal year {year} has the id {', '.join(unknown[:10])}")
+        raise UnknownProgramIds(unknown, year)
     report = KeywordsReport(fiscal_year=year)
     changed = []
     for external_id, text in keywords.items():

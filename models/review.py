@@ -351,6 +351,15 @@ def proposal_view(*, session: Session, proposal_id: int) -> ProposalView | None:
     )
 
 
+def programs_without_keywords(*, session: Session) -> int:
+    """How many active programs have no coordinator keywords yet."""
+    return int(
+        session.exec(
+            select(func.count()).select_from(Program).where(col(Program.active).is_(True), col(Program.keywords) == "")
+        ).one()
+    )
+
+
 def search_programs(
     *, session: Session, q: str = "", department: str = "", active_only: bool = False,
     page: int = 1, page_size: int = 25,
@@ -365,7 +374,7 @@ def search_programs(
                     column.like(pattern, escape="\\")  # type: ignore[attr-defined]
                     for column in (
                         Program.external_id, Program.name, Program.purpose, Program.activities,
-                        Program.department, Program.policy,
+                        Program.department, Program.policy, Program.keywords,
                     )
                 ]
             )

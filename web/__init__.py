@@ -69,6 +69,9 @@ def _register(app: Flask) -> None:
     if app.config["PROXY_COUNT"]:
         n = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    # Before CSRFProtect reads the form: the spreadsheet upload may be larger
+    # than any other request body.
+    app.before_request(programs.allow_upload_size)
     csrf = CSRFProtect(app)
     ratelimit.init_app(app)
     filters.init_app(app)

@@ -11,6 +11,7 @@ import re
 import unicodedata
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     HiddenField,
     IntegerField,
@@ -251,4 +252,30 @@ class KeywordsForm(FlaskForm):
             Length(max=2000, message="キーワードは2000文字以内で入力してください。"),
             _no_control_characters,
         ],
+    )
+
+
+class ProgramsImportForm(FlaskForm):
+    """The city's program list, or the coordinator's keywords, from a spreadsheet."""
+
+    kind = RadioField(
+        "ファイルの種類",
+        choices=[
+            SelectChoice("catalogue", "事業一覧（施策名・目的・事業名・取り組み内容・担当課…）"),
+            SelectChoice("keywords", "キーワードだけ（列：id、キーワード）"),
+        ],
+        default="catalogue",
+        validate_choice=True,
+        validators=[DataRequired(message="ファイルの種類を選んでください。")],
+    )
+    file = FileField(
+        "ファイル（CSV・Excel・JSONL）",
+        validators=[
+            FileRequired(message="ファイルを選んでください。"),
+            FileAllowed(["csv", "txt", "tsv", "xlsx", "jsonl"], message="CSV・XLSX・JSONL のファイルを選んでください。"),
+        ],
+    )
+    fiscal_year = IntegerField(
+        "年度（西暦、任意）",
+        validators=[Optional(), NumberRange(min=1900, max=2200, message="年度は西暦（例：2026）で入力してください。")],
     )

@@ -3,11 +3,14 @@ each listing the proposals matched to it and the decisions taken. Login required
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
@@ -18,12 +21,26 @@ from flask import (
 )
 from flask_login import current_user
 
-from models.programs import set_keywords
-from models.review import department_programs, departments, pairs_for_programs, search_programs
+from corpus import FileFormatError, InvalidRowsError, load_keywords, load_programs_report
+from models.programs import (
+    UnknownProgramIds,
+    export_csv,
+    import_keywords,
+    import_programs,
+    list_programs,
+    set_keywords,
+)
+from models.review import (
+    department_programs,
+    departments,
+    pairs_for_programs,
+    programs_without_keywords,
+    search_programs,
+)
 from models.tables import Program
 from web.auth import login_manager
 from web.db import get_session
-from web.forms import KeywordsForm
+from web.forms import KeywordsForm, ProgramsImportForm
 
 bp = Blueprint("programs", __name__)
 
@@ -48,6 +65,7 @@ def catalogue():  # type: ignore[no-untyped-def]
     page = search_programs(session=db, q=q, page=_page_number(), page_size=current_app.config["PAGE_SIZE"])
     return render_template(
         "programs.html", page=page, q=q, departments=departments(session=db),
+        without_keywords=programs_without_keywords(session=db),
         page_url=lambda n: url_for("programs.catalogue", page=n, q=q),
     )
 
@@ -88,6 +106,112 @@ def department(name: str):  # type: ignore[no-untyped-def]
     ids = [p.id for p in programs if p.id is not None]
     return render_template(
         "department.html", name=name, programs=programs, pairs=pairs_for_programs(session=db, program_ids=ids)
+    )
+
+
+@bp.route("/programs/export.csv")
+def export():  # type: ignore[no-untyped-def]
+    """The catalogue with the keywords, as ``kyodo programs export``: UTF-8 with
+    BOM for Excel; edited and uploaded again, it imports back."""
+    return Response(
+        "\ufeff" + export_csv(list_programs(session=get_session())),
+        headers={"Content-Disposition": "attachment; filename=programs.csv"},
+        content_type="text/csv; charset=utf-8",
+    )
+
+
+UPLOAD_ENDPOINT = "programs.upload"
+
+
+def allow_upload_size() -> None:
+    """The upload page accepts MAX_UPLOAD_LENGTH, every other request MAX_CONTENT_LENGTH."""
+    if request.endpoint == UPLOAD_ENDPOINT:
+        request.max_content_length = current_app.config["MAX_UPLOAD_LENGTH"]
+
+
+@bp.route("/programs/import", methods=["GET", "POST"])
+def upload():  # type: ignore[no-untyped-def]
+    """Import the city's program list (or the coordinator's keywords) from the
+    spreadsheet it already has: the ``kyodo programs import`` / ``keywords``
+    of the command line, all or nothing, each bad line named."""
+    form = ProgramsImportForm()
+    if not form.validate_on_submit():
+        status = 400 if form.errors else 200
+        return render_template("programs_import.html", form=form, problems=[]), status
+    upload = form.file.data
+    suffix = Path(upload.filename or "").suffix.lower()
+    with tempfile.TemporaryDirectory(prefix="kyodo-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        upload.save(path)
+        try:
+            if form.kind.data == "keywords":
+                message = _import_keywords(path, form.fiscal_year.data)
+            else:
+                message = _import_catalogue(path, form.fiscal_year.data, (upload.filename or path.name)[:200])
+        except _Rejected as rejected:
+            form.file.errors = [rejected.summary]
+            return render_template("programs_import.html", form=form, problems=rejected.problems), 400
+    flash(f"{upload.filename}：{message}", "info")
+    return redirect(url_for("programs.catalogue"))
+
+
+class _Rejected(Exception):
+    """A file that imports nothing: a summary beside the field and each problem listed."""
+
+    def __init__(self, summary: str, problems: list[str] | None = None):
+        super().__init__(summary)
+        self.summary = summary
+        self.problems = problems or []
+
+
+def _problems(errors: list[FileFormatError]) -> list[str]:
+    return [f"{e.line}行目：{e.message}" if e.line else e.message for e in errors]
+
+
+def _import_catalogue(path: Path, fiscal_year: int | None, source_file: str) -> str:
+    try:
+        result = load_programs_report(path, fiscal_year=fiscal_year)
+    except FileFormatError as exc:
+        raise _Rejected(f"読み込めませんでした（{exc.message}）。") from exc
+    errors = list(result.errors)
+    if any(r.fiscal_year is None for r in result.programs):
+        errors.append(FileFormatError(path, "年度の列がありません：「年度」欄に西暦で入力してください"))
+    if errors:
+        raise _Rejected(f"{len(errors)}件の問題があるため、何も取り込んでいません。直してからもう一度送ってください。", _problems(errors))
+    if not result.programs:
+        raise _Rejected("事業が1件もありません。")
+    report = import_programs(
+        session=get_session(), records=result.programs, source_file=source_file, actor=current_user.username
+    )
+    years = "・".join(str(y) for y in report.fiscal_years)
+    text = f"事業一覧を取り込みました（{years}年度）：追加 {report.added}件、更新 {report.updated}件、変更なし {report.unchanged}件"
+    if report.deactivated:
+        text += f"。前年度までの {report.deactivated}件は過年度になりました"
+    return text + "。"
+
+
+def _import_keywords(path: Path, fiscal_year: int | None) -> str:
+    try:
+        keywords = load_keywords(path)
+    except InvalidRowsError as exc:
+        raise _Rejected(
+            f"{len(exc.errors)}件の問題があるため、何も変えていません。", _problems(exc.errors)
+        ) from exc
+    except FileFormatError as exc:
+        raise _Rejected(f"読み込めませんでした（{exc.message}）。") from exc
+    try:
+        report = import_keywords(
+            session=get_session(), keywords=keywords, fiscal_year=fiscal_year, actor=current_user.username
+        )
+    except UnknownProgramIds as exc:
+        raise _Rejected(
+            f"{exc.fiscal_year}年度の事業にない事業IDがあるため、何も変えていません：{'、'.join(exc.ids[:10])}"
+        ) from exc
+    except ValueError as exc:  # no programs at all
+        raise _Rejected("事業がまだありません。先に事業一覧を取り込んでください。") from exc
+    return (
+        f"キーワードを取り込みました（{report.fiscal_year}年度）：更新 {report.updated}件、変更なし {report.unchanged}件。"
+        "次の再マッチング（夜間の一括処理）から照合に使われます。"
     )
 
 

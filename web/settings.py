@@ -45,6 +45,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TOP_K", 5, "Suggestions stored per proposal.", int),
     Setting("TARGET_NEW_PROJECTS", 15, "Target of new 協働事業 per fiscal year shown on the dashboard (地域再生計画: 15).", int),
     Setting("MAX_CONTENT_LENGTH", 1_000_000, "Largest request body accepted, in bytes (larger: HTTP 413).", int),
+    Setting(
+        "MAX_UPLOAD_LENGTH",
+        20_000_000,
+        "Largest spreadsheet a coordinator may upload at /programs/import, in bytes (larger: HTTP 413).",
+        int,
+    ),
     Setting("PAGE_SIZE", 25, "Rows per page in the review queue and lists.", int),
     Setting(
         "RATELIMIT_STORAGE_URI",

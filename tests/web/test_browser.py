@@ -166,3 +166,27 @@ def test_coordinator_adds_keywords_and_a_proposal_in_those_words_finds_the_progr
     assert first.locator("h3 a").first.inner_text() == program_name
     first.locator("details summary").click()
     assert first.get_by_test_id("program-keywords").locator("mark").count() >= 1
+
+
+def test_coordinator_uploads_the_citys_spreadsheet(browser, server, tmp_path):
+    # Written for testing: two programs of a made-up FY2026 list, in Shift_JIS as Excel saves it.
+    sheet = tmp_path / "令和8年度協働事業.csv"
+    sheet.write_bytes(
+        "id,年度,施策名,目的,事業名,取り組み内容,担当課\r\n"
+        "R08-01,2026,防災のまちづくり,市民の防災意識を高める,防災講座の開催,地域で防災講座と避難訓練を行う,危機管理課\r\n"
+        "R08-02,2026,子育て支援,子育て家庭を地域で支える,親子サロン,子育て中の親子の交流の場をつくる,子育て支援課\r\n"
+        .encode("cp932")
+    )
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(server + "/login")
+    page.get_by_label("ユーザー名").fill("coord")
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.wait_for_url("**/dashboard**")
+    page.goto(server + "/programs")
+    page.get_by_role("link", name="表計算ファイルから取り込む（事業一覧・キーワード）").click()
+    page.get_by_label("ファイル（CSV・Excel・JSONL）").set_input_files(str(sheet))
+    page.get_by_role("button", name="取り込む").click()
+    page.wait_for_url("**/programs")
+    assert "追加 2件" in page.locator(".flash").first.inner_text()
+    assert page.get_by_role("link", name="親子サロン").is_visible()

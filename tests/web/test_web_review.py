@@ -209,6 +209,9 @@ def test_program_keywords_are_edited_on_the_program_page(logged_in, session, cli
     assert session.get(Program, program.id).keywords == "シビックプライド\n地元愛"
     audit = logged_in.get("/audit").data.decode()
     assert "programs.keywords" in audit
+    catalogue = logged_in.get("/programs?q=シビックプライド").data.decode()
+    assert catalogue.count('data-testid="program-row"') == 1 and "設定済み" in catalogue
+    assert re.search(r'data-testid="without-keywords">[^<]*：29件', catalogue)
 
 
 def test_a_shared_keyword_is_marked_in_the_programs_keywords(logged_in, submit, session):
