@@ -124,6 +124,20 @@ def test_second_rematch_embeds_only_changed_texts(semantic_runner, session):
     assert ", 0 texts embedded" in rematch(semantic_runner)
 
 
+def test_program_keywords_are_embedded_by_the_next_rematch(semantic_runner, session, tmp_path):
+    proposals(session)
+    rematch(semantic_runner)
+    embedder = shared_embedder()
+    sheet = tmp_path / "k.csv"
+    sheet.write_text("id,キーワード\nH20-25,マルシェ、ブース出展\nH20-02,シビックプライド\n", encoding="utf-8")
+    assert semantic_runner.invoke(cli, ["programs", "keywords", str(sheet)]).exit_code == 0
+    embedder.cache.clear()
+    # The two programs' texts changed: they, and only they, are embedded again.
+    assert ", 2 texts embedded" in rematch(semantic_runner)
+    embedder.cache.clear()
+    assert ", 0 texts embedded" in rematch(semantic_runner)
+
+
 def test_lexical_mode_keeps_todays_results(runner, session):
     created = proposals(session)
     result = runner.invoke(cli, ["rematch", "--top-k", "3"])
