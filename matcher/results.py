@@ -83,6 +83,15 @@ class ProgramMatch:
 
 @dataclass(frozen=True)
 class DepartmentScore:
+    """A department (担当課) ranked by the score of its best program.
+
+    The score is on the scale of the matches' ``score``: the TF-IDF cosine in
+    lexical mode; in semantic mode the fused score, a sum of z-scores over the
+    programs, so 0 is the proposal's average program and a department below
+    it gets a negative score. Compare departments of one proposal, not across
+    proposals.
+    """
+
     department: str
     score: float
 
