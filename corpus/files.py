@@ -21,10 +21,13 @@ class FileFormatError(ValueError):
     the line: ``programs.csv:12: 事業名 is empty``.
     """
 
-    def __init__(self, path: str | Path, message: str, line: int | None = None):
+    def __init__(self, path: str | Path, message: str, line: int | None = None, *, ja: str | None = None):
         self.path = str(path)
         self.line = line
         self.message = message
+        # The same in Japanese, for the coordinator's upload page (the command
+        # line keeps one English line).
+        self.ja = ja or message
         where = f"{Path(self.path).name}:{line}" if line else Path(self.path).name
         super().__init__(f"{where}: {message}")
 
@@ -45,7 +48,10 @@ def detect_format(path: Path) -> str:
         return "jsonl"
     if suffix in (".csv", ".txt", ".tsv"):
         return "csv"
-    raise FileFormatError(path, f"unknown file type {suffix!r} (use .csv, .xlsx or .jsonl)")
+    raise FileFormatError(
+        path, f"unknown file type {suffix!r} (use .csv, .xlsx or .jsonl)",
+        ja=f"この種類のファイル（{suffix or '拡張子なし'}）は読めません。CSV・XLSX・JSONL で保存してください",
+    )
 
 
 def decode_csv_bytes(path: Path, data: bytes) -> str:
@@ -55,7 +61,10 @@ def decode_csv_bytes(path: Path, data: bytes) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise FileFormatError(path, "cannot decode: the file is neither UTF-8 nor Shift_JIS (cp932)")
+    raise FileFormatError(
+        path, "cannot decode: the file is neither UTF-8 nor Shift_JIS (cp932)",
+        ja="文字コードが UTF-8 でも Shift_JIS でもないため読めません",
+    )
 
 
 def read_rows(path: str | Path) -> Iterator[Row]:
@@ -70,7 +79,7 @@ def read_rows(path: str | Path) -> Iterator[Row]:
         raise FileFormatError(path, "is a directory, not a file")
     kind = detect_format(path)
     if path.stat().st_size == 0:
-        raise FileFormatError(path, "file is empty")
+        raise FileFormatError(path, "file is empty", ja="ファイルが空です")
     if kind == "xlsx":
         yield from _read_xlsx(path)
     elif kind == "jsonl":
@@ -85,7 +94,7 @@ def _read_csv(path: Path) -> Iterator[Row]:
     delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     if not reader.fieldnames or not any(h and h.strip() for h in reader.fieldnames):
-        raise FileFormatError(path, "no header row")
+        raise FileFormatError(path, "no header row", ja="見出しの行がありません")
     reader.fieldnames = [(h or "").strip() for h in reader.fieldnames]
     seen_any = False
     for record in reader:
@@ -95,14 +104,14 @@ def _read_csv(path: Path) -> Iterator[Row]:
             continue  # blank line inside the sheet
         yield Row(reader.line_num, values)
     if not seen_any:
-        raise FileFormatError(path, "no data rows under the header")
+        raise FileFormatError(path, "no data rows under the header", ja="見出しの下にデータの行がありません")
 
 
 def _read_jsonl(path: Path) -> Iterator[Row]:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise FileFormatError(path, "cannot decode: JSONL must be UTF-8") from exc
+        raise FileFormatError(path, "cannot decode: JSONL must be UTF-8", ja="JSONL は UTF-8 で保存してください") from exc
     seen_any = False
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -110,13 +119,13 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise FileFormatError(path, f"invalid JSON ({exc.msg})", number) from exc
+            raise FileFormatError(path, f"invalid JSON ({exc.msg})", number, ja="JSON として読めません") from exc
         if not isinstance(value, dict):
-            raise FileFormatError(path, "each line must be a JSON object", number)
+            raise FileFormatError(path, "each line must be a JSON object", number, ja="各行は JSON オブジェクトにしてください")
         seen_any = True
         yield Row(number, value)
     if not seen_any:
-        raise FileFormatError(path, "no records")
+        raise FileFormatError(path, "no records", ja="データの行がありません")
 
 
 def _read_xlsx(path: Path) -> Iterator[Row]:
@@ -125,7 +134,9 @@ def _read_xlsx(path: Path) -> Iterator[Row]:
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several unrelated types for a bad file
-        raise FileFormatError(path, f"cannot open as XLSX ({type(exc).__name__})") from exc
+        raise FileFormatError(
+            path, f"cannot open as XLSX ({type(exc).__name__})", ja="Excel（.xlsx）のファイルとして開けません"
+        ) from exc
     try:
         sheet = workbook.worksheets[0]
         rows = sheet.iter_rows(values_only=True)
@@ -147,8 +158,8 @@ def _read_xlsx(path: Path) -> Iterator[Row]:
             }
             yield Row(number, values)
         if header is None:
-            raise FileFormatError(path, "no header row")
+            raise FileFormatError(path, "no header row", ja="見出しの行がありません")
         if not seen_any:
-            raise FileFormatError(path, "no data rows under the header")
+            raise FileFormatError(path, "no data rows under the header", ja="見出しの下にデータの行がありません")
     finally:
         workbook.close()

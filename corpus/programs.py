@@ -35,6 +35,9 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "keywords": ("keywords", "キーワード", "言い換え"),
 }
 
+# The Japanese name of each field, for messages.
+FIELD_NAMES_JA = {key: aliases[1] if len(aliases) > 1 else aliases[0] for key, aliases in HEADER_ALIASES.items()}
+
 # 担当課 cells such as "市民協働課 環境課" name several departments.
 _DEPARTMENT_SPLIT = re.compile(r"[\s、,，・/／]+")
 _AMOUNT = re.compile(r"([0-9][0-9,]*)\s*千円")
@@ -127,15 +130,23 @@ def record_from_row(path: str | Path, row: Row, fiscal_year: int | None = None) 
     values = _canonical(row.values)
     name = values.get("name", "")
     if not name:
-        raise FileFormatError(path, "事業名 (name) is empty", row.line)
+        raise FileFormatError(path, "事業名 (name) is empty", row.line, ja="事業名が空です")
     if not (values.get("purpose") or values.get("activities")):
-        raise FileFormatError(path, "目的 (purpose) and 取り組み内容 (activities) are both empty", row.line)
+        raise FileFormatError(
+            path, "目的 (purpose) and 取り組み内容 (activities) are both empty", row.line,
+            ja="目的と取り組み内容がどちらも空です",
+        )
     for key, text in values.items():
         limit = MAX_KEYWORDS_CHARS if key == "keywords" else MAX_FIELD_CHARS
         if len(text) > limit:
-            raise FileFormatError(path, f"{key} is longer than {limit} characters", row.line)
+            raise FileFormatError(
+                path, f"{key} is longer than {limit} characters", row.line,
+                ja=f"{FIELD_NAMES_JA[key]}が{limit}文字を超えています",
+            )
         if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text):
-            raise FileFormatError(path, f"{key} contains control characters", row.line)
+            raise FileFormatError(
+                path, f"{key} contains control characters", row.line, ja=f"{FIELD_NAMES_JA[key]}に制御文字があります"
+            )
     budget = values.get("budget", "")
     if "budget_thousand_yen" in values:
         budget_number = _int_or_none(values["budget_thousand_yen"])
@@ -185,7 +196,10 @@ def load_programs_report(
             continue
         if record.id in seen:
             errors.append(
-                FileFormatError(path, f"id {record.id!r} repeats line {seen[record.id]}", row.line)
+                FileFormatError(
+                    path, f"id {record.id!r} repeats line {seen[record.id]}", row.line,
+                    ja=f"id「{record.id}」が{seen[record.id]}行目と重複しています",
+                )
             )
             continue
         seen[record.id] = row.line
@@ -199,9 +213,12 @@ def _check_columns(path: str | Path, rows: Iterable[Row]) -> None:
         keys.update(row.values)
     canonical = {key for key, aliases in HEADER_ALIASES.items() if keys & set(aliases)}
     if "name" not in canonical:
-        raise FileFormatError(path, "missing required column 事業名 (or name)")
+        raise FileFormatError(path, "missing required column 事業名 (or name)", ja="「事業名」の列がありません")
     if not canonical & {"purpose", "activities"}:
-        raise FileFormatError(path, "missing required column 目的 or 取り組み内容 (purpose or activities)")
+        raise FileFormatError(
+            path, "missing required column 目的 or 取り組み内容 (purpose or activities)",
+            ja="「目的」か「取り組み内容」の列が必要です",
+        )
 
 
 def load_programs(
@@ -231,18 +248,21 @@ def load_keywords(path: str | Path) -> dict[str, str]:
         keys.update(row.values)
     for column, label in (("id", "id"), ("keywords", "キーワード (or keywords)")):
         if not keys & set(HEADER_ALIASES[column]):
-            raise FileFormatError(path, f"missing required column {label}")
+            raise FileFormatError(path, f"missing required column {label}", ja=f"「{label.split()[0]}」の列がありません")
     out: dict[str, str] = {}
     errors: list[FileFormatError] = []
     for row in rows:
         values = _canonical(row.values)
         program_id, text = values.get("id", ""), values.get("keywords", "")
         if not program_id:
-            errors.append(FileFormatError(path, "id is empty", row.line))
+            errors.append(FileFormatError(path, "id is empty", row.line, ja="id が空です"))
         elif program_id in out:
-            errors.append(FileFormatError(path, f"id {program_id!r} repeats", row.line))
+            errors.append(FileFormatError(path, f"id {program_id!r} repeats", row.line, ja=f"id「{program_id}」が重複しています"))
         elif len(text) > MAX_KEYWORDS_CHARS:
-            errors.append(FileFormatError(path, f"キーワード is longer than {MAX_KEYWORDS_CHARS} characters", row.line))
+            errors.append(FileFormatError(
+                path, f"キーワード is longer than {MAX_KEYWORDS_CHARS} characters", row.line,
+                ja=f"キーワードが{MAX_KEYWORDS_CHARS}文字を超えています",
+            ))
         else:
             out[program_id] = text
     if errors:

@@ -165,17 +165,19 @@ class _Rejected(Exception):
 
 
 def _problems(errors: list[FileFormatError]) -> list[str]:
-    return [f"{e.line}行目：{e.message}" if e.line else e.message for e in errors]
+    return [f"{e.line}行目：{e.ja}" if e.line else e.ja for e in errors]
 
 
 def _import_catalogue(path: Path, fiscal_year: int | None, source_file: str) -> str:
     try:
         result = load_programs_report(path, fiscal_year=fiscal_year)
     except FileFormatError as exc:
-        raise _Rejected(f"読み込めませんでした（{exc.message}）。") from exc
+        raise _Rejected(f"読み込めませんでした：{exc.ja}。") from exc
     errors = list(result.errors)
     if any(r.fiscal_year is None for r in result.programs):
-        errors.append(FileFormatError(path, "年度の列がありません：「年度」欄に西暦で入力してください"))
+        errors.append(FileFormatError(
+            path, "no 年度", ja="年度の列がありません：「年度（西暦、任意）」欄に西暦で入力してください"
+        ))
     if errors:
         raise _Rejected(f"{len(errors)}件の問題があるため、何も取り込んでいません。直してからもう一度送ってください。", _problems(errors))
     if not result.programs:
@@ -198,7 +200,7 @@ def _import_keywords(path: Path, fiscal_year: int | None) -> str:
             f"{len(exc.errors)}件の問題があるため、何も変えていません。", _problems(exc.errors)
         ) from exc
     except FileFormatError as exc:
-        raise _Rejected(f"読み込めませんでした（{exc.message}）。") from exc
+        raise _Rejected(f"読み込めませんでした：{exc.ja}。") from exc
     try:
         report = import_keywords(
             session=get_session(), keywords=keywords, fiscal_year=fiscal_year, actor=current_user.username

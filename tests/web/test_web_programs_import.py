@@ -72,9 +72,12 @@ def test_a_bad_file_imports_nothing_and_names_every_bad_line(logged_in, session)
     html = response.data.decode()
     assert response.status_code == 400
     assert 'id="file-error"' in html and "2件の問題があるため、何も取り込んでいません" in html
-    problems = re.findall(r"<li>(\d+)行目：", html)
-    assert problems == ["3", "4"]
+    problems = re.findall(r"<li>(\d+行目：[^<]+)</li>", html)
+    assert problems == ["3行目：事業名が空です", "4行目：id「R08-01」が2行目と重複しています"]
     assert session.exec(select(Program).where(Program.fiscal_year == 2026)).all() == []
+    undecodable = _upload(logged_in, b"\x80\xff\xfe\x81\x00", "list.csv")
+    assert undecodable.status_code == 400
+    assert "読み込めませんでした：文字コードが UTF-8 でも Shift_JIS でもないため読めません" in undecodable.data.decode()
     wrong_type = _upload(logged_in, b"%PDF-1.4", "list.pdf")
     assert wrong_type.status_code == 400 and "CSV・XLSX・JSONL のファイルを選んでください" in wrong_type.data.decode()
     nothing = logged_in.post("/programs/import", data={"kind": "catalogue"}, content_type="multipart/form-data")
