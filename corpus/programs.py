@@ -143,7 +143,7 @@ def record_from_row(path: str | Path, row: Row, fiscal_year: int | None = None) 
                 path, f"{key} is longer than {limit} characters", row.line,
                 ja=f"{FIELD_NAMES_JA[key]}が{limit}文字を超えています",
             )
-        if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text):
+        if _has_control_characters(text):
             raise FileFormatError(
                 path, f"{key} contains control characters", row.line, ja=f"{FIELD_NAMES_JA[key]}に制御文字があります"
             )
@@ -263,11 +263,19 @@ def load_keywords(path: str | Path) -> dict[str, str]:
                 path, f"キーワード is longer than {MAX_KEYWORDS_CHARS} characters", row.line,
                 ja=f"キーワードが{MAX_KEYWORDS_CHARS}文字を超えています",
             ))
+        elif _has_control_characters(text):
+            errors.append(FileFormatError(
+                path, "キーワード contains control characters", row.line, ja="キーワードに制御文字があります"
+            ))
         else:
             out[program_id] = text
     if errors:
         raise InvalidRowsError(errors)
     return out
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in text)
 
 
 def with_keywords(programs: list[ProgramRecord], keywords: dict[str, str]) -> list[ProgramRecord]:

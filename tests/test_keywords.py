@@ -52,10 +52,14 @@ def test_programs_file_reads_the_keywords_column_or_says_it_is_absent(tmp_path):
 def test_keywords_file_errors_name_every_bad_line(tmp_path):
     good = write(tmp_path / "k.csv", "id,キーワード\nR08-01,避難所\nR08-02,ママ友\n", encoding="cp932")
     assert load_keywords(good) == {"R08-01": "避難所", "R08-02": "ママ友"}
-    bad = write(tmp_path / "bad.csv", "id,キーワード\nR08-01,a\nR08-01,b\n," + "x" * 2001 + "\nR08-03," + "y" * 2001 + "\n")
+    bad = write(
+        tmp_path / "bad.csv",
+        "id,キーワード\nR08-01,a\nR08-01,b\n," + "x" * 2001 + "\nR08-03," + "y" * 2001 + "\nR08-04,ベル\x07\n",
+    )
     with pytest.raises(InvalidRowsError) as caught:
         load_keywords(bad)
-    assert [e.line for e in caught.value.errors] == [3, 4, 5]
+    assert [e.line for e in caught.value.errors] == [3, 4, 5, 6]
+    assert caught.value.errors[3].ja == "キーワードに制御文字があります"
     with pytest.raises(Exception, match="キーワード"):
         load_keywords(write(tmp_path / "none.csv", "id,名前\nR08-01,a\n"))
     with pytest.raises(ValueError, match="unknown program ids: X-1"):
