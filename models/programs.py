@@ -96,14 +96,16 @@ def program_in_from_record(record: ProgramRecord, *, source_file: str = "") -> P
 
 
 def upsert_program(
-    *, session: Session, program_in: ProgramCreate, keep_keywords: bool = False
+    *, session: Session, program_in: ProgramCreate, keep_keywords: bool = False,
+    history: dict[str, list[tuple[int, str]]] | None = None,
 ) -> tuple[Program, str]:
     """Insert or update by (fiscal_year, external_id); returns the row and
     ``"added"``, ``"updated"`` or ``"unchanged"``. Does not commit.
 
     ``keep_keywords``: the file has no キーワード column, so the coordinator's
     keywords stay as they are; a program new in this fiscal year takes those
-    of the same id in the latest earlier year.
+    of the same id in the latest earlier year (from ``history``, see
+    :func:`_keyword_history`, read here when not given).
     """
     program = session.exec(
         select(Program).where(
@@ -114,7 +116,11 @@ def upsert_program(
     if program is None:
         program = Program.model_validate(program_in)
         if keep_keywords:
-            program.keywords = _earlier_keywords(session, program_in.external_id, program_in.fiscal_year)
+            if history is None:
+                history = _keyword_history(session, [program_in.external_id])
+            program.keywords = next(
+                (text for year, text in history.get(program_in.external_id, []) if year < program_in.fiscal_year), ""
+            )
         session.add(program)
         return program, "added"
     fields = CONTENT_FIELDS if keep_keywords else (*CONTENT_FIELDS, "keywords")
@@ -133,13 +139,20 @@ def upsert_program(
     return program, "updated"
 
 
-def _earlier_keywords(session: Session, external_id: str, fiscal_year: int) -> str:
-    return session.exec(
-        select(col(Program.keywords))
-        .where(col(Program.external_id) == external_id, col(Program.fiscal_year) < fiscal_year)
-        .order_by(col(Program.fiscal_year).desc())
-        .limit(1)
-    ).first() or ""
+def _keyword_history(session: Session, external_ids: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
+    """External id → its stored (fiscal year, keywords), newest year first: one
+    query per import instead of one per new program."""
+    history: dict[str, list[tuple[int, str]]] = {}
+    ids = sorted(set(external_ids))
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        rows = session.exec(
+            select(col(Program.external_id), col(Program.fiscal_year), col(Program.keywords))
+            .where(col(Program.external_id).in_(ids[start:start + 500]))
+            .order_by(col(Program.fiscal_year).desc())
+        )
+        for external_id, year, text in rows:
+            history.setdefault(external_id, []).append((year, text))
+    return history
 
 
 def import_programs(
@@ -156,10 +169,13 @@ def import_programs(
     """
     report = ImportReport()
     years: set[int] = set()
+    history = _keyword_history(session, (r.id for r in records if r.keywords is None))
     for record in records:
         program_in = program_in_from_record(record, source_file=source_file)
         years.add(program_in.fiscal_year)
-        _, outcome = upsert_program(session=session, program_in=program_in, keep_keywords=record.keywords is None)
+        _, outcome = upsert_program(
+            session=session, program_in=program_in, keep_keywords=record.keywords is None, history=history
+        )
         setattr(report, outcome, getattr(report, outcome) + 1)
     session.flush()
     report.fiscal_years = sorted(years)
@@ -251,8 +267,8 @@ def set_keywords(*, session: Session, program: Program, keywords: str, actor: st
     The matcher reads them from the next rematch on: the published run's
     index stays as it was, so the suggestions shown keep their reasons.
     """
-    keywords = normalize_keywords(keywords)
-    if keywords == program.keywords:
+    before = program.keywords
+    if not _apply_keywords(session, program, keywords):
         return False
     record_event(
         session=session,
@@ -260,12 +276,21 @@ def set_keywords(*, session: Session, program: Program, keywords: str, actor: st
         entity="program",
         entity_id=program.id or "",
         actor=actor,
-        detail={"external_id": program.external_id, "before": program.keywords, "after": keywords},
+        detail={"external_id": program.external_id, "before": before, "after": program.keywords},
     )
+    session.commit()
+    return True
+
+
+def _apply_keywords(session: Session, program: Program, keywords: str) -> bool:
+    """Set a program's keywords in their stored form (not committed); False when unchanged.
+    ``updated_at`` moves, so the catalogue index of online matching is refitted."""
+    keywords = normalize_keywords(keywords)
+    if keywords == program.keywords:
+        return False
     program.keywords = keywords
     program.updated_at = utcnow()
     session.add(program)
-    session.commit()
     return True
 
 
@@ -307,14 +332,9 @@ def import_keywords(
     report = KeywordsReport(fiscal_year=year)
     changed = []
     for external_id, text in keywords.items():
-        program = programs[external_id]
-        text = normalize_keywords(text)
-        if text == program.keywords:
+        if not _apply_keywords(session, programs[external_id], text):
             report.unchanged += 1
             continue
-        program.keywords = text
-        program.updated_at = utcnow()
-        session.add(program)
         changed.append(external_id)
         report.updated += 1
     record_event(

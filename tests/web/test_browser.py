@@ -74,6 +74,22 @@ _LABELS = {
 }
 
 
+def _log_in(page) -> None:
+    """Fill and send the login form the page shows."""
+    page.get_by_label("ユーザー名").fill("coord")
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+
+
+def _coordinator_page(browser, server: str):
+    """A new page, logged in as the coordinator, on the dashboard."""
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(server + "/login")
+    _log_in(page)
+    page.wait_for_url("**/dashboard**")
+    return page
+
+
 def test_submit_review_accept_and_export(browser, server, screenshots):
     npo = browser.new_page(viewport={"width": 1000, "height": 900})
     npo.goto(server + "/proposals/new")
@@ -91,9 +107,7 @@ def test_submit_review_accept_and_export(browser, server, screenshots):
     coordinator = browser.new_page(viewport={"width": 1100, "height": 900})
     coordinator.goto(server + "/review")
     coordinator.wait_for_url("**/login**")
-    coordinator.get_by_label("ユーザー名").fill("coord")
-    coordinator.get_by_label("パスワード").fill(PASSWORD)
-    coordinator.get_by_role("button", name="ログイン").click()
+    _log_in(coordinator)
     coordinator.wait_for_url("**/review")
     coordinator.screenshot(path=str(screenshots / "queue.png"), full_page=True)
     coordinator.get_by_role("link", name=PROPOSAL["title"]).click()
@@ -131,12 +145,7 @@ def test_phone_width_form_has_no_horizontal_scroll(browser, server, screenshots)
 
 
 def test_coordinator_adds_keywords_and_a_proposal_in_those_words_finds_the_program(browser, server, screenshots):
-    coordinator = browser.new_page(viewport={"width": 1100, "height": 900})
-    coordinator.goto(server + "/login")
-    coordinator.get_by_label("ユーザー名").fill("coord")
-    coordinator.get_by_label("パスワード").fill(PASSWORD)
-    coordinator.get_by_role("button", name="ログイン").click()
-    coordinator.wait_for_url("**/dashboard**")
+    coordinator = _coordinator_page(browser, server)
     coordinator.goto(server + "/programs?q=NPOフェスタ")
     coordinator.get_by_test_id("program-row").first.get_by_role("link").first.click()
     program_name = coordinator.locator("h1").inner_text()
@@ -177,12 +186,7 @@ def test_coordinator_uploads_the_citys_spreadsheet(browser, server, tmp_path):
         "R08-02,2026,子育て支援,子育て家庭を地域で支える,親子サロン,子育て中の親子の交流の場をつくる,子育て支援課\r\n"
         .encode("cp932")
     )
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    page.goto(server + "/login")
-    page.get_by_label("ユーザー名").fill("coord")
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url("**/dashboard**")
+    page = _coordinator_page(browser, server)
     page.goto(server + "/programs")
     page.get_by_role("link", name="表計算ファイルから取り込む（事業一覧・キーワード）").click()
     page.get_by_label("ファイル（CSV・Excel・JSONL）").set_input_files(str(sheet))
