@@ -6,7 +6,7 @@
 Seeds a fresh SQLite database (and, with --postgres, a database created on that
 server and dropped at the end) with benchmarks/generate.py data and one
 ``kyodo rematch`` (10,000 × 2,000: 50,000 published suggestions), then times
-``models.review.review_queue`` in this process for the pages that aggregate
+``models.queue.review_queue`` in this process for the pages that aggregate
 every published suggestion (sort by score, a score filter, new only) and the
 default page as a control. Rounds alternate between the two indexes on the
 same data: ``ix_suggestion_run_proposal_scores`` (match_run_id, proposal_id,
@@ -56,7 +56,7 @@ def time_page(engine, filters, calls: int) -> float:
     """Median seconds of ``calls`` queue pages, after one warm-up call."""
     from sqlmodel import Session
 
-    from models.review import review_queue
+    from models.queue import review_queue
 
     samples = []
     with Session(engine) as session:
@@ -73,7 +73,7 @@ def bench(label: str, url: str, work: Path, data: tuple[Path, Path], rounds: int
     from bench_rematch import kyodo, kyodo_env, load_database
 
     from models.db import make_engine
-    from models.review import QueueFilters
+    from models.queue import QueueFilters
 
     instance = work / f"instance-{label}"
     instance.mkdir()
@@ -126,7 +126,7 @@ def main() -> None:
     print(
         f"{args.proposals} proposals × {args.programs} programs, one lexical rematch; "
         f"median over {args.rounds} rounds per index of each round's median of {args.calls} calls "
-        "of models.review.review_queue (25 rows, in process)"
+        "of models.queue.review_queue (25 rows, in process)"
     )
     print(f"| database | page | before: {BEFORE[1]} | covering: {COVERING[1]} | ratio |")
     print("|---|---|---|---|---|")

@@ -105,8 +105,9 @@ def _decide_some(url: str, n_proposals: int) -> None:
     from sqlmodel import Session, col, select
 
     from models.db import make_engine
-    from models.decisions import record_decision
-    from models.tables import DecisionCreate, Suggestion
+    from models.tables import Proposal, Suggestion
+    from office import commands
+    from office.commands import Actor
 
     engine = make_engine(url)
     with Session(engine) as session:
@@ -115,11 +116,10 @@ def _decide_some(url: str, n_proposals: int) -> None:
                 select(col(Suggestion.program_id)).where(col(Suggestion.proposal_id) == proposal_id)
                 .order_by(col(Suggestion.rank)).limit(2)
             ).all()
+            proposal = session.get(Proposal, proposal_id)
             for program_id, verdict in zip(programs, ("accepted", "rejected"), strict=False):
-                record_decision(session=session, decision_in=DecisionCreate(
-                    proposal_id=proposal_id, program_id=program_id, verdict=verdict,
-                    note="ベンチマーク", decided_by="支援室",
-                ))
+                commands.decide(session=session, proposal=proposal, program_id=program_id, verdict=verdict,
+                                note="ベンチマーク", actor=Actor(name="支援室"))
     engine.dispose()
 
 

@@ -133,7 +133,7 @@ def tune_exemplars(programs, items, ids, fields, weight) -> None:
     _, lexical, semantic, _ = index.score_matrices(proposals)
     exemplar, _ = index.exemplar_matrix(proposals)
     base = fuse(lexical, semantic, lexical_weight=1.0, semantic_weight=weight)
-    vectors = index._embedder().embed([proposal_text(p) for p in proposals], role="query").astype(np.float64)
+    vectors = index.get_embedder().embed([proposal_text(p) for p in proposals], role="query").astype(np.float64)
     pairs = (vectors @ vectors.T)[np.triu_indices(len(proposals), 1)]
     print(f"\n## e5 cosine of two dev proposals (the exemplar reference): mean {pairs.mean():.4f}, std {pairs.std():.4f}")
     print("\n## Accepted proposals as exemplars (leave one out): exemplar weight; ordinary | paraphrase")

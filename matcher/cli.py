@@ -19,9 +19,10 @@ from corpus import (
     with_keywords,
 )
 from matcher.evaluate import GoldProposal, evaluate_by_kind
-from matcher.index import KANJI_PREFIX, ProgramIndex, ProposalText
+from matcher.index import KANJI_PREFIX, ProposalText
+from matcher.indexes import make_index
 from matcher.results import FIELD_LABELS, MatchResult
-from matcher.semantic import MODES, Exemplar, FusedIndex, resolve_mode
+from matcher.semantic import MODES, Exemplar, resolve_mode
 
 
 def _load_programs(path: Path | None, keywords_path: Path | None = None) -> list[ProgramRecord]:
@@ -151,13 +152,12 @@ def match_command(
         click.echo(note, err=True)
     programs = _load_programs(programs_path, keywords_path)
     proposals = [p for p, _ in read_proposals(proposals_path)]
-    lexical = ProgramIndex(top_k=top_k, n_jobs=jobs or os.cpu_count() or 1)
-    if resolved == "semantic":
-        accepted = _resolve_gold(read_gold(exemplars_path), programs) if exemplars_path else []
-        fused = FusedIndex(lexical=lexical, embedder=embedder, top_k=top_k)
-        results = fused.fit_match(programs, proposals, exemplars=[Exemplar(g, a.proposal) for a in accepted for g in a.gold])
-    else:
-        results = lexical.fit_match(programs, proposals)
+    index = make_index(mode=resolved, embedder=embedder, top_k=top_k, n_jobs=jobs or os.cpu_count() or 1)
+    # Exemplars need the semantic layer (the note above says they are ignored).
+    use_exemplars = exemplars_path is not None and resolved == "semantic"
+    accepted = _resolve_gold(read_gold(exemplars_path), programs) if use_exemplars and exemplars_path else []
+    exemplars = [Exemplar(g, a.proposal) for a in accepted for g in a.gold]
+    results = index.fit_match(programs, proposals, exemplars=exemplars)
     for result in results:
         if fmt == "jsonl":
             click.echo(json.dumps(result.to_dict(), ensure_ascii=False))

@@ -13,6 +13,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 
 from matcher.index import FIELDS, ProgramIndex, ProgramLike, ProposalText
 from matcher.results import MatchResult
+from matcher.text import proposal_text
 from matcher.tokenize import _tagger, normalize
 
 if TYPE_CHECKING:
@@ -117,15 +118,11 @@ def _program_text(program: ProgramLike) -> str:
     return "\n".join(fields.get(f, "") for f in FIELDS)
 
 
-def _proposal_text(proposal: ProposalText) -> str:
-    return f"{proposal.title}\n{proposal.body}"
-
-
 def _rank_by_vectorizer(
     vectorizer: TfidfVectorizer, programs: Sequence[ProgramLike], items: Sequence[GoldProposal]
 ) -> list[Ranked]:
     program_vectors = vectorizer.fit_transform([_program_text(p) for p in programs])
-    query_vectors = vectorizer.transform([_proposal_text(i.proposal) for i in items])
+    query_vectors = vectorizer.transform([proposal_text(i.proposal) for i in items])
     similarity = cosine_similarity(query_vectors, program_vectors)
     ids = np.asarray([p.id for p in programs], dtype=object)
     order = np.arange(len(programs))

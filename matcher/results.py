@@ -57,6 +57,14 @@ class ProgramMatch:
     exemplar_id: str | None = None
     exemplar_score: float | None = None
 
+    @property
+    def comparable_score(self) -> float:
+        """The score that is comparable across proposals: the TF-IDF cosine
+        (``lexical_score`` in semantic mode, where ``score`` is a fused
+        z-score; ``score`` in lexical mode). Its range is the index's
+        ``comparable_scale``."""
+        return self.lexical_score if self.lexical_score is not None else self.score
+
     def to_dict(self, *, digits: int = 4) -> dict[str, Any]:
         """The JSON of one match; the semantic keys only when they are set,
         so lexical output is unchanged."""
@@ -101,7 +109,13 @@ class MatchResult:
     """The ranking for one proposal.
 
     ``no_match`` is true when no program is a credible partner (or the
-    proposal could not be read: then ``error`` says why).
+    proposal could not be read: then ``error`` says why). ``best_lexical``,
+    ``best_semantic`` and ``best_exemplar`` are what the index's no_match
+    rule read (``is_no_match(best_lexical, best_semantic, best_exemplar)``):
+    the best TF-IDF cosine, the best e5 cosine and the nearest accepted
+    proposal's e5 cosine over all programs; None when that score does not
+    exist (lexical mode, no exemplar, a proposal that could not be read).
+    They are not part of :meth:`to_dict`.
     """
 
     proposal_id: str
@@ -109,6 +123,9 @@ class MatchResult:
     matches: list[ProgramMatch] = field(default_factory=list)
     departments: list[DepartmentScore] = field(default_factory=list)
     error: str | None = None
+    best_lexical: float | None = None
+    best_semantic: float | None = None
+    best_exemplar: float | None = None
 
     def to_dict(self, *, digits: int = 4) -> dict[str, Any]:
         """The JSON shape of ``kyodo match`` (written out by hand: asdict's

@@ -30,6 +30,8 @@ from functools import lru_cache
 
 import fugashi
 
+from corpus.text import blank_control_characters
+
 # One line per token: pos1, pos2, lemma, surface. -U formats unknown words,
 # which have no lemma field. -F is ignored unless -O '' is also given. POS
 # first, so the loop below can reject function words before splitting further.
@@ -41,7 +43,6 @@ PLAN_MARKER = re.compile(r"[(（]\s*[新拡継]\s*[)）]")
 _NUMBER = re.compile(
     r"[0-9][0-9,.]*\s*(?:千円|万円|億円|円|ヶ所|か所|箇所|カ所|人|名|件|回|年度|年|月|日|時間|歳|%|％)?"
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 _CONTENT_POS = frozenset({"名詞", "動詞", "形容詞", "形状詞"})
 # pos2 values that are not content: 数詞 (numbers), 非自立可能 (する, なる, ある, いる),
@@ -50,10 +51,11 @@ _SKIP_POS2 = frozenset({"数詞", "非自立可能"})
 
 
 def normalize(text: str) -> str:
-    """NFKC, markers and numbers removed, control characters blanked."""
+    """NFKC, markers and numbers removed, control characters blanked (those of
+    :func:`corpus.text.has_control_characters`, C1 such as U+0085 included)."""
     text = unicodedata.normalize("NFKC", text)
     text = PLAN_MARKER.sub(" ", text)
-    text = _CONTROL.sub(" ", text)
+    text = blank_control_characters(text)
     return _NUMBER.sub(" ", text)
 
 

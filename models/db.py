@@ -66,3 +66,9 @@ def seed_bundled_programs(*, session: Session) -> int:
     records = load_programs(BUNDLED_PROGRAMS, fiscal_year=BUNDLED_FISCAL_YEAR)
     report = import_programs(session=session, records=records, source_file="bundled:programs.csv")
     return report.added
+
+
+def engine_of(session: Session) -> Engine:
+    """The engine a session is bound to (batch helpers open sessions of their own)."""
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine

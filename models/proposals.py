@@ -3,49 +3,33 @@ lookup, status changes, and the import of old paper records."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlmodel import Session, col, select
 
 from corpus import FileFormatError, InvalidRowsError, Row
-from matcher import ProposalText, proposal_error
 from models.audit import record_event
-from models.labels import ProposalStatus, parse_collaboration_type
-from models.tables import Proposal, ProposalCreate, utcnow
+from models.clock import to_jst
+from models.labels import parse_collaboration_type
+from models.tables import PROPOSAL_LIMITS, Proposal, ProposalBase, ProposalCreate, utcnow
+from models.tokens import hash_token
 
-# The keys of the API and of `kyodo proposals import`.
-IMPORT_KEYS = (
-    "organization",
-    "representative",
-    "email",
-    "phone",
-    "title",
-    "body",
-    "expected_effect",
-    "collaboration_type",
-    "budget_thousand_yen",
-)
+# The keys of the API and of `kyodo proposals import`: the proposal's fields.
+IMPORT_KEYS = tuple(ProposalBase.model_fields)
 COMPARED_FIELDS = IMPORT_KEYS
-
-
-def hash_token(token: str) -> str:
-    """The stored form of a status token: only its hash is kept."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-JST = timezone(timedelta(hours=9), "JST")
 
 
 def receipt_number(proposal_id: int, received: datetime) -> str:
     """``2026-000123``: the year received (Japan time) and the proposal's number."""
-    return f"{received.astimezone(JST).year}-{proposal_id:06d}"
+    return f"{to_jst(received).year}-{proposal_id:06d}"
 
 
 def create_proposal(*, session: Session, proposal_in: ProposalCreate) -> tuple[Proposal, str]:
@@ -80,30 +64,6 @@ def get_proposal_by_receipt(*, session: Session, receipt: str) -> Proposal | Non
     return session.exec(select(Proposal).where(col(Proposal.receipt_number) == receipt)).first()
 
 
-def set_status(*, session: Session, proposal: Proposal, status: ProposalStatus, actor: str = "") -> Proposal:
-    """Change a proposal's status (受付 → 検討中 → マッチ成立 / 見送り), audited, and commit."""
-    previous = proposal.status
-    proposal.status = ProposalStatus(status).value
-    proposal.updated_at = utcnow()
-    session.add(proposal)
-    record_event(
-        session=session,
-        action="proposal.status",
-        entity="proposal",
-        entity_id=proposal.id or "",
-        actor=actor,
-        detail={"from": previous, "to": proposal.status},
-    )
-    session.commit()
-    session.refresh(proposal)
-    return proposal
-
-
-def proposal_text(proposal: Proposal) -> ProposalText:
-    """The matcher's view of a stored proposal."""
-    return ProposalText(id=str(proposal.id), title=proposal.title, body=proposal.body)
-
-
 # -- import of paper records --------------------------------------------------
 
 
@@ -124,42 +84,53 @@ def _text(values: dict[str, object], key: str) -> str:
 
 
 def proposal_in_from_row(path: str | Path, row: Row) -> ProposalCreate:
-    """Validate one imported record; raises FileFormatError naming its line."""
-    values = row.values
-    title, body = _text(values, "title"), _text(values, "body")
-    if not title:
-        raise FileFormatError(path, "title is empty", row.line)
-    error = proposal_error(ProposalText(id="", title=title, body=body))
-    if error:
-        raise FileFormatError(path, error, row.line)
+    """Validate one imported record through ProposalCreate (the limits of
+    PROPOSAL_LIMITS); raises FileFormatError naming its line and field."""
+    values: dict[str, object] = {key: _text(row.values, key) for key in IMPORT_KEYS}
     try:
-        collaboration = parse_collaboration_type(_text(values, "collaboration_type"))
+        values["collaboration_type"] = parse_collaboration_type(_text(values, "collaboration_type"))
     except ValueError as exc:
         raise FileFormatError(path, str(exc), row.line) from None
     budget_text = unicodedata.normalize("NFKC", _text(values, "budget_thousand_yen")).replace(",", "")
-    budget: int | None = None
-    if budget_text:
-        if not budget_text.isdigit():
-            raise FileFormatError(path, f"budget_thousand_yen {budget_text!r} is not a number", row.line)
-        budget = int(budget_text)
+    if budget_text and not budget_text.isdigit():
+        raise FileFormatError(path, f"budget_thousand_yen {budget_text!r} is not a number", row.line)
+    values["budget_thousand_yen"] = int(budget_text) if budget_text else None
     email = _text(values, "email")
     if email:
         try:
-            email = validate_email(email, check_deliverability=False).normalized
+            values["email"] = validate_email(email, check_deliverability=False).normalized
         except EmailNotValidError:
             raise FileFormatError(path, f"email {email!r} is not an e-mail address", row.line) from None
-    return ProposalCreate(
-        organization=_text(values, "organization"),
-        representative=_text(values, "representative"),
-        email=email,
-        phone=_text(values, "phone"),
-        title=title,
-        body=body,
-        expected_effect=_text(values, "expected_effect"),
-        collaboration_type=collaboration.value,
-        budget_thousand_yen=budget,
-        external_ref=_text(values, "id") or None,
-    )
+    values["external_ref"] = _text(row.values, "id") or None
+    try:
+        return ProposalCreate.model_validate(values)
+    except ValidationError as exc:
+        problems = [_problem(error) for error in exc.errors()]
+        english, japanese = ", ".join(p[0] for p in problems), "、".join(p[1] for p in problems)
+        raise FileFormatError(path, english, row.line, ja=japanese) from None
+
+
+def _problem(error: ErrorDetails) -> tuple[str, str]:
+    """One error of ProposalCreate in English and Japanese, naming the field
+    (``title is longer than 100 characters``, 提案タイトルは100文字以内にしてください)."""
+    key = str(error["loc"][0]) if error["loc"] else "record"
+    rule = PROPOSAL_LIMITS.get(key)
+    label = rule.label if rule else key
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind in ("missing", "string_too_short"):
+        return f"{key} is empty", f"{label}が空です"
+    if kind == "string_too_long":
+        n = ctx["max_length"]
+        return f"{key} is longer than {n} characters", f"{label}は{n}文字以内にしてください"
+    if kind in ("greater_than_equal", "less_than_equal") and rule and rule.maximum is not None:
+        low, high = rule.minimum or 0, rule.maximum
+        return (
+            f"{key} {error['input']} is not between {low} and {high:,}",
+            f"{label}は{low}から{high:,}{rule.unit}の整数にしてください",
+        )
+    if kind == "value_error":  # ProposalCreate's own check
+        return f"{key} contains control characters", f"{label}に使用できない制御文字が含まれています"
+    return f"{key}: {error['msg']}", f"{label}：{error['msg']}"
 
 
 def proposals_from_rows(

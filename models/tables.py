@@ -2,34 +2,25 @@
 
 Each entity has ``XBase`` (shared fields), ``X(table=True)`` (the row),
 ``XCreate`` (what a caller supplies) and ``XPublic`` (what is shown), as in
-the SQLModel docs. Codes are stored in English; the Japanese labels live in
-:mod:`models.labels` only.
+the SQLModel docs. Codes are stored in English; the Japanese labels of codes
+live in :mod:`models.labels` only, those of the proposal's fields beside their
+limits (``PROPOSAL_LIMITS``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from pydantic import computed_field, field_serializer, field_validator
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import AutoString, Field, SQLModel
+from sqlmodel.main import SQLModelConfig
 
-from models.labels import CollaborationType, ProposalStatus, RunStatus, Verdict
-
-# Named constraints, so that migrations can refer to them on both backends.
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> datetime:
-    """Now, time-zone aware in UTC (SQLModel's datetime columns require it)."""
-    return datetime.now(UTC)
-
+from corpus.text import has_control_characters
+from models.clock import utcnow
+from models.labels import LABELS, CollaborationType, ProposalStatus, Verdict
 
 # -- Program: one row of the city's catalogue, per fiscal year (年度) ---------
 
@@ -81,16 +72,51 @@ class ProgramPublic(ProgramBase):
 # -- Proposal: a citizen or NPO proposal (市民提案) ---------------------------
 
 
+@dataclass(frozen=True)
+class FieldRule:
+    """What one field of a proposal accepts, and its Japanese label."""
+
+    label: str  # 団体名: the form, its confirmation page and the import's messages say it
+    max_length: int | None = None  # in characters
+    minimum: int | None = None
+    maximum: int | None = None
+    unit: str = ""  # 千円: shown after the label and after the value
+    optional: bool = False  # the form and the API accept it empty (a paper record needs only title and body)
+
+
+# The one table of the proposal's fields, in the form's order. ProposalCreate
+# enforces it, so the form, POST /api/v1/proposals and `kyodo proposals import`
+# refuse the same input; the form, its confirmation page, the OpenAPI document
+# and the import's messages read their limits and labels here.
+# The database columns (ProposalBase) keep their widths, wider than these
+# limits: no migration, and rows stored before the limits may be longer, so
+# what is shown (ProposalPublic) is not bounded by them.
+PROPOSAL_LIMITS: dict[str, FieldRule] = {
+    "organization": FieldRule("団体名", max_length=100),
+    "representative": FieldRule("代表者名", max_length=50),
+    "email": FieldRule("メールアドレス", max_length=254),
+    "phone": FieldRule("電話番号", max_length=20, optional=True),
+    "title": FieldRule("提案タイトル", max_length=100),
+    "body": FieldRule("提案内容", max_length=8000),
+    "expected_effect": FieldRule("期待される効果", max_length=4000),
+    "collaboration_type": FieldRule("希望する協働の形"),
+    # 千円: one hundred billion yen is no NPO proposal.
+    "budget_thousand_yen": FieldRule("概算予算", minimum=0, maximum=100_000_000, unit="千円", optional=True),
+}
+EXTERNAL_REF_LENGTH = 100  # an import's own id: the column's width
+
+
 class ProposalBase(SQLModel):
-    # Shared fields: what the NPO writes on the form.
-    organization: str = Field(default="", max_length=200)
-    representative: str = Field(default="", max_length=200)
-    email: str = Field(default="", max_length=320)
-    phone: str = Field(default="", max_length=50)
-    title: str = Field(max_length=500)
+    # Shared fields: what the NPO writes on the form, as stored. The widths are
+    # the columns' (sa_type), not what is accepted: that is PROPOSAL_LIMITS.
+    organization: str = Field(default="", sa_type=AutoString(length=200))
+    representative: str = Field(default="", sa_type=AutoString(length=200))
+    email: str = Field(default="", sa_type=AutoString(length=320))
+    phone: str = Field(default="", sa_type=AutoString(length=50))
+    title: str = Field(sa_type=AutoString(length=500))
     body: str = Field(sa_type=Text)
     expected_effect: str = Field(default="", sa_type=Text)
-    collaboration_type: str = Field(default=CollaborationType.OTHER.value, max_length=20)
+    collaboration_type: str = Field(default=CollaborationType.OTHER.value, sa_type=AutoString(length=20))
     budget_thousand_yen: int | None = None
 
 
@@ -100,119 +126,73 @@ class Proposal(ProposalBase, table=True):
     receipt_number: str | None = Field(default=None, max_length=20, unique=True)
     status_token_hash: str = Field(max_length=64, unique=True)
     status: str = Field(default=ProposalStatus.RECEIVED.value, max_length=20, index=True)
-    external_ref: str | None = Field(default=None, max_length=100, unique=True)
+    external_ref: str | None = Field(default=None, max_length=EXTERNAL_REF_LENGTH, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+def _bounded(name: str) -> Any:
+    """ProposalBase's field ``name`` (its default) within PROPOSAL_LIMITS[name];
+    a field without a default must not be empty."""
+    rule, base = PROPOSAL_LIMITS[name], ProposalBase.model_fields[name]
+    required = base.is_required()
+    return Field(
+        default=... if required else base.default,
+        title=rule.label,
+        min_length=1 if required else None,
+        max_length=rule.max_length,
+        ge=rule.minimum,
+        le=rule.maximum,
+    )
+
+
 class ProposalCreate(ProposalBase):
-    # What the public form, the API or an import supplies.
-    external_ref: str | None = None
+    # What the public form, the API or an import supplies, within PROPOSAL_LIMITS
+    # and without control characters; a paper record needs only title and body.
+    organization: str = _bounded("organization")
+    representative: str = _bounded("representative")
+    email: str = _bounded("email")
+    phone: str = _bounded("phone")
+    title: str = _bounded("title")
+    body: str = _bounded("body")
+    expected_effect: str = _bounded("expected_effect")
+    collaboration_type: CollaborationType = _bounded("collaboration_type")
+    budget_thousand_yen: int | None = _bounded("budget_thousand_yen")
+    external_ref: str | None = Field(default=None, max_length=EXTERNAL_REF_LENGTH)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        if isinstance(value, str) and has_control_characters(value):
+            raise ValueError("contains control characters")
+        return value
 
 
 class ProposalPublic(ProposalBase):
-    # What the coordinator sees (never the token).
+    # What the coordinator and the API see (never the token), not bounded by
+    # PROPOSAL_LIMITS (older rows may be longer). As JSON: times in UTC with
+    # Z, an empty phone as null, and the status's Japanese label.
+    model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
+
     id: int
     receipt_number: str | None
-    status: str
+    status: ProposalStatus
     created_at: datetime
     updated_at: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> str:
+        return LABELS[self.status]
 
-# -- MatchRun: one nightly rematch ------------------------------------------
+    @field_serializer("created_at", "updated_at")
+    def _in_utc(self, value: datetime) -> datetime:
+        # Stored times are naive UTC (aware on some drivers).
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
-
-class MatchRunBase(SQLModel):
-    # Shared fields: what a run reports.
-    status: str = Field(default=RunStatus.RUNNING.value, max_length=20, index=True)
-    n_proposals: int = 0
-    n_programs: int = 0
-    n_suggestions: int = 0
-    n_new: int = 0
-    duration_seconds: float | None = None
-    fingerprint: str = Field(default="", max_length=64)  # corpus + parameters of the index
-    mode: str | None = Field(default=None, max_length=20)  # lexical or semantic: what ran
-    error: str | None = Field(default=None, sa_type=Text)
-
-
-class MatchRun(MatchRunBase, table=True):
-    # The stored row; ``host``/``pid`` say who runs it (stale detection).
-    __tablename__ = "match_run"
-
-    id: int | None = Field(default=None, primary_key=True)
-    started_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
-    host: str = Field(default="", max_length=255)
-    pid: int | None = None
-    top_k: int = 5
-
-
-class MatchRunPublic(MatchRunBase):
-    # What the console shows.
-    id: int
-    started_at: datetime
-    finished_at: datetime | None
-
-
-# -- Suggestion: a ranked program for a proposal ----------------------------
-
-
-class SuggestionBase(SQLModel):
-    # Shared fields: one ranked pair and its reasons.
-    proposal_id: int = Field(foreign_key="proposal.id", ondelete="CASCADE")
-    program_id: int = Field(foreign_key="program.id", ondelete="CASCADE")
-    score: float
-    rank: int
-    # [[term, weight, field], ...]: the shared terms, their weights add up to score.
-    terms: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    is_new: bool = False  # pair absent from the previously published suggestions
-    kept_by_decision: bool = False  # accepted pair kept although out of the top-k
-    # Semantic mode only (None in lexical mode): score is then the fused score.
-    lexical_score: float | None = None  # TF-IDF cosine, the sum of the terms' weights
-    semantic_score: float | None = None  # e5 cosine
-    # "semantic": placed by the embedding; "exemplar": by its likeness to a proposal accepted for the program
-    carried_by: str | None = Field(default=None, max_length=20)
-    # The nearest proposal already accepted for the program, and its e5 cosine
-    # with this one. A plain id, no foreign key: an explanation, not a relation.
-    exemplar_proposal_id: int | None = None
-    exemplar_score: float | None = None
-
-
-class Suggestion(SuggestionBase, table=True):
-    # The stored row. A batch row has ``match_run_id``; an online row has none
-    # and ``online_after_run_id`` = the newest run id when it was made.
-    __table_args__ = (
-        # Covers the queue's best-score aggregate (models.review._best_scores:
-        # per run, per proposal, max of coalesce(lexical_score, score), max of
-        # is_new), so sorting the queue by score reads the index, not the rows.
-        Index("ix_suggestion_run_proposal_scores", "match_run_id", "proposal_id", "lexical_score", "score", "is_new"),
-        Index("ix_suggestion_proposal", "proposal_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    match_run_id: int | None = Field(default=None, foreign_key="match_run.id", ondelete="CASCADE")
-    online_after_run_id: int | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-
-
-class SuggestionPublic(SuggestionBase):
-    # What the review screen shows.
-    id: int
-    match_run_id: int | None
-
-
-# -- EmbeddingCache: e5 vectors by text fingerprint and model version -------
-
-
-class EmbeddingCache(SQLModel, table=True):
-    # One vector per (text fingerprint, model version): the rematch embeds only
-    # texts not found here. ``vector`` is float32 bytes (384 values).
-    __tablename__ = "embedding_cache"
-
-    fingerprint: str = Field(primary_key=True, max_length=64)  # matcher.semantic.text_fingerprint
-    model_version: str = Field(primary_key=True, max_length=100)
-    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    @field_serializer("phone")
+    def _phone_or_null(self, value: str) -> str | None:
+        return value or None
 
 
 # -- Decision: the coordinator's verdict, append-only ------------------------
@@ -332,16 +312,22 @@ class AuditEventPublic(AuditEventBase):
     at: datetime
 
 
-# -- BatchLock: one row per batch job, the lock that works on both backends ----
+# The matcher's runs and what they write, in a module of their own; imported
+# here so that every table has this one import path.
+from models.run_tables import (  # noqa: E402
+    BatchLock,
+    EmbeddingCache,
+    MatchOutcome,
+    MatchRun,
+    MatchRunPublic,
+    Suggestion,
+    SuggestionPublic,
+)
 
-
-class BatchLock(SQLModel, table=True):
-    # Taken by an atomic UPDATE ... WHERE holder IS NULL OR heartbeat is stale.
-    __tablename__ = "batch_lock"
-
-    name: str = Field(primary_key=True, max_length=50)
-    holder: str | None = Field(default=None, max_length=100)
-    host: str = Field(default="", max_length=255)
-    pid: int | None = None
-    acquired_at: datetime | None = None
-    heartbeat_at: datetime | None = None
+__all__ = [
+    "ApiToken", "ApiTokenCreate", "ApiTokenPublic", "AuditEvent", "AuditEventBase", "AuditEventPublic",
+    "BatchLock", "Decision", "DecisionBase", "DecisionCreate", "DecisionPublic", "EmbeddingCache",
+    "MatchOutcome", "MatchRun", "MatchRunPublic", "Program", "ProgramBase", "ProgramCreate", "ProgramPublic",
+    "Proposal", "ProposalBase", "ProposalCreate", "ProposalPublic", "Suggestion", "SuggestionPublic",
+    "User", "UserBase", "UserCreate", "UserPublic", "utcnow",
+]

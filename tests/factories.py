@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from models.decisions import record_decision
 from models.proposals import create_proposal
-from models.tables import Decision, DecisionCreate, Program, Proposal, ProposalCreate
+from models.tables import Decision, Program, Proposal, ProposalCreate
+from office import commands
+from office.commands import Actor
 
 # Proposals written for the bundled 2008 catalogue.
 PROPOSAL_TEXTS = {
@@ -35,9 +36,11 @@ def program_by_external_id(session: Session, external_id: str, fiscal_year: int 
 
 
 def decide(session: Session, proposal_id: int, program_id: int, verdict: str, note: str = "") -> Decision:
-    return record_decision(
-        session=session,
-        decision_in=DecisionCreate(
-            proposal_id=proposal_id, program_id=program_id, verdict=verdict, note=note, decided_by="支援室 山田"
-        ),
+    """One decision through the coordinator's command (its status change and event included)."""
+    proposal = session.get(Proposal, proposal_id)
+    assert proposal is not None
+    change = commands.decide(
+        session=session, proposal=proposal, program_id=program_id, verdict=verdict, note=note,
+        actor=Actor(name="支援室 山田"),
     )
+    return change.decisions[0]

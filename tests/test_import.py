@@ -188,3 +188,21 @@ def test_unreadable_file_is_one_line(runner, tmp_path):
     result = runner.invoke(cli, ["programs", "import", str(tmp_path / "missing.csv")])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: missing.csv: file not found"
+
+
+def test_proposals_import_names_a_title_over_the_limit_and_stores_nothing(runner, session, tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text(
+        "id,title,body,budget_thousand_yen\n"
+        "p-1,防災講座,地域の防災講座を開きたい,100\n"
+        f"p-2,{'長' * 600},川の清掃をしたい,\n"
+        "p-3,サロン,親子サロンを開きたい,\"１２３,４５６,７８９\"\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(cli, ["proposals", "import", str(path)])
+    assert result.exit_code == 1
+    assert "line 3: title is longer than 100 characters" in result.output
+    assert "line 4: budget_thousand_yen 123456789 is not between 0 and 100,000,000" in result.output
+    assert "line 2" not in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert session.exec(select(func.count()).select_from(Proposal)).one() == 0

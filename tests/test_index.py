@@ -200,3 +200,149 @@ def test_chunking_does_not_change_results():
     index = ProgramIndex().fit(load_programs())
     proposals = [ProposalText(str(i), body=q) for i, q in enumerate(QUERIES * 3)]
     assert list(index.iter_match(proposals, chunk_size=2)) == index.match(proposals)
+
+
+# -- transform / explain ---------------------------------------------------------
+
+
+def test_transform_rows_and_explain_add_up_to_the_cosine():
+    index = ProgramIndex().fit(load_programs())
+    proposals = [ProposalText("p", "防災講座", "地域の防災リーダーを育てる講座を開きたい"), ProposalText("q", body="広報紙を作る")]
+    rows = index.transform(proposals)
+    assert rows.shape == (2, len(index.vocabulary_))
+    cosines = (rows @ index.program_matrix_.T).toarray()
+    for i, result in enumerate(index.match(proposals, top_k=index.n_programs_)):
+        by_id = {m.program_id: m for m in result.matches}
+        for j in range(index.n_programs_):
+            terms = index.explain(rows, i, j)
+            assert sum(t.weight for t in terms) == pytest.approx(cosines[i, j], rel=1e-9, abs=1e-15)
+            weights = [t.weight for t in terms]
+            assert weights == sorted(weights, reverse=True)
+            if cosines[i, j] > 0:
+                match = by_id[index.program_ids_[j]]
+                assert match.score == cosines[i, j] and match.terms == terms
+    assert np.linalg.norm(rows[0].toarray()) <= 1.0 + 1e-12
+
+
+def test_transform_follows_the_estimator_contract():
+    with pytest.raises(NotFittedError):
+        ProgramIndex().transform([ProposalText("p", body="防災")])
+    index = ProgramIndex().fit(TOY)
+    with pytest.raises(TypeError):
+        index.transform("防災講座")
+    bad = index.transform([ProposalText("bad", body=""), ProposalText("c1", body="防災\x85講座")])
+    assert bad.nnz == 0  # proposals that cannot be read get empty rows
+
+
+def test_fit_transform_is_fit_then_transform():
+    proposals = [ProposalText(str(i), body=q) for i, q in enumerate(QUERIES)]
+    fitted = ProgramIndex()
+    rows = fitted.fit_transform(TOY, proposals)
+    again = ProgramIndex().fit(TOY, proposals).transform(proposals)
+    assert (rows != again).nnz == 0
+
+
+# -- weighting functions against scikit-learn ----------------------------------------
+
+
+@pytest.mark.parametrize("sublinear", [False, True])
+@pytest.mark.parametrize("smooth", [False, True])
+def test_weighting_functions_equal_tfidf_transformer(sublinear, smooth):
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from matcher import weighting as wt
+
+    counts = np.array([[3, 0, 1, 0], [2, 0, 0, 1], [3, 0, 0, 0], [4, 0, 0, 0], [3, 2, 0, 0], [3, 0, 2, 0]])
+    terms = ["a", "b", "c", "d"]
+    rows = [{terms[j]: int(c) for j, c in enumerate(row) if c} for row in counts]
+    vocabulary = wt.sorted_vocabulary(rows)
+    assert vocabulary == {t: j for j, t in enumerate(terms)}
+    tf = wt.rows_to_csr([wt.term_frequency(r, sublinear=sublinear) for r in rows], vocabulary)
+    idf = wt.idf(wt.document_frequency(tf), float(len(rows)), smooth=smooth)
+    ours = wt.l2_normalize(tf.multiply(idf)).toarray()
+    reference = TfidfTransformer(sublinear_tf=sublinear, smooth_idf=smooth)
+    np.testing.assert_allclose(ours, reference.fit_transform(counts).toarray(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(idf, reference.idf_, rtol=1e-12)
+    # A query row: the same weights, normalized with its unseen words counted in the norm.
+    columns, values = wt.query_row(
+        {"a": 2, "c": 1}, vocabulary, idf, sublinear=sublinear, unseen=1.0, unseen_scale=lambda t: 1.0
+    )
+    expected = reference.transform(np.array([[2, 0, 1, 0]])).toarray()[0]
+    np.testing.assert_allclose(values, expected[columns], rtol=1e-12)
+    _, padded = wt.query_row(
+        {"a": 2, "c": 1, "zzz": 1}, vocabulary, idf, sublinear=sublinear, unseen=5.0, unseen_scale=lambda t: 1.0
+    )
+    assert sum(v * v for v in padded) < 1.0
+
+
+def test_field_weighting_and_dominant_field():
+    from matcher import weighting as wt
+
+    vocabulary = {"x": 0, "y": 1}
+    name = wt.rows_to_csr([{"x": 1.0}], vocabulary)
+    purpose = wt.rows_to_csr([{"x": 1.0, "y": 3.0}], vocabulary)
+    weights = {"name": 2.0, "purpose": 0.5}
+    total = wt.weighted_fields({"name": name, "purpose": purpose}, weights, (1, 2))
+    assert total.toarray().tolist() == [[2.5, 1.5]]
+    assert wt.dominant_field(total, {"name": name, "purpose": purpose}, weights).tolist() == [0, 1]
+    assert wt.unseen_idf(3.0) == pytest.approx(wt.idf(np.array([0.0]), 3.0)[0])
+
+
+# -- the index interface --------------------------------------------------------------
+
+
+def test_lexical_index_interface():
+    import inspect
+
+    from matcher import FusedIndex
+    from matcher.semantic import Exemplar
+
+    index = ProgramIndex(top_k=2)
+    with pytest.raises(NotFittedError):
+        index.fingerprint()
+    assert not hasattr(index, "n_programs_")
+    proposals = [ProposalText(str(i), body=q) for i, q in enumerate(QUERIES)]
+    plain = list(index.fit_match(TOY, proposals))
+    assert index.mode == "lexical" and index.comparable_scale == (0.0, 1.0)
+    assert index.as_lexical() is index and index.get_embedder() is None and index.passage_keys() == []
+    assert index.fingerprint() == index.fingerprint_ and index.n_programs_ == len(TOY)
+    # Exemplars need the semantic layer: TF-IDF takes them and changes nothing.
+    assert list(index.fit_match(TOY, proposals, exemplars=[Exemplar("t1", proposals[1])])) == plain
+    for name in ("fit_match", "is_no_match", "match", "iter_match"):
+        assert inspect.signature(getattr(ProgramIndex, name)) == inspect.signature(getattr(FusedIndex, name)), name
+    assert all(m.comparable_score == m.score for r in plain for m in r.matches)
+
+
+def test_best_lexical_is_what_the_no_match_rule_read():
+    index = ProgramIndex(no_match_threshold=0.2, top_k=1).fit(TOY)
+    proposals = [ProposalText("a", body="防災講座を開いて防災意識を高めたい"), ProposalText("b", body="公園にドッグランを作りたい"),
+                 ProposalText("c", body="")]
+    results = index.match(proposals)
+    cosines = (index.transform(proposals) @ index.program_matrix_.T).toarray()
+    for result, row in zip(results[:2], cosines[:2], strict=True):
+        assert result.best_lexical == row.max()
+        assert result.best_semantic is None and result.best_exemplar is None
+        assert result.no_match == index.is_no_match(result.best_lexical, result.best_semantic, result.best_exemplar)
+    assert [r.no_match for r in results] == [False, True, True]
+    assert results[2].best_lexical is None and results[2].error
+    assert "best_lexical" not in results[0].to_dict()
+
+
+def test_make_index_and_load_index(tmp_path):
+    from matcher import load_index, make_index
+
+    index = make_index(mode="lexical", embedder=None, top_k=3, n_jobs=2)
+    assert isinstance(index, ProgramIndex) and index.top_k == 3 and index.n_jobs == 2
+    assert load_index(tmp_path / "nothing", None) is None
+    index.fit(TOY).save(tmp_path / "run")
+    loaded = load_index(tmp_path / "run", None)
+    assert isinstance(loaded, ProgramIndex) and loaded.fingerprint() == index.fingerprint()
+
+
+@pytest.mark.parametrize("text", ["防災\x85講座", "防災\x9f講座", "防災\x7f講座"])
+def test_c1_and_del_control_characters_are_rejected(text):
+    from matcher import proposal_error
+
+    assert proposal_error(ProposalText("p", body=text)) == "text contains control characters"
+    assert proposal_error(ProposalText("p", title=text, body="防災講座")) == "text contains control characters"
+    assert proposal_error(ProposalText("p", body="防災\n講座\t\r")) is None

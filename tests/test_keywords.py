@@ -157,7 +157,7 @@ def test_export_has_the_keywords_and_imports_back_unchanged(runner, session, tmp
 def test_rematch_reads_the_keywords(runner, session, tmp_path):
     from factories import create_random_proposal
 
-    from models.matching import suggestions_for
+    from models.suggestions import suggestions_for
 
     # Written for testing: everyday words only.
     proposal = create_random_proposal(session, title="ピアノを駅前に", body="駅前にストリートピアノを置いて、だれでも弾けるようにしたい。")

@@ -16,7 +16,7 @@ from sqlmodel import Session, SQLModel, select
 from models.db import alembic_config, make_engine
 from models.decisions import current_decisions, decision_history
 from models.labels import CollaborationType, ProposalStatus, label, parse_collaboration_type
-from models.proposals import get_proposal_by_receipt, get_proposal_by_token, set_status
+from models.proposals import get_proposal_by_receipt, get_proposal_by_token
 from models.tables import AuditEvent, Decision, Program, ProposalCreate
 
 
@@ -38,10 +38,10 @@ def test_downgrade_then_upgrade_round_trips(engine):
 
 
 def test_migration_0002_adds_and_removes_the_semantic_columns(app, engine, session):
-    from models.matching import suggest_online
+    from web.db import get_matching
 
     proposal = create_random_proposal(session)
-    assert suggest_online(session=session, proposal_ids=[proposal.id], index_path=app.config["INDEX_PATH"]) == 5
+    assert get_matching(app).suggest_online(session=session, proposal_ids=[proposal.id]) == 5
     session.close()
     config = alembic_config(engine)
 
@@ -105,11 +105,13 @@ def test_proposal_gets_receipt_number_and_private_token(session):
 
 
 def test_status_change_is_audited(session):
+    from office.commands import Actor, set_status
+
     proposal = create_random_proposal(session)
-    set_status(session=session, proposal=proposal, status=ProposalStatus.REVIEWING, actor="山田")
+    set_status(session=session, proposal=proposal, status=ProposalStatus.REVIEWING, actor=Actor(name="山田"))
     assert proposal.status == "reviewing"
     event = session.exec(select(AuditEvent).where(AuditEvent.action == "proposal.status")).one()
-    assert event.detail == {"from": "received", "to": "reviewing"}
+    assert event.detail == {"from": "received", "to": "reviewing"} and event.actor == "山田"
 
 
 def test_decisions_are_append_only_with_a_current_verdict(session):
@@ -120,7 +122,7 @@ def test_decisions_are_append_only_with_a_current_verdict(session):
     history = decision_history(session=session, proposal_id=proposal.id, program_id=program.id)
     assert [d.id for d in history] == [first.id, second.id]
     assert [d.verdict for d in history] == ["rejected", "accepted"]
-    current = current_decisions(session=session, proposal_id=proposal.id)
+    current = current_decisions(session=session, proposal_ids=[proposal.id])
     assert current[(proposal.id, program.id)].id == second.id
     assert session.exec(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "decision")).one() == 2
 

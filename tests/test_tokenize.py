@@ -86,3 +86,8 @@ def test_analyze_is_space_joined_tokens():
 
 def test_empty_text():
     assert tokenize("") == []
+
+
+def test_c1_control_characters_are_blanked():
+    assert normalize("防災\x85講座\x9f") == "防災 講座 "
+    assert tokenize("防災\x85講座", compounds=False) == ["防災", "講座"]

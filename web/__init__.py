@@ -43,7 +43,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "kyodo.sqlite3")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
-    app.config.setdefault("INDEX_PATH", os.path.join(app.instance_path, "index"))
+    if not app.config.get("INDEX_PATH"):
+        app.config["INDEX_PATH"] = os.path.join(app.instance_path, "index")
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC
 from functools import wraps
-from typing import Any
+from typing import Any, get_args
 
 from flask import Blueprint, Flask, abort, g, jsonify, request, url_for
 from flask_wtf.csrf import CSRFProtect
@@ -16,11 +16,21 @@ from sqlalchemy import func
 from sqlmodel import select
 from werkzeug.datastructures import MultiDict
 
-from models.decisions import decision_history
-from models.labels import LABELS, ProposalStatus, parse_collaboration_type
-from models.matching import suggestions_for_proposal
-from models.review import decide, programs_by_id, search_programs
-from models.tables import Decision, MatchRun, Program, Proposal, Suggestion
+from models.decisions import current_decisions, decision_history, is_standing
+from models.labels import ProposalStatus, parse_collaboration_type
+from models.review import programs_by_id, search_programs
+from models.suggestions import outcomes_for, recent_runs, suggestions_for_proposal
+from models.tables import (
+    Decision,
+    MatchRun,
+    Program,
+    Proposal,
+    ProposalBase,
+    ProposalPublic,
+    Suggestion,
+)
+from office import commands
+from office.commands import Actor
 from web.auth import token_user
 from web.db import get_session
 from web.errors import json_error
@@ -32,9 +42,10 @@ from web.ratelimit import submit_limit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-PROPOSAL_KEYS = (
-    "organization", "representative", "email", "phone", "title", "body",
-    "expected_effect", "collaboration_type", "budget_thousand_yen",
+# The keys of a proposal's create body: the fields the NPO writes (models.tables).
+PROPOSAL_KEYS = tuple(ProposalBase.model_fields)
+_INTEGER_KEYS = frozenset(
+    key for key, info in ProposalBase.model_fields.items() if info.annotation is int or int in get_args(info.annotation)
 )
 MAX_ID = 2**31 - 1  # larger ids cannot exist (and overflow PostgreSQL's integer)
 MAX_PER_PAGE = 100
@@ -116,14 +127,8 @@ def _time(value: Any) -> str | None:
 
 
 def proposal_json(p: Proposal) -> dict[str, Any]:
-    return {
-        "id": p.id, "receipt_number": p.receipt_number, "status": p.status,
-        "status_label": LABELS[ProposalStatus(p.status)],
-        "organization": p.organization, "representative": p.representative, "email": p.email,
-        "phone": p.phone or None, "title": p.title, "body": p.body, "expected_effect": p.expected_effect,
-        "collaboration_type": p.collaboration_type, "budget_thousand_yen": p.budget_thousand_yen,
-        "created_at": _time(p.created_at), "updated_at": _time(p.updated_at),
-    }
+    """ProposalPublic as JSON: times in UTC with Z, an empty phone as null, the status_label."""
+    return ProposalPublic.model_validate(p).model_dump(mode="json")
 
 
 def program_json(p: Program) -> dict[str, Any]:
@@ -167,7 +172,7 @@ def suggestion_json(s: Suggestion, program: Program | None, decision: Decision |
             {"proposal_id": s.exemplar_proposal_id, "score": _rounded(s.exemplar_score)}
             if s.exemplar_proposal_id is not None else None
         ),
-        "decision": decision.verdict if decision and decision.verdict != "withdrawn" else None,
+        "decision": decision.verdict if decision is not None and is_standing(decision) else None,
     }
 
 
@@ -185,31 +190,34 @@ def openapi():  # type: ignore[no-untyped-def]
     return jsonify(openapi_document())
 
 
+def _form_value(key: str, value: Any) -> str:
+    """A JSON value as the form's text; BadRequest naming the field when its type is wrong."""
+    if key in _INTEGER_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest(f"{key} は整数で指定してください。", {key: ["整数で指定してください。"]})
+        return str(value)
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} は文字列で指定してください。", {key: ["文字列で指定してください。"]})
+    if key == "collaboration_type":
+        try:
+            return parse_collaboration_type(value).value if value.strip() else ""
+        except ValueError:
+            pass  # the form rejects it with its own message
+    return value
+
+
 def validate_proposal(data: dict[str, Any]) -> dict[str, object]:
-    """The API body through the form's own validation; BadRequest with the messages."""
+    """The API body through the form's own validation (a null is an absent key);
+    BadRequest with the messages per field."""
     unknown = sorted(set(data) - set(PROPOSAL_KEYS))
     if unknown:
-        raise BadRequest("不明なキーがあります：" + ", ".join(unknown[:10]))
-    formdata = MultiDict()
-    for key, value in data.items():
-        if value is None:
-            continue
-        if key == "budget_thousand_yen":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise BadRequest("budget_thousand_yen は整数で指定してください。", {key: ["整数で指定してください。"]})
-            value = str(value)
-        elif not isinstance(value, str):
-            raise BadRequest(f"{key} は文字列で指定してください。", {key: ["文字列で指定してください。"]})
-        if key == "collaboration_type":
-            try:
-                value = parse_collaboration_type(value).value if value.strip() else ""
-            except ValueError:
-                pass  # the form rejects it with its own message
-        formdata[key] = value
+        raise BadRequest("不明なキーがあります：" + ", ".join(unknown[:10]), {k: ["不明なキーです。"] for k in unknown[:10]})
+    formdata: MultiDict[str, str] = MultiDict(
+        [(key, _form_value(key, value)) for key, value in data.items() if value is not None]
+    )
     form = ProposalForm(formdata=formdata, meta={"csrf": False})
     if not form.validate():
-        fields = {k: list(v) for k, v in form.errors.items()}
-        raise BadRequest("入力内容に誤りがあります。", fields)
+        raise BadRequest("入力内容に誤りがあります。", {k: list(v) for k, v in form.errors.items()})
     return form.proposal_data()
 
 
@@ -268,11 +276,10 @@ def suggestions(proposal_id: int):  # type: ignore[no-untyped-def]
     db = get_session()
     found = suggestions_for_proposal(session=db, proposal_id=proposal_id)
     programs = programs_by_id(session=db, ids=[s.program_id for s in found])
-    current: dict[int, Decision] = {}
-    for d in decision_history(session=db, proposal_id=proposal_id):
-        current[d.program_id] = d
+    current = {program: d for (_, program), d in current_decisions(session=db, proposal_ids=[proposal_id]).items()}
     items = [suggestion_json(s, programs.get(s.program_id), current.get(s.program_id)) for s in found]
-    return jsonify({"proposal_id": proposal.id, "no_match": unlikely_match(found), "items": items})
+    outcome = outcomes_for(session=db, proposal_ids=[proposal_id]).get(proposal_id)
+    return jsonify({"proposal_id": proposal.id, "no_match": unlikely_match(outcome), "items": items})
 
 
 @bp.route("/proposals/<int:proposal_id>/decisions", methods=["GET"])
@@ -302,13 +309,13 @@ def add_decision(proposal_id: int):  # type: ignore[no-untyped-def]
     if set(data) - {"program_id", "verdict", "note"}:
         raise BadRequest("不明なキーがあります。")
     try:
-        decision = decide(
+        change = commands.decide(
             session=get_session(), proposal=proposal, program_id=program_id, verdict=verdict,
-            note=note.strip(), user_id=g.api_user_id, actor=g.api_actor,
+            note=note.strip(), actor=Actor(name=g.api_actor, user_id=g.api_user_id),
         )
     except LookupError:
         return json_error(404, "その事業はありません。", "not_found")
-    return jsonify(decision_json(decision)), 201
+    return jsonify(decision_json(change.decisions[0])), 201
 
 
 @bp.route("/programs")
@@ -336,8 +343,7 @@ def get_program(program_id: int):  # type: ignore[no-untyped-def]
 @token_required
 def runs():  # type: ignore[no-untyped-def]
     """The rematch runs, newest first (the last 50)."""
-    rows = get_session().exec(select(MatchRun).order_by(MatchRun.id.desc()).limit(50))  # type: ignore[union-attr]
-    return jsonify({"items": [run_json(r) for r in rows]})
+    return jsonify({"items": [run_json(r) for r in recent_runs(session=get_session())]})
 
 
 def init_app(app: Flask, csrf: CSRFProtect) -> None:

@@ -6,7 +6,6 @@ writes it.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from models.audit import record_event
 from models.tables import ApiToken, User, utcnow
+from models.tokens import hash_token
 from web.db import get_session
 from web.forms import LoginForm, LogoutForm
 
@@ -88,14 +88,10 @@ class TokenOwner:
     user: User | None
 
 
-def hash_api_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def create_token(*, session: Session, name: str, user: User | None = None) -> tuple[ApiToken, str]:
     """A new API token; returns the row and the token itself (shown once, kept hashed)."""
     token = "kyodo_" + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, token_hash=hash_api_token(token), user_id=user.id if user else None)
+    row = ApiToken(name=name, token_hash=hash_token(token), user_id=user.id if user else None)
     session.add(row)
     session.flush()
     record_event(session=session, action="token.create", entity="api_token", entity_id=row.id or "",
@@ -122,7 +118,7 @@ def token_user(*, session: Session, token: str) -> TokenOwner | None:
     if len(token) > 200:
         return None
     row = session.exec(
-        select(ApiToken).where(ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
     ).first()
     if row is None:
         return None

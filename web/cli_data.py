@@ -218,8 +218,8 @@ def proposals_import_command(path: Path, skip_invalid: bool) -> None:
     with an invalid record imports nothing unless --skip-invalid. Imported
     proposals get their suggestions at once.
     """
-    from models.matching import suggest_online
     from models.proposals import import_proposals, proposals_from_rows
+    from web.db import get_matching
 
     try:
         rows = list(read_rows(path))
@@ -230,13 +230,7 @@ def proposals_import_command(path: Path, skip_invalid: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     with _database() as (app, engine), Session(engine) as session:
         report = import_proposals(session=session, proposals_in=proposals_in, source_file=path.name, actor="cli")
-        written = suggest_online(
-            session=session,
-            proposal_ids=list(report.proposal_ids),
-            index_path=app.config["INDEX_PATH"],
-            top_k=app.config["TOP_K"],
-            mode=app.config["MATCH_MODE"],
-        )
+        written = get_matching(app).suggest_online(session=session, proposal_ids=list(report.proposal_ids))
     skipped = len(rows) - len(proposals_in)
     extra = f"; skipped {skipped} invalid records" if skipped else ""
     click.echo(f"{path.name}: {report.summary()}{extra}; {written} suggestions")
@@ -286,7 +280,7 @@ def rematch_command(top_k: int | None, jobs: int, chunk_size: int, pause_after_f
     systemd see docs/rematch.md.
     """
     from models.locks import LockHeld
-    from models.matching import rematch
+    from web.db import get_matching
 
     update, close = _progress("rematch")
 
@@ -297,13 +291,11 @@ def rematch_command(top_k: int | None, jobs: int, chunk_size: int, pause_after_f
 
     try:
         with _database() as (app, engine):
-            report = rematch(
+            report = get_matching(app).rematch(
                 engine=engine,
-                index_path=app.config["INDEX_PATH"],
-                top_k=top_k or app.config["TOP_K"],
+                top_k=top_k,
                 chunk_size=chunk_size,
                 n_jobs=jobs or os.cpu_count() or 1,
-                mode=app.config["MATCH_MODE"],
                 on_progress=update,
                 after_chunk=after_chunk,
             )
@@ -336,7 +328,7 @@ def embeddings_rebuild_command(batch_size: int) -> None:
     changed texts. Needs the extra kyodo-match[semantic].
     """
     from matcher.semantic import SemanticUnavailable, shared_embedder
-    from models.matching import rebuild_embeddings
+    from office.embeddings import rebuild_embeddings
 
     try:
         embedder = shared_embedder()
@@ -369,7 +361,7 @@ def embeddings_prune_command() -> None:
     time: a text pruned by mistake is embedded again by the next rematch.
     Does not load the model.
     """
-    from models.matching import prune_embeddings
+    from office.embeddings import prune_embeddings
 
     with _database() as (_, engine):
         deleted = prune_embeddings(engine=engine)

@@ -1,18 +1,22 @@
-"""The database for the web app: one engine per app, built from
-app.config["DATABASE_URL"] on first use, and one session per request on g."""
+"""The database and the matching service of the web app: one engine per app,
+built from app.config["DATABASE_URL"] on first use, one session per request on
+g, and one :class:`office.service.MatchingService` per app."""
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from models.db import init_db, make_engine
-from models.matching import recover_stale_runs
+from office.rematch import recover_stale_runs
+from office.service import MatchingService
 
 EXTENSION = "kyodo_db"
+MATCHING = "kyodo_matching"
 
 
 class _State:
@@ -36,7 +40,18 @@ class _State:
 def init_app(app: Flask) -> None:
     """Register the engine holder and the per-request session teardown."""
     app.extensions[EXTENSION] = _State(app.config["DATABASE_URL"])
+    app.extensions[MATCHING] = matching_service(app.config)
     app.teardown_appcontext(close_session)
+
+
+def matching_service(config: Any) -> MatchingService:
+    """The matching service of these settings (MATCH_MODE, INDEX_PATH, TOP_K)."""
+    return MatchingService(mode=config["MATCH_MODE"], index_path=config["INDEX_PATH"], top_k=config["TOP_K"])
+
+
+def get_matching(app: Flask | None = None) -> MatchingService:
+    """The app's matching service (its mode is resolved on first use)."""
+    return (app or current_app).extensions[MATCHING]
 
 
 def get_engine(app: Flask | None = None) -> Engine:

@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 
-from flask import Flask, current_app, g
+from flask import Flask
 
 from corpus.programs import split_departments
-from matcher.index import DEFAULT_NO_MATCH_THRESHOLD, KANJI_PREFIX
+from matcher.index import KANJI_PREFIX
+from models.clock import to_jst
 from models.labels import LABELS, CollaborationType, ProposalStatus, RunStatus, Verdict
-from models.matching import current_index
-from models.review import comparable_score
-from web.db import get_session
+from models.suggestions import comparable_score
+from models.tables import MatchOutcome
+from web.db import get_matching
 from web.highlight import highlight
-
-JST = timezone(timedelta(hours=9), "JST")
 
 
 def jst(value: datetime | None, fmt: str = "%Y年%m月%d日 %H:%M") -> str:
     """A stored naive-UTC time in Japan time."""
     if value is None:
         return "—"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(JST).strftime(fmt)
+    return to_jst(value).strftime(fmt)
 
 
 def jst_date(value: datetime | None) -> str:
@@ -46,7 +42,7 @@ def run_status_label(code: str) -> str:
 
 
 def verdict_label(code: str | None) -> str:
-    if code in Verdict._value2member_map_:
+    if code is not None and code in Verdict._value2member_map_:
         return LABELS[Verdict(code)]
     return "未判断"
 
@@ -65,53 +61,23 @@ def kanji_terms(terms: list) -> list[str]:
     return [str(t[0])[len(KANJI_PREFIX) :] for t in terms if str(t[0]).startswith(KANJI_PREFIX)]
 
 
-def _lexical_rule(
-    best_lexical: float, _best_semantic: float | None = None, _best_exemplar: float | None = None
-) -> bool:
-    return best_lexical < DEFAULT_NO_MATCH_THRESHOLD
+def unlikely_match(outcome: MatchOutcome | None) -> bool:
+    """該当なしの可能性: the matcher's no_match verdict for the published run,
+    as it computed it (stored beside the suggestions). A proposal without an
+    outcome (matched before outcomes were stored, or never matched) shows none."""
+    return bool(outcome is not None and outcome.no_match)
 
 
-def no_match_rule() -> Callable[[float, float | None, float | None], bool]:
-    """The no_match rule of the index that scored the suggestions shown, on a
-    proposal's best TF-IDF and best e5 score (looked up once per request: a
-    queue page asks for every row)."""
-    if "no_match_rule" not in g:
-        try:
-            index = current_index(
-                session=get_session(),
-                index_path=current_app.config["INDEX_PATH"],
-                mode=current_app.config["MATCH_MODE"],
-            )
-            g.no_match_rule = index.is_no_match
-        except LookupError:  # no programs yet
-            g.no_match_rule = _lexical_rule
-    return g.no_match_rule  # type: ignore[no-any-return]
-
-
-def unlikely_match(suggestions: list) -> bool:
-    """True when no suggested program is a credible partner (matcher's no_match),
-    decided by the current index's rule on the best stored scores, or when
-    there is none. Pairs shown only because they were accepted do not count.
-
-    A lexical row's score is its TF-IDF cosine; a semantic row keeps that in
-    ``lexical_score`` and its e5 cosine in ``semantic_score`` (its ``score``,
-    the fused z-score, cannot say that nothing fits).
-    """
-    ranked = [s for s in suggestions if not s.kept_by_decision]
-    if not ranked:
-        return True
-    best_lexical = max(comparable_score(s) for s in ranked)
-    semantic = [s.semantic_score for s in ranked if s.semantic_score is not None]
-    # The matcher reads the nearest exemplar over all programs; the rows hold
-    # those of the top-k, where an exemplar that close ranks its program.
-    exemplar = [s.exemplar_score for s in ranked if s.exemplar_score is not None]
-    return no_match_rule()(
-        best_lexical, max(semantic) if semantic else None, max(exemplar) if exemplar else None
-    )
+def score_width(score: float | None) -> float:
+    """Percent of the score bar: the score on the matching service's comparable scale."""
+    low, high = get_matching().comparable_scale
+    value = min(max(score or 0.0, low), high)
+    return 100.0 * (value - low) / (high - low)
 
 
 def init_app(app: Flask) -> None:
     app.add_template_global(unlikely_match)
+    app.add_template_filter(score_width)
     app.add_template_filter(comparable_score)
     app.add_template_filter(word_terms)
     app.add_template_filter(kanji_terms)

@@ -2,17 +2,20 @@
 
 The JSON API validates with the same ``ProposalForm`` (fed the JSON object as
 form data), so the form and ``POST /api/v1/proposals`` accept exactly the same
-proposals.
+proposals. Its labels and limits are those of ``models.tables.PROPOSAL_LIMITS``,
+which ``ProposalCreate`` enforces again when the proposal is stored.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
+    Field,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -33,39 +36,44 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from corpus.text import has_control_characters
 from models.labels import CHOSEN_VERDICTS, LABELS, CollaborationType, ProposalStatus
+from models.tables import PROPOSAL_LIMITS
 
 # Stored code → label of the 希望する協働の形 choices (委託 / 補助 / 共催 / 後援 / その他).
 COLLABORATION_TYPES = {c.value: LABELS[c] for c in CollaborationType}
 # The buttons of the proposal page: 採用 (accept), 見送り (reject), 保留 (defer).
 VERDICTS = {v.value: LABELS[v] for v in CHOSEN_VERDICTS}
 
-# Bounds of each proposal field, in characters; also the API schema's maxLength.
-MAX_LENGTHS = {
-    "organization": 100,
-    "representative": 50,
-    "email": 254,
-    "phone": 20,
-    "title": 100,
-    "body": 8000,
-    "expected_effect": 4000,
-}
-MAX_BUDGET = 100_000_000  # 千円: one hundred billion yen is no NPO proposal
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
 
 def _required(label: str) -> DataRequired:
     return DataRequired(message=f"{label}を入力してください。")
 
 
-def _length(field: str, label: str) -> Length:
-    n = MAX_LENGTHS[field]
-    return Length(max=n, message=f"{label}は{n}文字以内で入力してください。")
-
-
 def _no_control_characters(form: FlaskForm, field: StringField) -> None:
-    if field.data and _CONTROL.search(field.data):
+    if field.data and has_control_characters(field.data):
         raise ValidationError("使用できない制御文字が含まれています。")
+
+
+def _label(name: str) -> str:
+    """The form's label of a proposal field: 概算予算（千円）（任意）."""
+    rule = PROPOSAL_LIMITS[name]
+    unit = f"（{rule.unit}）" if rule.unit else ""
+    return rule.label + unit + ("（任意）" if rule.optional else "")
+
+
+def _rules(name: str) -> list[Callable[..., Any]]:
+    """Required (or optional) and within its limits, as PROPOSAL_LIMITS says."""
+    rule = PROPOSAL_LIMITS[name]
+    validators: list[Callable[..., Any]] = [Optional() if rule.optional else _required(rule.label)]
+    if rule.max_length is not None:
+        n = rule.max_length
+        validators.append(Length(max=n, message=f"{rule.label}は{n}文字以内で入力してください。"))
+    if rule.maximum is not None:
+        low, high = rule.minimum or 0, rule.maximum
+        message = f"{rule.label}は{low}から{high:,}{rule.unit}の整数で入力してください。"
+        validators.append(NumberRange(min=low, max=high, message=message))
+    return validators
 
 
 def _strip(value: object) -> object:
@@ -88,93 +96,72 @@ class JapaneseIntegerField(IntegerField):
 
 
 class ProposalForm(FlaskForm):
-    """The public proposal form (/proposals/new) and the API's create body."""
+    """The public proposal form (/proposals/new) and the API's create body:
+    one field per key of PROPOSAL_LIMITS, in its order."""
 
     organization = StringField(
-        "団体名",
-        filters=[_strip],
-        validators=[_required("団体名"), _length("organization", "団体名"), _no_control_characters],
+        _label("organization"), filters=[_strip], validators=[*_rules("organization"), _no_control_characters]
     )
     representative = StringField(
-        "代表者名",
-        filters=[_strip],
-        validators=[
-            _required("代表者名"),
-            _length("representative", "代表者名"),
-            _no_control_characters,
-        ],
+        _label("representative"), filters=[_strip], validators=[*_rules("representative"), _no_control_characters]
     )
     email = StringField(
-        "メールアドレス",
+        _label("email"),
         filters=[_strip],
         validators=[
-            _required("メールアドレス"),
-            _length("email", "メールアドレス"),
+            *_rules("email"),
+            _no_control_characters,
             Email(message="メールアドレスの形式が正しくありません。", check_deliverability=False),
         ],
     )
     phone = StringField(
-        "電話番号（任意）",
+        _label("phone"),
         filters=[_strip],
         validators=[
-            Optional(),
-            _length("phone", "電話番号"),
-            Regexp(
-                r"^[0-9０-９+＋()（）\- －‐]+$",
-                message="電話番号は数字とハイフンで入力してください。",
-            ),
+            *_rules("phone"),
+            Regexp(r"^[0-9０-９+＋()（）\- －‐]+$", message="電話番号は数字とハイフンで入力してください。"),
         ],
     )
-    title = StringField(
-        "提案タイトル",
-        filters=[_strip],
-        validators=[_required("提案タイトル"), _length("title", "提案タイトル"), _no_control_characters],
-    )
-    body = TextAreaField(
-        "提案内容",
-        filters=[_strip],
-        validators=[_required("提案内容"), _length("body", "提案内容"), _no_control_characters],
-    )
+    title = StringField(_label("title"), filters=[_strip], validators=[*_rules("title"), _no_control_characters])
+    body = TextAreaField(_label("body"), filters=[_strip], validators=[*_rules("body"), _no_control_characters])
     expected_effect = TextAreaField(
-        "期待される効果",
-        filters=[_strip],
-        validators=[
-            _required("期待される効果"),
-            _length("expected_effect", "期待される効果"),
-            _no_control_characters,
-        ],
+        _label("expected_effect"), filters=[_strip], validators=[*_rules("expected_effect"), _no_control_characters]
     )
     collaboration_type = RadioField(
-        "希望する協働の形",
+        _label("collaboration_type"),
         choices=[SelectChoice(code, label) for code, label in COLLABORATION_TYPES.items()],
         validate_choice=True,
-        validators=[DataRequired(message="希望する協働の形を選んでください。")],
+        validators=[DataRequired(message=f"{PROPOSAL_LIMITS['collaboration_type'].label}を選んでください。")],
     )
-    budget_thousand_yen = JapaneseIntegerField(
-        "概算予算（千円）（任意）",
-        validators=[
-            Optional(),
-            NumberRange(min=0, max=MAX_BUDGET, message=f"概算予算は0から{MAX_BUDGET:,}千円の整数で入力してください。"),
-        ],
-    )
+    budget_thousand_yen = JapaneseIntegerField(_label("budget_thousand_yen"), validators=_rules("budget_thousand_yen"))
     submit = SubmitField("提案を送信")
 
     class Meta:
         locales = ["ja_JP", "ja"]
 
+    def proposal_fields(self) -> Iterator[Field]:
+        """The fields of the proposal, in the order of PROPOSAL_LIMITS."""
+        return (self[name] for name in PROPOSAL_LIMITS)
+
     def proposal_data(self) -> dict[str, object]:
-        """The validated values, keyed as in the API."""
+        """The validated values, keyed as in the API (an empty text is "")."""
         return {
-            "organization": self.organization.data,
-            "representative": self.representative.data,
-            "email": self.email.data,
-            "phone": self.phone.data or "",
-            "title": self.title.data,
-            "body": self.body.data,
-            "expected_effect": self.expected_effect.data,
-            "collaboration_type": self.collaboration_type.data,
-            "budget_thousand_yen": self.budget_thousand_yen.data,
+            f.name: "" if f.data is None and isinstance(f, StringField) else f.data for f in self.proposal_fields()
         }
+
+    def confirmation(self) -> list[tuple[Field, str]]:
+        """Each proposal field and its value as the confirmation page shows it."""
+        shown = []
+        for f in self.proposal_fields():
+            unit = PROPOSAL_LIMITS[f.name].unit
+            if f.data is None or f.data == "":
+                text = "（なし）"
+            elif isinstance(f, RadioField):
+                text = next((str(option.label.text) for option in f if option.checked), str(f.data))
+            else:
+                text = f"{f.data} {unit}" if unit else str(f.data)
+            shown.append((f, text))
+        return shown
 
 
 class LoginForm(FlaskForm):

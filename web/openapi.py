@@ -1,11 +1,15 @@
-"""The OpenAPI 3 document of /api/v1, written out by hand so it says what the
-API promises; a test compares its paths with the app's URL map."""
+"""The OpenAPI 3 document of /api/v1. The proposal's components come from
+the models' own JSON schema (``ProposalCreate``, ``ProposalPublic``), adapted
+to OpenAPI 3.0; the rest is written out by hand so it says what the API
+promises. A test compares its paths with the app's URL map."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from web.forms import COLLABORATION_TYPES, MAX_BUDGET, MAX_LENGTHS
+from models.tables import PROPOSAL_LIMITS, ProposalBase, ProposalCreate, ProposalPublic
+from web.forms import COLLABORATION_TYPES
 
 _TIME = {"type": "string", "format": "date-time"}
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -27,8 +31,61 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "nullable": True}
 
 
-def _text(key: str, min_length: int = 1) -> dict[str, Any]:
-    return {"type": "string", "minLength": min_length, "maxLength": MAX_LENGTHS[key]}
+_NULL = {"type": "null"}
+_REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def _openapi30(schema: Any) -> Any:
+    """A pydantic (JSON Schema 2020-12) schema in OpenAPI 3.0 terms:
+    ``anyOf: [X, {type: null}]`` becomes X with ``nullable: true``."""
+    if isinstance(schema, list):
+        return [_openapi30(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _openapi30(value) for key, value in schema.items()}
+    variants = out.get("anyOf")
+    if isinstance(variants, list) and _NULL in variants:
+        rest = [v for v in variants if v != _NULL]
+        del out["anyOf"]
+        out = {**rest[0], **out} if len(rest) == 1 else {**out, "anyOf": rest}
+        out["nullable"] = True
+    return out
+
+
+def _create_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """ProposalCreate as POST /api/v1/proposals takes it: the NPO's fields only
+    (no external_ref) and no other key, as the form asks (what PROPOSAL_LIMITS
+    does not mark optional is required and not empty; null is an absent key),
+    and 希望する協働の形 by code or Japanese label."""
+    properties: dict[str, Any] = {}
+    for key in ProposalBase.model_fields:
+        prop = {k: v for k, v in schema["properties"][key].items() if k != "default"}
+        if PROPOSAL_LIMITS[key].optional:
+            prop["nullable"] = True
+        elif prop.get("type") == "string":
+            prop["minLength"] = 1
+        properties[key] = prop
+    properties["email"]["format"] = "email"
+    properties["collaboration_type"] = {
+        "title": properties["collaboration_type"]["title"],
+        "type": "string",
+        "enum": list(COLLABORATION_TYPES) + list(COLLABORATION_TYPES.values()),
+        "description": "委託 / 補助 / 共催 / 後援 / その他, or the stored code",
+    }
+    required = [key for key in properties if not PROPOSAL_LIMITS[key].optional]
+    return {**schema, "properties": properties, "required": required, "additionalProperties": False}
+
+
+def proposal_schemas() -> dict[str, Any]:
+    """The components ProposalCreate (the create body) and Proposal (what is
+    shown), with the enums they refer to, from the models' JSON schema."""
+    create = ProposalCreate.model_json_schema(ref_template=_REF_TEMPLATE)
+    public = ProposalPublic.model_json_schema(mode="serialization", ref_template=_REF_TEMPLATE)
+    definitions = {**create.pop("$defs", {}), **public.pop("$defs", {})}
+    schemas = {"ProposalCreate": _create_body(create), "Proposal": public}
+    used = json.dumps(schemas)
+    schemas.update({name: d for name, d in definitions.items() if f'"{_REF_TEMPLATE.format(model=name)}"' in used})
+    return _openapi30(schemas)
 
 
 SCHEMAS: dict[str, Any] = {
@@ -41,27 +98,6 @@ SCHEMAS: dict[str, Any] = {
             "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
         },
     },
-    "ProposalCreate": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["organization", "representative", "email", "title", "body", "expected_effect",
-                     "collaboration_type"],
-        "properties": {
-            "organization": _text("organization"),
-            "representative": _text("representative"),
-            "email": {"type": "string", "format": "email", "maxLength": MAX_LENGTHS["email"]},
-            "phone": _nullable({"type": "string", "maxLength": MAX_LENGTHS["phone"]}),
-            "title": _text("title"),
-            "body": _text("body"),
-            "expected_effect": _text("expected_effect"),
-            "collaboration_type": {
-                "type": "string",
-                "enum": list(COLLABORATION_TYPES) + list(COLLABORATION_TYPES.values()),
-                "description": "委託 / 補助 / 共催 / 後援 / その他, or the stored code",
-            },
-            "budget_thousand_yen": _nullable({"type": "integer", "minimum": 0, "maximum": MAX_BUDGET}),
-        },
-    },
     "ProposalReceipt": {
         "type": "object",
         "required": ["id", "receipt_number", "status", "status_url"],
@@ -70,27 +106,6 @@ SCHEMAS: dict[str, Any] = {
             "receipt_number": {"type": "string"},
             "status": {"type": "string"},
             "status_url": {"type": "string", "format": "uri"},
-        },
-    },
-    "Proposal": {
-        "type": "object",
-        "required": ["id", "receipt_number", "status", "title", "body", "created_at", "updated_at"],
-        "properties": {
-            "id": _ID,
-            "receipt_number": _nullable({"type": "string"}),
-            "status": {"type": "string", "enum": ["received", "reviewing", "matched", "declined"]},
-            "status_label": {"type": "string"},
-            "organization": {"type": "string"},
-            "representative": {"type": "string"},
-            "email": {"type": "string"},
-            "phone": _nullable({"type": "string"}),
-            "title": {"type": "string"},
-            "body": {"type": "string"},
-            "expected_effect": {"type": "string"},
-            "collaboration_type": {"type": "string"},
-            "budget_thousand_yen": _nullable({"type": "integer"}),
-            "created_at": _TIME,
-            "updated_at": _TIME,
         },
     },
     "ProposalPage": {
@@ -246,9 +261,10 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "RunList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Run")}}},
+    **proposal_schemas(),
 }
 
-_AUTH = [{"bearer": []}]
+_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 _UNAUTHORIZED = {"401": _error("missing, unknown or revoked token"), "403": _error("token's user deactivated")}
 _PROPOSAL_ID = {"name": "proposal_id", "in": "path", "required": True, "schema": _ID}
 _PAGING = [

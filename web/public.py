@@ -21,10 +21,10 @@ from flask import (
 from sqlmodel import Session
 
 from models.labels import LABELS, ProposalStatus
-from models.matching import is_semantic, suggest_online
 from models.proposals import create_proposal, get_proposal, get_proposal_by_token
-from models.tables import Proposal, ProposalCreate
-from web.db import get_engine, get_session
+from models.tables import PROPOSAL_LIMITS, Proposal, ProposalCreate
+from office.service import MatchingService
+from web.db import get_engine, get_matching, get_session
 from web.forms import ProposalForm
 from web.ratelimit import submit_limit
 
@@ -43,18 +43,14 @@ class Submitted:
 
 
 def submit_proposal(
-    *, db: Session, data: dict[str, object], index_path: str, top_k: int, mode: str = "lexical",
-    lexical_only: bool = False,
+    *, db: Session, data: dict[str, object], matching: MatchingService, lexical_only: bool = False,
 ) -> Submitted:
     """Store a validated proposal and its first suggestions at once
-    (``lexical_only``: see :func:`models.matching.suggest_online`)."""
+    (``lexical_only``: see :func:`office.online.suggest_online`)."""
     proposal, token = create_proposal(session=db, proposal_in=ProposalCreate.model_validate(data))
     assert proposal.id is not None
     try:
-        suggest_online(
-            session=db, proposal_ids=[proposal.id], index_path=index_path, top_k=top_k, mode=mode,
-            lexical_only=lexical_only,
-        )
+        matching.suggest_online(session=db, proposal_ids=[proposal.id], lexical_only=lexical_only)
     except LookupError:
         # No active programs yet: the proposal is kept; the next rematch matches it.
         db.rollback()
@@ -71,15 +67,13 @@ def submit(data: dict[str, object]) -> Submitted:
     as soon as the response has been sent, in the same worker. If that
     second step fails, the TF-IDF suggestions stay until the nightly rematch.
     """
-    config = current_app.config
-    deferred = is_semantic(config["MATCH_MODE"])
-    submitted = submit_proposal(
-        db=get_session(), data=data, index_path=config["INDEX_PATH"], top_k=config["TOP_K"],
-        mode=config["MATCH_MODE"], lexical_only=deferred,
-    )
+    matching = get_matching()
+    deferred = matching.is_semantic
+    submitted = submit_proposal(db=get_session(), data=data, matching=matching, lexical_only=deferred)
     if deferred:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         proposal_id = submitted.proposal.id
+        assert proposal_id is not None
 
         @after_this_request
         def _then_semantic(response: Response) -> Response:
@@ -91,13 +85,9 @@ def submit(data: dict[str, object]) -> Submitted:
 
 def _suggest_semantic(app: Flask, proposal_id: int) -> None:
     """The fused suggestions of a proposal just submitted (after the response)."""
-    config = app.config
     with app.app_context(), Session(get_engine(app), expire_on_commit=False) as db:
         try:
-            suggest_online(
-                session=db, proposal_ids=[proposal_id], index_path=config["INDEX_PATH"],
-                top_k=config["TOP_K"], mode=config["MATCH_MODE"],
-            )
+            get_matching(app).suggest_online(session=db, proposal_ids=[proposal_id])
         except Exception:  # the TF-IDF suggestions stay; the rematch redoes it
             db.rollback()
             app.logger.exception("semantic suggestions for proposal %s failed; TF-IDF ones kept", proposal_id)
@@ -149,7 +139,9 @@ def receipt():  # type: ignore[no-untyped-def]
     proposal = get_proposal(session=get_session(), proposal_id=int(shown["id"]))
     if proposal is None:
         abort(404)
-    return render_template("receipt.html", proposal=proposal, status_url=status_url(shown["token"]))
+    return render_template(
+        "receipt.html", proposal=proposal, status_url=status_url(shown["token"]), rules=PROPOSAL_LIMITS
+    )
 
 
 @bp.route("/status/<token>")

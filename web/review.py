@@ -20,28 +20,17 @@ from flask import (
 )
 from flask_login import current_user
 
+from models.dashboard import audit_actions, audit_page
+from models.dashboard import dashboard as dashboard_counts
 from models.export import pairing_rows, pairings_csv
 from models.labels import LABELS, ProposalStatus
-from models.proposals import set_status
-from models.review import (
-    SORTS,
-    QueueFilters,
-    audit_actions,
-    audit_page,
-    decide,
-    departments,
-    proposal_view,
-    review_queue,
-    search_programs,
-    sync_status,
-    undo_last,
-)
-from models.review import (
-    dashboard as dashboard_counts,
-)
+from models.queue import SORTS, QueueFilters, review_queue
+from models.review import departments, proposal_view, search_programs
 from models.tables import Proposal
+from office import commands
+from office.commands import Actor, StatusConflict
 from web.auth import login_manager
-from web.db import get_session
+from web.db import get_matching, get_session
 from web.forms import VERDICTS, DecisionForm, PairForm, StatusForm, UndoForm
 
 bp = Blueprint("review", __name__)
@@ -54,13 +43,15 @@ def _require_login() -> Any:
     return None
 
 
-def _actor() -> tuple[int, str]:
-    return int(current_user.id), current_user.username
+def _actor() -> Actor:
+    return Actor(name=current_user.username, user_id=int(current_user.id))
 
 
 def parse_filters(args: Any) -> tuple[QueueFilters, list[str]]:
     """The queue's filters from the query string, and a message per bad value."""
     errors: list[str] = []
+
+    low, high = get_matching().comparable_scale
 
     def score(name: str, label: str) -> float | None:
         raw = (args.get(name) or "").strip()
@@ -69,9 +60,9 @@ def parse_filters(args: Any) -> tuple[QueueFilters, list[str]]:
         try:
             value = float(raw)
         except ValueError:
-            value = -1.0
-        if not 0.0 <= value <= 1.0:
-            errors.append(f"{label}は0から1の数で指定してください。")
+            value = float("nan")
+        if not low <= value <= high:
+            errors.append(f"{label}は{low:g}から{high:g}の数で指定してください。")
             return None
         return value
 
@@ -175,11 +166,10 @@ def decide_view(proposal_id: int):  # type: ignore[no-untyped-def]
     if not form.validate_on_submit() or not form.program_id.data.isdigit():
         flash("判断を記録できませんでした：" + " ".join(_errors(form)), "error")
         return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
-    user_id, actor = _actor()
     try:
-        decide(
+        commands.decide(
             session=get_session(), proposal=proposal, program_id=int(form.program_id.data),
-            verdict=form.verdict.data, note=form.note.data or "", user_id=user_id, actor=actor,
+            verdict=form.verdict.data, note=form.note.data or "", actor=_actor(),
         )
     except LookupError:
         abort(404)
@@ -198,12 +188,11 @@ def pair(proposal_id: int):  # type: ignore[no-untyped-def]
     form = PairForm()
     if not form.validate_on_submit():
         return _render_proposal(proposal_id, 400, form)
-    user_id, actor = _actor()
     raw = form.program_id.data
     try:
-        decide(
+        commands.pair(
             session=get_session(), proposal=proposal, program_id=int(raw) if raw.isdigit() else -1,
-            verdict="accepted", note=form.note.data or "手動で組み合わせ", user_id=user_id, actor=actor,
+            note=form.note.data or "", actor=_actor(),
         )
     except LookupError:
         form.program_id.errors = ["その事業IDの事業はありません。"]
@@ -218,8 +207,7 @@ def undo(proposal_id: int):  # type: ignore[no-untyped-def]
     proposal = _proposal_or_404(proposal_id)
     if not UndoForm().validate_on_submit():
         abort(400)
-    user_id, actor = _actor()
-    undone = undo_last(session=get_session(), proposal=proposal, user_id=user_id, actor=actor)
+    undone = commands.undo(session=get_session(), proposal=proposal, actor=_actor())
     flash("直前の判断を取り消しました。" if undone else "取り消す判断がありません。", "info")
     return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
 
@@ -232,12 +220,13 @@ def change_status(proposal_id: int):  # type: ignore[no-untyped-def]
     if not form.validate_on_submit():
         flash("状況を変更できませんでした。", "error")
         return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
-    db = get_session()
-    _, actor = _actor()
-    set_status(session=db, proposal=proposal, status=ProposalStatus(form.status.data), actor=actor)
-    if form.status.data != ProposalStatus.DECLINED.value:
-        sync_status(session=db, proposal=proposal, actor=actor)
-    flash(f"状況を「{LABELS[ProposalStatus(proposal.status)]}」にしました。", "info")
+    try:
+        change = commands.set_status(session=get_session(), proposal=proposal, status=form.status.data, actor=_actor())
+    except StatusConflict as exc:
+        flash(f"状況を変更できませんでした：{exc}", "error")
+        return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
+    label = LABELS[ProposalStatus(change.status_to)]
+    flash(f"状況を「{label}」にしました。" if change.status_changed else f"状況は「{label}」のままです。", "info")
     return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
 
 

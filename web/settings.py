@@ -41,6 +41,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Key that signs session cookies and CSRF tokens. Default: generated on first "
         "start and kept in the instance folder (file secret_key).",
     ),
+    Setting(
+        "INDEX_PATH",
+        None,
+        "Folder of the fitted indexes (one per published rematch run; the semantic layer's "
+        "vectors stay in the database). Default: index in the instance folder.",
+    ),
     Setting("SUBMIT_RATE_LIMIT", "10/minute", "Public proposal submissions allowed per client address, as N/second|minute|hour|day."),
     Setting("TOP_K", 5, "Suggestions stored per proposal.", int),
     Setting("TARGET_NEW_PROJECTS", 15, "Target of new 協働事業 per fiscal year shown on the dashboard (地域再生計画: 15).", int),

@@ -1,0 +1,227 @@
+"""Counting, weighting and normalising, apart (as scikit-learn's
+CountVectorizer / TfidfTransformer, or bm25s's scorers).
+
+Small pure functions that :class:`matcher.index.ProgramIndex` composes:
+
+* counting: :func:`count_terms`, :func:`sorted_vocabulary`, :func:`rows_to_csr`;
+* term frequency: :func:`tf_value`, :func:`term_frequency` (raw or sublinear);
+* field weighting: :func:`weighted_fields`, :func:`dominant_field`;
+* document frequency and IDF: :func:`document_frequency`,
+  :func:`add_document_frequency`, :func:`idf`, :func:`unseen_idf`,
+  :func:`scale_features`;
+* normalising: :func:`l2_normalize`, :func:`query_row`.
+
+Another scorer (BM25, say) is one more term-frequency function and a
+parameter choosing it; nothing else changes. Each function computes exactly
+what the index computed before it was split out, operation for operation,
+so scores are equal to the last bit.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize as _sk_normalize
+
+# -- counting ------------------------------------------------------------------
+
+
+def count_terms(tokens: Iterable[str], stop: frozenset[str]) -> dict[str, int]:
+    """Occurrences of each token not in ``stop``, in first-seen order.
+
+    >>> count_terms(["防災", "講座", "防災", "支援"], frozenset({"支援"}))
+    {'防災': 2, '講座': 1}
+    """
+    # Interned: the counts of 10,000s of proposals then share one string per
+    # term instead of holding a copy per proposal.
+    counts: dict[str, int] = {}
+    for token in tokens:
+        if token not in stop:
+            token = sys.intern(token)
+            counts[token] = counts.get(token, 0) + 1
+    return counts
+
+
+def sorted_vocabulary(rows: Iterable[Mapping[str, object]]) -> dict[str, int]:
+    """Column of each term of ``rows``, in sorted term order: feature order
+    must not depend on dict history, so two fits on the same corpus give
+    identical arrays (and feature index order is term order).
+
+    >>> sorted_vocabulary([{"b": 1, "a": 2}, {"c": 1, "a": 1}])
+    {'a': 0, 'b': 1, 'c': 2}
+    """
+    terms: set[str] = set()
+    for row in rows:
+        terms.update(row)
+    return {t: i for i, t in enumerate(sorted(terms))}
+
+
+def rows_to_csr(rows: Sequence[Mapping[str, float]], vocabulary: Mapping[str, int]) -> sp.csr_matrix:
+    """A CSR matrix (one row per mapping, float64, sorted indices); terms
+    outside ``vocabulary`` are left out."""
+    indptr = [0]
+    indices: list[int] = []
+    data: list[float] = []
+    for row in rows:
+        for term, value in row.items():
+            if term in vocabulary:
+                indices.append(vocabulary[term])
+                data.append(value)
+        indptr.append(len(indices))
+    matrix = sp.csr_matrix(
+        (np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int32), indptr),
+        shape=(len(rows), len(vocabulary)),
+    )
+    matrix.sort_indices()
+    return matrix
+
+
+# -- term frequency --------------------------------------------------------------
+
+
+def tf_value(count: float, *, sublinear: bool) -> float:
+    """One term frequency: ``1 + ln(count)`` when sublinear (for counts of at
+    least 1; a smaller weighted count, e.g. a title term at weight 0.5, stays
+    as it is), else the count.
+
+    >>> tf_value(1, sublinear=True), tf_value(0.5, sublinear=True), tf_value(3, sublinear=False)
+    (1.0, 0.5, 3.0)
+    """
+    if sublinear and count >= 1:
+        return 1.0 + math.log(count)
+    return float(count)
+
+
+def term_frequency(counts: Mapping[str, float], *, sublinear: bool) -> dict[str, float]:
+    """:func:`tf_value` of each count."""
+    return {t: tf_value(c, sublinear=sublinear) for t, c in counts.items()}
+
+
+# -- field weighting -------------------------------------------------------------
+
+
+def weighted_fields(
+    field_tf: Mapping[str, sp.csr_matrix], weights: Mapping[str, float], shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """The weighted sum of per-field term-frequency matrices, fields in the
+    order of ``weights`` (a field of weight 0 adds nothing)."""
+    total = sp.csr_matrix(shape, dtype=np.float64)
+    for field, weight in weights.items():
+        if weight:
+            total = total + weight * field_tf[field]
+    return total
+
+
+def dominant_field(
+    matrix: sp.csr_matrix, field_tf: Mapping[str, sp.csr_matrix], weights: Mapping[str, float]
+) -> np.ndarray:
+    """For each stored value of ``matrix`` (CSR, sorted indices), the position
+    in ``weights`` of the field that gives that term most of its weight in
+    that row (int8)."""
+    coo = matrix.tocoo()
+    rows, cols = coo.row, coo.col
+    per_field = np.vstack(
+        [weight * np.asarray(field_tf[field][rows, cols]).ravel() for field, weight in weights.items()]
+    )
+    # tocoo() of a CSR matrix with sorted indices keeps the CSR data order.
+    return np.argmax(per_field, axis=0).astype(np.int8)
+
+
+# -- document frequency and IDF -------------------------------------------------
+
+
+def document_frequency(tf: sp.spmatrix) -> np.ndarray:
+    """Rows in which each column is positive (float64)."""
+    return np.asarray((tf > 0).sum(axis=0)).ravel().astype(np.float64)
+
+
+def add_document_frequency(
+    df: np.ndarray, documents: Iterable[Mapping[str, object] | None], vocabulary: Mapping[str, int]
+) -> int:
+    """Count ``documents`` (term mappings; None is skipped) into ``df`` in
+    place, for the terms of ``vocabulary``; returns how many were counted."""
+    n = 0
+    for terms in documents:
+        if terms is not None:
+            for term in terms:
+                j = vocabulary.get(term)
+                if j is not None:
+                    df[j] += 1
+            n += 1
+    return n
+
+
+def idf(df: np.ndarray, n_docs: float, *, smooth: bool = True) -> np.ndarray:
+    """Inverse document frequency as TfidfTransformer: smooth
+    ``ln((1 + n) / (1 + df)) + 1`` (as if one more document held every term),
+    or ``ln(n / df) + 1``.
+
+    >>> idf(np.array([1.0, 3.0]), 3.0).round(4).tolist()
+    [1.6931, 1.0]
+    """
+    if smooth:
+        return np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+    return np.log(n_docs / df) + 1.0
+
+
+def unseen_idf(n_docs: float) -> float:
+    """The smooth IDF of a term no document holds (df = 0): what a proposal's
+    words outside the vocabulary weigh in its norm."""
+    return float(math.log(1.0 + n_docs) + 1.0)
+
+
+def scale_features(
+    weights: np.ndarray, vocabulary: Mapping[str, int], prefix: str, factor: float
+) -> np.ndarray:
+    """``weights`` with the columns of the terms starting with ``prefix``
+    multiplied by ``factor`` (in place; also returned)."""
+    columns = [j for term, j in vocabulary.items() if term.startswith(prefix)]
+    if columns:
+        weights[np.asarray(columns, dtype=np.int64)] *= factor
+    return weights
+
+
+# -- normalising ----------------------------------------------------------------
+
+
+def l2_normalize(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """Rows scaled to unit L2 norm (an all-zero row stays zero), sorted indices."""
+    out = _sk_normalize(sp.csr_matrix(matrix), norm="l2")
+    out.sort_indices()
+    return out
+
+
+def query_row(
+    counts: Mapping[str, float],
+    vocabulary: Mapping[str, int],
+    weights: np.ndarray,
+    *,
+    sublinear: bool,
+    unseen: float,
+    unseen_scale: Callable[[str], float],
+) -> tuple[list[int], list[float]]:
+    """One L2-normalized TF-IDF row of weighted ``counts``: the sorted columns
+    and their values.
+
+    A term outside ``vocabulary`` still counts in the norm, at ``unseen ×
+    unseen_scale(term)``: a text about something else should score low, not
+    be judged on the few words it happens to share.
+    """
+    row: dict[int, float] = {}
+    norm_sq = 0.0
+    for term, count in counts.items():
+        tf = tf_value(count, sublinear=sublinear)
+        j = vocabulary.get(term)
+        if j is None:
+            norm_sq += (tf * unseen * unseen_scale(term)) ** 2
+        else:
+            w = tf * float(weights[j])
+            row[j] = w
+            norm_sq += w * w
+    norm = math.sqrt(norm_sq) or 1.0
+    columns = sorted(row)
+    return columns, [row[j] / norm for j in columns]

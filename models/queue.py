@@ -1,0 +1,216 @@
+"""The review queue: one page of proposals with their top suggestions, current
+decisions and match outcome, filtered and sorted.
+
+A fixed number of queries whatever the number of rows (no N+1): the page's
+proposals first, then their suggestions, outcomes, programs and decisions in
+one ``IN`` query each. No Flask here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, case, exists, func, or_
+from sqlmodel import Session, col, select
+
+from models.decisions import by_proposal, current_decisions
+from models.pages import Page, clamp_page, like
+from models.review import programs_by_id
+from models.suggestions import (
+    COMPARABLE_SCORE,
+    comparable_score,
+    latest_run,
+    outcomes_for,
+    suggestions_for,
+    visible,
+)
+from models.tables import Decision, MatchOutcome, MatchRun, Program, Proposal, Suggestion
+
+SORTS = ("newest", "oldest", "score", "title")
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """What the queue's filter form asks for; None means no filter."""
+
+    status: str | None = None
+    department: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    new_only: bool = False
+    reviewed: bool | None = None
+    q: str | None = None
+    sort: str = "newest"
+
+    def reads_best(self) -> bool:
+        """Whether a filter reads the best-score aggregate (the count must join it)."""
+        return self.min_score is not None or self.max_score is not None or self.new_only
+
+    def joins_best(self) -> bool:
+        """Whether the page's query must join the best-score aggregate."""
+        return self.reads_best() or self.sort == "score"
+
+
+@dataclass
+class QueueRow:
+    proposal: Proposal
+    best_score: float | None
+    suggestions: list[Suggestion]
+    decided: dict[int, Decision]  # program id → current standing decision
+    is_new: bool
+    outcome: MatchOutcome | None = None
+
+
+@dataclass
+class QueueResult:
+    page: Page
+    programs: dict[int, Program]
+    last_run: MatchRun | None
+
+
+def _best_scores(run_id: int) -> Any:
+    """Subquery: proposal_id, best visible score, whether any visible pair is new.
+
+    Two plain aggregates, the latest run's rows (by the run index) and the
+    online rows, the online one winning for its proposal as in
+    :func:`models.suggestions.visible`: the same figures as aggregating
+    ``visible()``, without its OR and correlated EXISTS on every row.
+    """
+
+    def aggregate(*where: Any) -> Any:
+        return (
+            select(
+                col(Suggestion.proposal_id).label("proposal_id"),
+                func.max(COMPARABLE_SCORE).label("best"),
+                func.max(func.cast(col(Suggestion.is_new), Integer)).label("any_new"),
+            )
+            .where(*where)
+            .group_by(col(Suggestion.proposal_id))
+            .subquery()
+        )
+
+    batch = aggregate(col(Suggestion.match_run_id) == run_id)
+    online = aggregate(col(Suggestion.match_run_id).is_(None), col(Suggestion.online_after_run_id) >= run_id)
+    has_online = online.c.proposal_id.is_not(None)
+    return (
+        select(
+            col(Proposal.id).label("proposal_id"),
+            case((has_online, online.c.best), else_=batch.c.best).label("best"),
+            case((has_online, online.c.any_new), else_=batch.c.any_new).label("any_new"),
+        )
+        .outerjoin(batch, batch.c.proposal_id == col(Proposal.id))
+        .outerjoin(online, online.c.proposal_id == col(Proposal.id))
+        .where(or_(batch.c.proposal_id.is_not(None), has_online))
+        .subquery()
+    )
+
+
+def _text_condition(q: str) -> Any:
+    pattern = like(q)
+    return or_(*[column.like(pattern, escape="\\") for column in
+                 (col(Proposal.title), col(Proposal.organization), col(Proposal.receipt_number))])
+
+
+def _department_condition(department: str, run_id: int) -> Any:
+    return exists().where(
+        col(Suggestion.proposal_id) == col(Proposal.id),
+        visible(run_id),
+        col(Program.id) == col(Suggestion.program_id),
+        col(Program.department).like(like(department), escape="\\"),
+    )
+
+
+def _conditions(filters: QueueFilters, best: Any, run: MatchRun | None, run_id: int) -> list[Any]:
+    conditions: list[Any] = []
+    if filters.status:
+        conditions.append(col(Proposal.status) == filters.status)
+    if filters.min_score is not None:
+        conditions.append(best.c.best >= filters.min_score)
+    if filters.max_score is not None:
+        conditions.append(best.c.best <= filters.max_score)
+    if filters.q:
+        conditions.append(_text_condition(filters.q))
+    if filters.department:
+        conditions.append(_department_condition(filters.department, run_id))
+    if filters.reviewed is not None:
+        decided = exists().where(col(Decision.proposal_id) == col(Proposal.id))
+        conditions.append(decided if filters.reviewed else ~decided)
+    if filters.new_only and run is not None:
+        # Received since the last rematch started, or given a pair that is new in it.
+        conditions.append(or_(col(Proposal.created_at) >= run.started_at, best.c.any_new == 1))
+    return conditions
+
+
+def _order(filters: QueueFilters, best: Any) -> list[Any]:
+    if filters.sort == "oldest":
+        return [col(Proposal.id)]
+    if filters.sort == "score":
+        return [func.coalesce(best.c.best, -1.0).desc(), col(Proposal.id).desc()]
+    if filters.sort == "title":
+        return [col(Proposal.title), col(Proposal.id)]
+    return [col(Proposal.id).desc()]
+
+
+Found = list[tuple[Proposal, float | None, Any]]
+
+
+def _page_rows(session: Session, filters: QueueFilters, best: Any, conditions: list[Any],
+               window: int, size: int) -> Found:
+    """The page's proposals, with the aggregate's best score and new flag when joined."""
+    if filters.joins_best():
+        query = (
+            select(Proposal, best.c.best, best.c.any_new)
+            .outerjoin(best, best.c.proposal_id == col(Proposal.id))
+            .where(*conditions).order_by(*_order(filters, best)).offset(window).limit(size)
+        )
+        return [(p, b, n) for p, b, n in session.exec(query)]
+    plain = select(Proposal).where(*conditions).order_by(*_order(filters, best)).offset(window).limit(size)
+    return [(p, None, None) for p in session.exec(plain)]
+
+
+def _count(session: Session, filters: QueueFilters, best: Any, conditions: list[Any]) -> int:
+    base = select(col(Proposal.id)).where(*conditions)
+    if filters.reads_best():
+        base = base.outerjoin(best, best.c.proposal_id == col(Proposal.id))
+    return int(session.exec(select(func.count()).select_from(base.subquery())).one())
+
+
+def review_queue(
+    *, session: Session, filters: QueueFilters, page: int = 1, page_size: int = 25, top: int = 3
+) -> QueueResult:
+    """One page of proposals with their ``top`` suggestions, filtered and sorted."""
+    run = latest_run(session=session)
+    run_id = int(run.id) if run is not None and run.id is not None else 0
+    # The best-score aggregate reads every published suggestion: joined only
+    # when a filter or the sort needs it; otherwise the page's own suggestions
+    # (fetched anyway) give its rows' best score and new flag.
+    best = _best_scores(run_id)
+    conditions = _conditions(filters, best, run, run_id)
+    total = _count(session, filters, best, conditions)
+    page = clamp_page(page, total, page_size)
+    found = _page_rows(session, filters, best, conditions, (page - 1) * page_size, page_size)
+    rows = _queue_rows(session, found, run, top, joined=filters.joins_best())
+    ids = {s.program_id for r in rows for s in r.suggestions} | {pid for r in rows for pid in r.decided}
+    return QueueResult(page=Page(rows, page, page_size, total), programs=programs_by_id(session=session, ids=ids),
+                       last_run=run)
+
+
+def _queue_rows(session: Session, found: Found, run: MatchRun | None, top: int, *, joined: bool) -> list[QueueRow]:
+    ids = [p.id for p, _, _ in found if p.id is not None]
+    suggestions = suggestions_for(session=session, proposal_ids=ids)
+    outcomes = outcomes_for(session=session, proposal_ids=ids)
+    decisions = by_proposal(current_decisions(session=session, proposal_ids=ids, standing_only=True))
+    rows = []
+    for proposal, best, any_new in found:
+        assert proposal.id is not None
+        mine = suggestions[proposal.id]
+        if not joined:
+            best = max((comparable_score(s) for s in mine), default=None)
+            any_new = any(s.is_new for s in mine)
+        received_since = run is None or proposal.created_at >= run.started_at
+        rows.append(QueueRow(
+            proposal=proposal, best_score=best, suggestions=mine[:top], decided=decisions.get(proposal.id, {}),
+            is_new=bool(any_new) or received_since, outcome=outcomes.get(proposal.id),
+        ))
+    return rows

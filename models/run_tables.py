@@ -1,0 +1,149 @@
+"""The matcher's runs and what they write: MatchRun, Suggestion, MatchOutcome,
+the EmbeddingCache, and the BatchLock that keeps one rematch at a time.
+Re-exported by :mod:`models.tables` (import them from there)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+from models.clock import utcnow
+from models.labels import RunStatus
+
+# -- MatchRun: one nightly rematch ------------------------------------------
+
+
+class MatchRunBase(SQLModel):
+    # Shared fields: what a run reports.
+    status: str = Field(default=RunStatus.RUNNING.value, max_length=20, index=True)
+    n_proposals: int = 0
+    n_programs: int = 0
+    n_suggestions: int = 0
+    n_new: int = 0
+    duration_seconds: float | None = None
+    fingerprint: str = Field(default="", max_length=64)  # corpus + parameters of the index
+    mode: str | None = Field(default=None, max_length=20)  # lexical or semantic: what ran
+    error: str | None = Field(default=None, sa_type=Text)
+
+
+class MatchRun(MatchRunBase, table=True):
+    # The stored row; ``host``/``pid`` say who runs it (stale detection).
+    __tablename__ = "match_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    host: str = Field(default="", max_length=255)
+    pid: int | None = None
+    top_k: int = 5
+
+
+class MatchRunPublic(MatchRunBase):
+    # What the console shows.
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+# -- Suggestion: a ranked program for a proposal ----------------------------
+
+
+class SuggestionBase(SQLModel):
+    # Shared fields: one ranked pair and its reasons.
+    proposal_id: int = Field(foreign_key="proposal.id", ondelete="CASCADE")
+    program_id: int = Field(foreign_key="program.id", ondelete="CASCADE")
+    score: float
+    rank: int
+    # [[term, weight, field], ...]: the shared terms, their weights add up to score.
+    terms: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    is_new: bool = False  # pair absent from the previously published suggestions
+    kept_by_decision: bool = False  # accepted pair kept although out of the top-k
+    # Semantic mode only (None in lexical mode): score is then the fused score.
+    lexical_score: float | None = None  # TF-IDF cosine, the sum of the terms' weights
+    semantic_score: float | None = None  # e5 cosine
+    # "semantic": placed by the embedding; "exemplar": by its likeness to a proposal accepted for the program
+    carried_by: str | None = Field(default=None, max_length=20)
+    # The nearest proposal already accepted for the program, and its e5 cosine
+    # with this one. A plain id, no foreign key: an explanation, not a relation.
+    exemplar_proposal_id: int | None = None
+    exemplar_score: float | None = None
+
+
+class Suggestion(SuggestionBase, table=True):
+    # The stored row. A batch row has ``match_run_id``; an online row has none
+    # and ``online_after_run_id`` = the newest run id when it was made.
+    __table_args__ = (
+        # Covers the queue's best-score aggregate (models.review._best_scores:
+        # per run, per proposal, max of coalesce(lexical_score, score), max of
+        # is_new), so sorting the queue by score reads the index, not the rows.
+        Index("ix_suggestion_run_proposal_scores", "match_run_id", "proposal_id", "lexical_score", "score", "is_new"),
+        Index("ix_suggestion_proposal", "proposal_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    match_run_id: int | None = Field(default=None, foreign_key="match_run.id", ondelete="CASCADE")
+    online_after_run_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SuggestionPublic(SuggestionBase):
+    # What the review screen shows.
+    id: int
+    match_run_id: int | None
+
+
+# -- EmbeddingCache: e5 vectors by text fingerprint and model version -------
+
+
+class EmbeddingCache(SQLModel, table=True):
+    # One vector per (text fingerprint, model version): the rematch embeds only
+    # texts not found here. ``vector`` is float32 bytes (384 values).
+    __tablename__ = "embedding_cache"
+
+    fingerprint: str = Field(primary_key=True, max_length=64)  # matcher.semantic.text_fingerprint
+    model_version: str = Field(primary_key=True, max_length=100)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- BatchLock: one row per batch job, the lock that works on both backends ----
+
+
+class BatchLock(SQLModel, table=True):
+    # Taken by an atomic UPDATE ... WHERE holder IS NULL OR heartbeat is stale.
+    __tablename__ = "batch_lock"
+
+    name: str = Field(primary_key=True, max_length=50)
+    holder: str | None = Field(default=None, max_length=100)
+    host: str = Field(default="", max_length=255)
+    pid: int | None = None
+    acquired_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+
+# -- MatchOutcome: what the matcher concluded for one proposal ----------------
+
+
+class MatchOutcome(SQLModel, table=True):
+    # One row per proposal and run (or online, as for suggestions, with the same
+    # publication rule: models.suggestions.visible): the best scores over all
+    # programs that the matcher's no_match rule read, and its verdict. Stored
+    # so that pages show what the matcher computed instead of re-deriving it.
+    __tablename__ = "match_outcome"
+    __table_args__ = (
+        Index("ix_match_outcome_run_proposal", "match_run_id", "proposal_id"),
+        Index("ix_match_outcome_proposal", "proposal_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposal_id: int = Field(foreign_key="proposal.id", ondelete="CASCADE")
+    match_run_id: int | None = Field(default=None, foreign_key="match_run.id", ondelete="CASCADE")
+    online_after_run_id: int | None = None
+    best_lexical: float | None = None  # TF-IDF cosine of the best program
+    best_semantic: float | None = None  # e5 cosine of the best program (semantic mode)
+    best_exemplar: float | None = None  # e5 cosine of the nearest accepted proposal
+    no_match: bool = False  # 該当なしの可能性: no program is a credible partner
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,129 @@
+"""The coordinator's commands (office.commands) on SQLite and PostgreSQL: one
+transaction, one event and at most one status change per command, each
+returning what it changed."""
+
+from __future__ import annotations
+
+import pytest
+from factories import create_random_proposal, program_by_external_id
+from sqlalchemy import event
+from sqlmodel import func, select
+
+from models.tables import AuditEvent, Decision, Proposal
+from office import commands
+from office.commands import Actor, StatusConflict
+
+COORDINATOR = Actor(name="支援室 山田")
+
+
+@pytest.fixture
+def commits(session):
+    """How many times the session commits (a command must commit once)."""
+    counter = {"n": 0}
+
+    def count(_session):
+        counter["n"] += 1
+
+    event.listen(session, "after_commit", count)
+    yield counter
+    event.remove(session, "after_commit", count)
+
+
+def events(session) -> list[AuditEvent]:
+    """The events of the proposals' lifecycle (not the seeding of the catalogue)."""
+    session.expire_all()
+    query = select(AuditEvent).where(AuditEvent.action != "programs.import").order_by(AuditEvent.id)
+    return list(session.exec(query))
+
+
+def test_decide_commits_once_with_one_event_and_the_status_change(session, commits):
+    proposal = create_random_proposal(session)
+    program = program_by_external_id(session, "H20-01")
+    commits["n"] = 0
+    change = commands.decide(session=session, proposal=proposal, program_id=program.id, verdict="accepted",
+                             note="採用", actor=COORDINATOR)
+    assert commits["n"] == 1
+    assert (change.status_from, change.status_to, change.status_changed) == ("received", "matched", True)
+    assert [d.verdict for d in change.decisions] == ["accepted"] and change.decisions[0].decided_by == "支援室 山田"
+    [only] = events(session)
+    assert only.id == change.event.id and only.action == "decision"
+    assert only.detail == {"proposal_id": proposal.id, "program_id": program.id, "verdict": "accepted",
+                           "status": {"from": "received", "to": "matched"}}
+    assert session.get(Proposal, proposal.id).status == "matched"
+
+
+def test_a_second_decision_moves_no_status_and_says_so(session):
+    proposal = create_random_proposal(session)
+    first, second = program_by_external_id(session, "H20-01"), program_by_external_id(session, "H20-02")
+    commands.decide(session=session, proposal=proposal, program_id=first.id, verdict="rejected")
+    change = commands.decide(session=session, proposal=proposal, program_id=second.id, verdict="deferred")
+    assert (change.status_from, change.status_to, change.status_changed) == ("reviewing", "reviewing", False)
+    assert "status" not in events(session)[-1].detail
+
+
+def test_unknown_program_or_verdict_writes_nothing(session):
+    proposal = create_random_proposal(session)
+    with pytest.raises(LookupError):
+        commands.decide(session=session, proposal=proposal, program_id=999_999, verdict="accepted")
+    with pytest.raises(ValueError, match="verdict"):
+        commands.decide(session=session, proposal=proposal, program_id=program_by_external_id(session, "H20-01").id,
+                        verdict="withdrawn")
+    session.rollback()
+    assert session.exec(select(func.count()).select_from(Decision)).one() == 0
+    assert events(session) == []
+
+
+def test_pair_by_hand_is_an_accept_with_its_note(session):
+    proposal = create_random_proposal(session)
+    program = program_by_external_id(session, "KN-532-1")
+    change = commands.pair(session=session, proposal=proposal, program_id=program.id, actor=COORDINATOR)
+    assert change.decisions[0].verdict == "accepted" and change.decisions[0].note == commands.PAIRED_BY_HAND
+    assert events(session)[-1].detail["by_hand"] is True and change.status_to == "matched"
+
+
+def test_undo_is_one_event_and_one_status_change(session, commits):
+    proposal = create_random_proposal(session)
+    program = program_by_external_id(session, "H20-01")
+    commands.decide(session=session, proposal=proposal, program_id=program.id, verdict="accepted")
+    commits["n"] = 0
+    change = commands.undo(session=session, proposal=proposal, actor=COORDINATOR)
+    assert commits["n"] == 1
+    assert change.decisions[0].verdict == "withdrawn"
+    assert (change.status_from, change.status_to) == ("matched", "reviewing")
+    undo_events = [e for e in events(session) if e.action != "decision"]
+    assert [e.action for e in undo_events] == ["decision.undo"]
+    assert undo_events[0].detail["undone"] == "accepted" and undo_events[0].detail["restored"] == "withdrawn"
+    assert commands.undo(session=session, proposal=create_random_proposal(session, "環境")) is None
+
+
+def test_declining_the_proposal_is_one_status_event(session, commits):
+    proposal = create_random_proposal(session)
+    commits["n"] = 0
+    change = commands.set_status(session=session, proposal=proposal, status="declined", actor=COORDINATOR)
+    assert commits["n"] == 1 and change.status_to == "declined"
+    [only] = events(session)
+    assert only.action == "proposal.status" and only.detail == {"from": "received", "to": "declined"}
+    # Asking for the status it already has changes nothing and writes nothing.
+    again = commands.set_status(session=session, proposal=proposal, status="declined")
+    assert not again.status_changed and again.event is None and len(events(session)) == 1
+
+
+def test_a_status_the_decisions_contradict_is_refused(session):
+    proposal = create_random_proposal(session)
+    with pytest.raises(StatusConflict, match="マッチ成立"):
+        commands.set_status(session=session, proposal=proposal, status="matched")
+    commands.decide(session=session, proposal=proposal, program_id=program_by_external_id(session, "H20-01").id,
+                    verdict="accepted")
+    with pytest.raises(StatusConflict, match="採用を取り消して"):
+        commands.set_status(session=session, proposal=proposal, status="reviewing")
+    session.rollback()
+    assert session.get(Proposal, proposal.id).status == "matched"
+    assert [e.action for e in events(session)] == ["decision"]
+
+
+def test_accept_after_decline_reopens_as_matched(session):
+    proposal = create_random_proposal(session)
+    commands.set_status(session=session, proposal=proposal, status="declined")
+    change = commands.decide(session=session, proposal=proposal, program_id=program_by_external_id(session, "H20-01").id,
+                             verdict="accepted")
+    assert (change.status_from, change.status_to) == ("declined", "matched")
