@@ -15,7 +15,16 @@ def utcnow() -> datetime:
 
 def as_utc(moment: datetime) -> datetime:
     """A stored time as aware UTC: SQLite gives naive UTC back, PostgreSQL aware."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with Z, as the API and the JSON exports write times.
+
+    >>> iso_utc(datetime(2026, 4, 1, 9, 0, tzinfo=JST))
+    '2026-04-01T00:00:00Z'
+    """
+    return as_utc(moment).replace(tzinfo=None).isoformat() + "Z"
 
 
 def to_jst(moment: datetime) -> datetime:

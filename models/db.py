@@ -65,6 +65,7 @@ def seed_bundled_programs(*, session: Session) -> int:
 
     records = load_programs(BUNDLED_PROGRAMS, fiscal_year=BUNDLED_FISCAL_YEAR)
     report = import_programs(session=session, records=records, source_file="bundled:programs.csv")
+    session.commit()  # first-use setup, not a coordinator's change: no command of its own
     return report.added
 
 

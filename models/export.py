@@ -7,10 +7,11 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 
 from sqlmodel import Session, select
 
+from models.clock import iso_utc, to_jst
 from models.labels import LABELS, Verdict
 from models.tables import Decision, Program, Proposal
 
@@ -32,7 +33,6 @@ CSV_COLUMNS: tuple[tuple[str, str], ...] = (
     ("判断日時", "decided_at"),
     ("現在の判断", "is_current"),
 )
-JST = timezone(timedelta(hours=9), "JST")
 VERDICT_LABELS = {v.value: LABELS[v] for v in Verdict}
 
 
@@ -57,10 +57,7 @@ class PairingRow:
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
-        moment = self.decided_at
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-        data["decided_at"] = moment.isoformat() + "Z"
+        data["decided_at"] = iso_utc(self.decided_at)
         return data
 
 
@@ -106,8 +103,7 @@ def pairing_rows(*, session: Session, current_only: bool = False) -> list[Pairin
 
 def _cell(value: object) -> str:
     if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        value = aware.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+        value = to_jst(value).strftime("%Y-%m-%d %H:%M")
     text = "" if value is None else str(value)
     if isinstance(value, bool):
         text = "はい" if value else ""

@@ -162,7 +162,7 @@ def import_programs(
     source_file: str = "",
     actor: str = "",
 ) -> ImportReport:
-    """Upsert every record in one transaction and commit.
+    """Upsert every record and flush, with its event (the calling command commits them in one transaction).
 
     Programs of the newest fiscal year in the table are active; older years
     stay (their suggestions and decisions keep pointing at them) but inactive.
@@ -193,7 +193,6 @@ def import_programs(
             "fiscal_years": report.fiscal_years,
         },
     )
-    session.commit()
     return report
 
 
@@ -262,7 +261,7 @@ def normalize_keywords(text: str) -> str:
 
 
 def set_keywords(*, session: Session, program: Program, keywords: str, actor: str = "") -> bool:
-    """Store a program's keywords (audited) and commit; False when unchanged.
+    """Set a program's keywords with their event (the calling command commits); False when unchanged.
 
     The matcher reads them from the next rematch on: the published run's
     index stays as it was, so the suggestions shown keep their reasons.
@@ -278,7 +277,6 @@ def set_keywords(*, session: Session, program: Program, keywords: str, actor: st
         actor=actor,
         detail={"external_id": program.external_id, "before": before, "after": program.keywords},
     )
-    session.commit()
     return True
 
 
@@ -344,7 +342,6 @@ def import_keywords(
         actor=actor,
         detail={"fiscal_year": year, "updated": changed},
     )
-    session.commit()
     return report
 
 

@@ -32,12 +32,10 @@ def receipt_number(proposal_id: int, received: datetime) -> str:
     return f"{to_jst(received).year}-{proposal_id:06d}"
 
 
-def create_proposal(*, session: Session, proposal_in: ProposalCreate) -> tuple[Proposal, str]:
-    """Store a proposal and commit; returns it and its status token (shown once, kept hashed)."""
-    proposal, token = _new_proposal(session, proposal_in)
-    session.commit()
-    session.refresh(proposal)
-    return proposal, token
+def add_proposal(*, session: Session, proposal_in: ProposalCreate) -> tuple[Proposal, str]:
+    """Add a proposal and flush (the calling command commits); returns it and
+    its status token (shown once, kept hashed)."""
+    return _new_proposal(session, proposal_in)
 
 
 def _new_proposal(session: Session, proposal_in: ProposalCreate) -> tuple[Proposal, str]:
@@ -177,7 +175,8 @@ def _find_existing(session: Session, proposal_in: ProposalCreate) -> Proposal | 
 def import_proposals(
     *, session: Session, proposals_in: Iterable[ProposalCreate], source_file: str = "", actor: str = ""
 ) -> ProposalImportReport:
-    """Insert or update every record in one transaction and commit: importing twice changes nothing."""
+    """Insert or update every record and flush (the calling command commits
+    them in one transaction): importing twice changes nothing."""
     report = ProposalImportReport()
     touched: list[Proposal] = []
     for proposal_in in proposals_in:
@@ -211,5 +210,4 @@ def import_proposals(
         detail={"source_file": source_file, "added": report.added, "updated": report.updated,
                 "unchanged": report.unchanged},
     )
-    session.commit()
     return report

@@ -10,7 +10,7 @@ limits (``PROPOSAL_LIMITS``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import computed_field, field_serializer, field_validator
@@ -19,7 +19,7 @@ from sqlmodel import AutoString, Field, SQLModel
 from sqlmodel.main import SQLModelConfig
 
 from corpus.text import has_control_characters
-from models.clock import utcnow
+from models.clock import as_utc, utcnow
 from models.labels import LABELS, CollaborationType, ProposalStatus, Verdict
 
 # -- Program: one row of the city's catalogue, per fiscal year (年度) ---------
@@ -187,8 +187,7 @@ class ProposalPublic(ProposalBase):
 
     @field_serializer("created_at", "updated_at")
     def _in_utc(self, value: datetime) -> datetime:
-        # Stored times are naive UTC (aware on some drivers).
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)  # stored times are naive UTC (aware on some drivers)
 
     @field_serializer("phone")
     def _phone_or_null(self, value: str) -> str | None:

@@ -33,6 +33,9 @@ class Actor:
     user_id: int | None = None
 
 
+NOBODY = Actor()  # the default actor: a command run by no one in particular (tests, scripts)
+
+
 @dataclass
 class Change:
     """What one command changed."""
@@ -98,7 +101,7 @@ def _finish(session: Session, change: Change, *, action: str, entity: str, entit
 
 def decide(
     *, session: Session, proposal: Proposal, program_id: int, verdict: str, note: str = "",
-    actor: Actor = Actor(),
+    actor: Actor = NOBODY,
 ) -> Change:
     """採用 / 見送り / 保留 of one pair; the status follows (:func:`derived_status`).
 
@@ -109,7 +112,7 @@ def decide(
     return _record(session, proposal, program_id, verdict, note, actor, by_hand=False)
 
 
-def pair(*, session: Session, proposal: Proposal, program_id: int, note: str = "", actor: Actor = Actor()) -> Change:
+def pair(*, session: Session, proposal: Proposal, program_id: int, note: str = "", actor: Actor = NOBODY) -> Change:
     """Pair by hand with any program of the catalogue: recorded as 採用."""
     return _record(session, proposal, program_id, Verdict.ACCEPTED.value, note or PAIRED_BY_HAND, actor, by_hand=True)
 
@@ -136,7 +139,7 @@ def _record(session: Session, proposal: Proposal, program_id: int, verdict: str,
                    actor=actor, detail=detail)
 
 
-def undo(*, session: Session, proposal: Proposal, actor: Actor = Actor()) -> Change | None:
+def undo(*, session: Session, proposal: Proposal, actor: Actor = NOBODY) -> Change | None:
     """Undo the proposal's newest decision by appending the pair's previous verdict.
 
     Nothing is deleted (the history is append-only). A pair with no earlier
@@ -188,7 +191,7 @@ def status_for_request(requested: str, verdicts: Iterable[str]) -> str:
     return requested
 
 
-def set_status(*, session: Session, proposal: Proposal, status: str, actor: Actor = Actor()) -> Change:
+def set_status(*, session: Session, proposal: Proposal, status: str, actor: Actor = NOBODY) -> Change:
     """The status the submitter sees, chosen by the coordinator (see
     :func:`status_for_request`). No event when nothing changes."""
     assert proposal.id is not None

@@ -10,32 +10,14 @@ import numpy as np
 from sqlalchemy import Engine, delete, insert
 from sqlmodel import Session, col, select
 
-from matcher import ProposalText
-from matcher.semantic import (
-    DIM,
-    MODEL_VERSION,
-    Embedder,
-    FusedIndex,
-    embedding_text,
-    proposal_text,
-    text_fingerprint,
-)
+from matcher.embedder import passage_key, query_key
+from matcher.semantic import DIM, MODEL_VERSION, Embedder, FusedIndex, proposal_text
 from models.locks import rowcount_of
 from models.programs import active_program_records
 from models.tables import EmbeddingCache, utcnow
 from office.texts import all_proposal_texts
 
 IN_BATCH = 500  # keys per IN (...) query
-
-
-def query_key(model_version: str, proposal: ProposalText) -> str:
-    """The cache key of a proposal's vector."""
-    return text_fingerprint(embedding_text(proposal_text(proposal)), role="query", model_version=model_version)
-
-
-def passage_key(model_version: str, text: str) -> str:
-    """The cache key of a program text's vector."""
-    return text_fingerprint(embedding_text(text), role="passage", model_version=model_version)
 
 
 def load_embeddings(*, engine: Engine, embedder: Embedder) -> set[str]:
@@ -108,9 +90,9 @@ def _texts_to_embed(engine: Engine, model_version: str) -> list[tuple[str, str, 
     texts: list[tuple[str, str, str]] = []
     for record in records:
         text = fused.program_text(record)  # type: ignore[arg-type]  # corpus records fit ProgramLike
-        texts.append((passage_key(model_version, text), "passage", text))
+        texts.append((passage_key(text, model_version=model_version), "passage", text))
     for proposal in all_proposal_texts(engine):
-        texts.append((query_key(model_version, proposal), "query", proposal_text(proposal)))
+        texts.append((query_key(proposal, model_version=model_version), "query", proposal_text(proposal)))
     return list({key: (key, role, text) for key, role, text in texts}.values())
 
 

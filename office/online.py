@@ -11,13 +11,14 @@ from sqlalchemy import delete, insert
 from sqlmodel import Session, col
 
 from matcher import MatchIndex, ProgramMatch, ProposalText
+from matcher.embedder import query_key
 from models.clock import utcnow
 from models.db import engine_of
 from models.decisions import current_verdict_pairs
 from models.labels import Verdict
 from models.suggestions import newest_run_id, visible_pairs
 from models.tables import MatchOutcome, Suggestion
-from office.embeddings import query_key, store_embeddings
+from office.embeddings import store_embeddings
 from office.rows import DecisionContext, Row, group, outcome_row, rows_for_result
 from office.texts import proposal_texts
 
@@ -105,6 +106,6 @@ def suggest_online(
     session.commit()
     embedder = index.get_embedder()
     if embedder is not None:  # the nightly rematch then finds these texts embedded
-        keys = [query_key(embedder.model_version, p) for p in texts]
+        keys = [query_key(p, model_version=embedder.model_version) for p in texts]
         store_embeddings(engine=engine_of(session), embedder=embedder, keys=keys)
     return len(rows)

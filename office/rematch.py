@@ -18,12 +18,13 @@ from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
 from matcher import MatchIndex, ProposalText
+from matcher.embedder import query_key
 from models.clock import utcnow
 from models.labels import RunStatus
 from models.locks import DEFAULT_STALE_AFTER, acquire, is_free, rowcount_of
 from models.programs import active_program_records
 from models.tables import MatchOutcome, MatchRun, Suggestion
-from office.embeddings import load_embeddings, query_key, store_embeddings
+from office.embeddings import load_embeddings, store_embeddings
 from office.online import Chunk, decision_context, full_ranking, ranked_rows
 from office.rows import DecisionContext, Row, outcome_row, rows_for_result
 from office.texts import all_proposal_texts
@@ -208,7 +209,7 @@ class _Run:
         n_embedded = 0
         if embedder is not None:
             n_embedded = embedder.n_embedded - embedded_before
-            used = [*index.passage_keys(), *(query_key(embedder.model_version, p) for p in proposals)]
+            used = [*index.passage_keys(), *(query_key(p, model_version=embedder.model_version) for p in proposals)]
             store_embeddings(engine=self.engine, embedder=embedder, keys=[k for k in used if k not in stored])
         return RematchReport(
             self.run_id, len(proposals), len(records), self.written, self.new, time.perf_counter() - started,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from models.proposals import create_proposal
 from models.tables import Decision, Program, Proposal, ProposalCreate
 from office import commands
 from office.commands import Actor
+from office.intake import receive_proposal
 
 # Proposals written for the bundled 2008 catalogue.
 PROPOSAL_TEXTS = {
@@ -24,7 +24,7 @@ def create_random_proposal(session: Session, topic: str = "防災", **fields: ob
     title, body = PROPOSAL_TEXTS[topic]
     values: dict[str, object] = {"title": title, "body": body, "organization": f"NPO {topic}"}
     values.update(fields)
-    proposal, _ = create_proposal(session=session, proposal_in=ProposalCreate(**values))  # type: ignore[arg-type]
+    proposal, _ = receive_proposal(session=session, proposal_in=ProposalCreate(**values))  # type: ignore[arg-type]
     return proposal
 
 

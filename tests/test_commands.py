@@ -30,9 +30,10 @@ def commits(session):
 
 
 def events(session) -> list[AuditEvent]:
-    """The events of the proposals' lifecycle (not the seeding of the catalogue)."""
+    """The events of the coordinator's commands (not the seeding or the submission)."""
     session.expire_all()
-    query = select(AuditEvent).where(AuditEvent.action != "programs.import").order_by(AuditEvent.id)
+    actions = ("decision", "decision.undo", "proposal.status")
+    query = select(AuditEvent).where(AuditEvent.action.in_(actions)).order_by(AuditEvent.id)
     return list(session.exec(query))
 
 

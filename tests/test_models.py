@@ -87,7 +87,7 @@ def test_sqlite_engine_has_foreign_keys_and_wal(tmp_path):
 
 
 def test_proposal_gets_receipt_number_and_private_token(session):
-    from models.proposals import create_proposal
+    from office.intake import receive_proposal as create_proposal
 
     proposal, token = create_proposal(
         session=session,

@@ -213,7 +213,7 @@ def test_the_stored_outcome_is_the_rule_of_the_index_that_scored(semantic_app, s
 
 
 def test_proposal_page_and_api_show_the_semantic_scores(semantic_app, semantic_runner, session):
-    from web.auth import create_token, create_user
+    from office.accounts import create_token, create_user
 
     created = proposals(session)
     rematch(semantic_runner)
@@ -244,7 +244,7 @@ def test_rematch_reads_accepted_pairings_and_the_page_names_the_accepted_proposa
 ):
     from test_semantic import ACCEPTED, LIKE_ACCEPTED
 
-    from web.auth import create_token, create_user
+    from office.accounts import create_token, create_user
 
     accepted = create_random_proposal(session, "防災", title=ACCEPTED.title, body=ACCEPTED.body)
     similar = create_random_proposal(session, "防災", title=LIKE_ACCEPTED.title, body=LIKE_ACCEPTED.body)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC
 from functools import wraps
 from typing import Any, get_args
 
@@ -16,6 +15,7 @@ from sqlalchemy import func
 from sqlmodel import select
 from werkzeug.datastructures import MultiDict
 
+from models.clock import iso_utc
 from models.decisions import current_decisions, decision_history, is_standing
 from models.labels import ProposalStatus, parse_collaboration_type
 from models.review import programs_by_id, search_programs
@@ -30,8 +30,8 @@ from models.tables import (
     Suggestion,
 )
 from office import commands
+from office.accounts import token_user
 from office.commands import Actor
-from web.auth import token_user
 from web.db import get_session
 from web.errors import json_error
 from web.filters import unlikely_match
@@ -118,12 +118,8 @@ def _int_arg(name: str, default: int, lowest: int, highest: int) -> int:
 
 
 def _time(value: Any) -> str | None:
-    """ISO 8601 in UTC with Z; stored times are naive UTC (aware on some drivers)."""
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat() + "Z"
+    """ISO 8601 in UTC with Z (models.clock.iso_utc), None stays None."""
+    return None if value is None else iso_utc(value)
 
 
 def proposal_json(p: Proposal) -> dict[str, Any]:

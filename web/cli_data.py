@@ -119,7 +119,8 @@ def programs_import_command(path: Path, fiscal_year: int | None, skip_invalid: b
     newest fiscal year are active; older years stay, inactive, with their
     pairings.
     """
-    from models.programs import import_programs
+    from office.catalogue import import_catalogue
+    from office.commands import Actor
 
     try:
         result = load_programs_report(path, fiscal_year=fiscal_year)
@@ -135,7 +136,7 @@ def programs_import_command(path: Path, fiscal_year: int | None, skip_invalid: b
     if errors and not skip_invalid:
         raise _bad_rows(path, errors)
     with _database() as (_, engine), Session(engine) as session:
-        report = import_programs(session=session, records=records, source_file=path.name, actor="cli")
+        report = import_catalogue(session=session, records=records, source_file=path.name, actor=Actor(name="cli"))
     skipped = f"; skipped {len(errors)} invalid rows" if errors else ""
     click.echo(f"{path.name}: {report.summary()}{skipped}")
 
@@ -180,7 +181,8 @@ def programs_keywords_command(path: Path, fiscal_year: int | None) -> None:
     keep their keywords.
     """
     from corpus import load_keywords
-    from models.programs import import_keywords
+    from office.catalogue import import_program_keywords
+    from office.commands import Actor
 
     try:
         keywords = load_keywords(path)
@@ -191,7 +193,9 @@ def programs_keywords_command(path: Path, fiscal_year: int | None) -> None:
         raise click.ClickException(str(exc)) from exc
     with _database() as (_, engine), Session(engine) as session:
         try:
-            report = import_keywords(session=session, keywords=keywords, fiscal_year=fiscal_year, actor="cli")
+            report = import_program_keywords(
+                session=session, keywords=keywords, fiscal_year=fiscal_year, actor=Actor(name="cli")
+            )
         except ValueError as exc:
             raise click.ClickException(f"{path.name}: {exc}") from exc
     click.echo(f"{path.name}: {report.summary()}")
@@ -218,7 +222,9 @@ def proposals_import_command(path: Path, skip_invalid: bool) -> None:
     with an invalid record imports nothing unless --skip-invalid. Imported
     proposals get their suggestions at once.
     """
-    from models.proposals import import_proposals, proposals_from_rows
+    from models.proposals import proposals_from_rows
+    from office.commands import Actor
+    from office.intake import import_paper_proposals
     from web.db import get_matching
 
     try:
@@ -229,7 +235,9 @@ def proposals_import_command(path: Path, skip_invalid: bool) -> None:
     except FileFormatError as exc:
         raise click.ClickException(str(exc)) from exc
     with _database() as (app, engine), Session(engine) as session:
-        report = import_proposals(session=session, proposals_in=proposals_in, source_file=path.name, actor="cli")
+        report = import_paper_proposals(
+            session=session, proposals_in=proposals_in, source_file=path.name, actor=Actor(name="cli")
+        )
         written = get_matching(app).suggest_online(session=session, proposal_ids=list(report.proposal_ids))
     skipped = len(rows) - len(proposals_in)
     extra = f"; skipped {skipped} invalid records" if skipped else ""

@@ -37,7 +37,7 @@ def users_group() -> None:
 @click.option("--display-name", default="", help="Name shown in the console and the audit trail.")
 def users_create(name: str, password_stdin: bool, display_name: str) -> None:
     """Create the coordinator NAME; asks for the password twice unless --password-stdin."""
-    from web.auth import create_user
+    from office.accounts import create_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -74,7 +74,7 @@ def tokens_group() -> None:
 @click.option("--user", "username", default=None, help="Coordinator the token acts for (audit trail).")
 def tokens_create(name: str, username: str | None) -> None:
     """Create a token named NAME; the token alone is printed on the last line (shown once)."""
-    from web.auth import create_token
+    from office.accounts import create_token
 
     if not name.strip() or len(name) > 200:
         raise click.ClickException("NAME must have 1 to 200 characters")
@@ -93,7 +93,7 @@ def tokens_create(name: str, username: str | None) -> None:
 @click.argument("name")
 def tokens_revoke(name: str) -> None:
     """Revoke every live token named NAME."""
-    from web.auth import revoke_tokens
+    from office.accounts import revoke_tokens
 
     with _session() as session:
         count = revoke_tokens(session=session, name=name)

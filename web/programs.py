@@ -22,14 +22,7 @@ from flask import (
 from flask_login import current_user
 
 from corpus import FileFormatError, InvalidRowsError, load_keywords, load_programs_report
-from models.programs import (
-    UnknownProgramIds,
-    export_csv,
-    import_keywords,
-    import_programs,
-    list_programs,
-    set_keywords,
-)
+from models.programs import UnknownProgramIds, export_csv, list_programs
 from models.review import (
     department_programs,
     departments,
@@ -38,6 +31,8 @@ from models.review import (
     search_programs,
 )
 from models.tables import Program
+from office.catalogue import import_catalogue, import_program_keywords, set_program_keywords
+from office.commands import Actor
 from web.auth import login_manager
 from web.db import get_session
 from web.forms import KeywordsForm, ProgramsImportForm
@@ -50,6 +45,10 @@ def _require_login() -> Any:
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     return None
+
+
+def _actor() -> Actor:
+    return Actor(name=current_user.username, user_id=int(current_user.id))
 
 
 def _page_number() -> int:
@@ -81,8 +80,8 @@ def program(program_id: int):  # type: ignore[no-untyped-def]
     if request.method == "POST":
         form = KeywordsForm()
         if form.validate_on_submit():
-            changed = set_keywords(
-                session=db, program=found, keywords=form.keywords.data or "", actor=current_user.username
+            changed = set_program_keywords(
+                session=db, program=found, keywords=form.keywords.data or "", actor=_actor()
             )
             flash(
                 "キーワードを保存しました。次の再マッチング（夜間の一括処理）から提案の照合に使われます。"
@@ -182,9 +181,7 @@ def _import_catalogue(path: Path, fiscal_year: int | None, source_file: str) -> 
         raise _Rejected(f"{len(errors)}件の問題があるため、何も取り込んでいません。直してからもう一度送ってください。", _problems(errors))
     if not result.programs:
         raise _Rejected("事業が1件もありません。")
-    report = import_programs(
-        session=get_session(), records=result.programs, source_file=source_file, actor=current_user.username
-    )
+    report = import_catalogue(session=get_session(), records=result.programs, source_file=source_file, actor=_actor())
     years = "・".join(str(y) for y in report.fiscal_years)
     text = f"事業一覧を取り込みました（{years}年度）：追加 {report.added}件、更新 {report.updated}件、変更なし {report.unchanged}件"
     if report.deactivated:
@@ -202,8 +199,8 @@ def _import_keywords(path: Path, fiscal_year: int | None) -> str:
     except FileFormatError as exc:
         raise _Rejected(f"読み込めませんでした：{exc.ja}。") from exc
     try:
-        report = import_keywords(
-            session=get_session(), keywords=keywords, fiscal_year=fiscal_year, actor=current_user.username
+        report = import_program_keywords(
+            session=get_session(), keywords=keywords, fiscal_year=fiscal_year, actor=_actor()
         )
     except UnknownProgramIds as exc:
         raise _Rejected(

@@ -21,8 +21,9 @@ from flask import (
 from sqlmodel import Session
 
 from models.labels import LABELS, ProposalStatus
-from models.proposals import create_proposal, get_proposal, get_proposal_by_token
+from models.proposals import get_proposal, get_proposal_by_token
 from models.tables import PROPOSAL_LIMITS, Proposal, ProposalCreate
+from office.intake import receive_proposal
 from office.service import MatchingService
 from web.db import get_engine, get_matching, get_session
 from web.forms import ProposalForm
@@ -47,7 +48,7 @@ def submit_proposal(
 ) -> Submitted:
     """Store a validated proposal and its first suggestions at once
     (``lexical_only``: see :func:`office.online.suggest_online`)."""
-    proposal, token = create_proposal(session=db, proposal_in=ProposalCreate.model_validate(data))
+    proposal, token = receive_proposal(session=db, proposal_in=ProposalCreate.model_validate(data))
     assert proposal.id is not None
     try:
         matching.suggest_online(session=db, proposal_ids=[proposal.id], lexical_only=lexical_only)

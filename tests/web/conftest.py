@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from webdata import PASSWORD, PROPOSAL
 
-from web.auth import create_token, create_user
+from office.accounts import create_token, create_user
 
 
 @dataclass

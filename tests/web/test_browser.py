@@ -16,8 +16,8 @@ from sqlmodel import Session
 from webdata import PASSWORD, PROPOSAL
 from werkzeug.serving import make_server
 
+from office.accounts import create_user
 from web import create_app
-from web.auth import create_user
 from web.db import dispose, get_engine
 
 pytestmark = pytest.mark.browser

@@ -40,7 +40,7 @@ def test_forms_with_the_token_work_and_the_api_is_exempt(csrf_app):
 def test_console_posts_need_the_token(csrf_app):
     from sqlmodel import Session
 
-    from web.auth import create_user
+    from office.accounts import create_user
     from web.db import get_engine
 
     with Session(get_engine(csrf_app)) as session:

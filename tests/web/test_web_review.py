@@ -215,7 +215,7 @@ def test_program_keywords_are_edited_on_the_program_page(logged_in, session, cli
 
 
 def test_a_shared_keyword_is_marked_in_the_programs_keywords(logged_in, submit, session):
-    from models.programs import set_keywords
+    from office.catalogue import set_program_keywords as set_keywords
 
     program = session.exec(select(Program).where(Program.external_id == "H20-02")).one()
     set_keywords(session=session, program=program, keywords="ストリートピアノ、音楽の力")

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlmodel import Session
 
+from office.accounts import create_token
 from web import create_app
-from web.auth import create_token
 from web.db import dispose, get_engine
 from web.openapi import PATHS
 
