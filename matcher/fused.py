@@ -103,7 +103,7 @@ class FusedIndex(BaseEstimator):
     #: Range of the score comparable across proposals: the TF-IDF cosine
     #: (``lexical_score``; ``score`` is a fused z-score, see
     #: :attr:`ProgramMatch.comparable_score`).
-    comparable_scale: tuple[float, float] = (0.0, 1.0)
+    comparable_scale: tuple[float, float] = ProgramIndex.comparable_scale
 
     def __init__(
         self,

@@ -5,12 +5,14 @@ Re-exported by :mod:`models.tables` (import them from there)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import computed_field, field_serializer
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
+from sqlmodel.main import SQLModelConfig
 
-from models.clock import utcnow
+from models.clock import as_utc, utcnow
 from models.labels import RunStatus
 
 # -- MatchRun: one nightly rematch ------------------------------------------
@@ -42,10 +44,24 @@ class MatchRun(MatchRunBase, table=True):
 
 
 class MatchRunPublic(MatchRunBase):
-    # What the console shows.
+    # What the API shows of a run (not the index's fingerprint nor the mode);
+    # as JSON, times in UTC with Z.
+    model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
+
     id: int
+    status: RunStatus
+    fingerprint: str = Field(default="", exclude=True)
+    mode: str | None = Field(default=None, exclude=True)
     started_at: datetime
     finished_at: datetime | None
+
+    @field_serializer("started_at")
+    def _started_in_utc(self, value: datetime) -> datetime:
+        return as_utc(value)  # stored times are naive UTC (aware on some drivers)
+
+    @field_serializer("finished_at")
+    def _finished_in_utc(self, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 # -- Suggestion: a ranked program for a proposal ----------------------------
@@ -89,10 +105,80 @@ class Suggestion(SuggestionBase, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class SuggestionTerm(SQLModel):
+    # One shared term of a suggestion, as shown: its weight and the program's field.
+    term: str
+    weight: float
+    field: str
+
+
+class SuggestionExemplar(SQLModel):
+    # The nearest proposal already accepted for the program, as shown.
+    proposal_id: int
+    score: float | None
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 class SuggestionPublic(SuggestionBase):
-    # What the review screen shows.
-    id: int
-    match_run_id: int | None
+    # What the API shows of a suggestion (its proposal is the request's): scores
+    # rounded to 4 places, the terms as objects, the exemplar as one object.
+    model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
+
+    proposal_id: int = Field(exclude=True)
+    score: float = Field(
+        description="the TF-IDF cosine; in semantic mode the fused score (a weighted sum of "
+        "z-scores that ranks one proposal's programs, not comparable across proposals)",
+    )
+    is_new: bool = Field(default=False, description="pair absent from the previous run")
+    lexical_score: float | None = Field(
+        default=None,
+        description="semantic mode: the TF-IDF cosine (the sum of the terms' weights); null in lexical mode",
+    )
+    semantic_score: float | None = Field(
+        default=None, description="semantic mode: the e5 embedding cosine; null in lexical mode"
+    )
+    carried_by: Literal["lexical", "semantic", "exemplar"] | None = Field(
+        default=None,
+        description="semantic mode: \"semantic\" (意味的に近い) when the embedding placed the program "
+        "higher than TF-IDF alone would have, so the shared terms do not explain it; \"exemplar\" "
+        "(採用済みの提案に近い) when its likeness to a proposal already accepted for the program did; "
+        "null in lexical mode",
+    )
+    exemplar_proposal_id: int | None = Field(default=None, exclude=True)
+    exemplar_score: float | None = Field(default=None, exclude=True)
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="semantic mode: the nearest proposal already accepted for this program "
+        "and the e5 cosine of the two proposals; null when the program has none",
+    )
+    @property
+    def exemplar(self) -> SuggestionExemplar | None:
+        if self.exemplar_proposal_id is None:
+            return None
+        return SuggestionExemplar(proposal_id=self.exemplar_proposal_id, score=_rounded(self.exemplar_score))
+
+    @field_serializer("terms")
+    def _terms(self, terms: list[Any]) -> list[SuggestionTerm]:
+        return [SuggestionTerm(term=t[0], weight=t[1], field=t[2]) for t in terms]  # [term, weight, field]
+
+    @field_serializer("score")
+    def _score(self, value: float) -> float:
+        return round(value, 4)
+
+    @field_serializer("lexical_score", "semantic_score")
+    def _round_scores(self, value: float | None) -> float | None:
+        return _rounded(value)
+
+
+class SuggestionItem(SuggestionPublic):
+    # A suggestion as the API lists it: with its program's name and department
+    # ("" when the program is gone) and the pair's standing decision, if any.
+    program_name: str
+    department: str
+    decision: Literal["accepted", "rejected", "deferred"] | None
 
 
 # -- EmbeddingCache: e5 vectors by text fingerprint and model version -------

@@ -1,8 +1,11 @@
 """The tables of kyodo-match, as SQLModel families.
 
-Each entity has ``XBase`` (shared fields), ``X(table=True)`` (the row),
-``XCreate`` (what a caller supplies) and ``XPublic`` (what is shown), as in
-the SQLModel docs. Codes are stored in English; the Japanese labels of codes
+Each entity has ``XBase`` (shared fields) and ``X(table=True)`` (the row),
+and where the form, an import or the API needs them ``XCreate`` (what a caller
+supplies) and ``XPublic`` (what the API shows: its JSON and the OpenAPI
+components come from it), as in the SQLModel docs. Users, tokens and audit
+events are never shown by the API, so they have no ``XPublic``. Codes are
+stored in English; the Japanese labels of codes
 live in :mod:`models.labels` only, those of the proposal's fields beside their
 limits (``PROPOSAL_LIMITS``).
 """
@@ -62,11 +65,21 @@ class ProgramCreate(ProgramBase):
 
 
 class ProgramPublic(ProgramBase):
-    # What the console and API show.
+    # What the API shows of a program: the catalogue record and whether it is
+    # active, without the plan's headings and the source (kept for the console).
+    model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
+
     id: int
+    section: str = Field(default="", exclude=True)
+    subsection: str = Field(default="", exclude=True)
+    policy_number: str = Field(default="", exclude=True)
+    source: str = Field(default="", exclude=True)
+    keywords: str = Field(
+        default="",
+        description="The coordinator's everyday words for the program (キーワード), one text; "
+        "not part of the city's plan.",
+    )
     active: bool
-    source_file: str
-    updated_at: datetime
 
 
 # -- Proposal: a citizen or NPO proposal (市民提案) ---------------------------
@@ -225,10 +238,17 @@ class DecisionCreate(DecisionBase):
 
 
 class DecisionPublic(DecisionBase):
-    # What the history shows.
+    # What the history and the API show; as JSON, decided_at in UTC with Z.
+    model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
+
     id: int
+    verdict: Verdict = Field(description="withdrawn: an undo that left the pair undecided")
     decided_by: str
     decided_at: datetime
+
+    @field_serializer("decided_at")
+    def _in_utc(self, value: datetime) -> datetime:
+        return as_utc(value)  # stored times are naive UTC (aware on some drivers)
 
 
 # -- User and ApiToken: coordinators and their API keys -----------------------
@@ -253,11 +273,6 @@ class UserCreate(UserBase):
     password_hash: str
 
 
-class UserPublic(UserBase):
-    # What is shown.
-    id: int
-
-
 class ApiTokenBase(SQLModel):
     # Shared fields: a named API key.
     name: str = Field(max_length=200)
@@ -276,13 +291,6 @@ class ApiToken(ApiTokenBase, table=True):
 class ApiTokenCreate(ApiTokenBase):
     # What the console supplies.
     user_id: int | None = None
-
-
-class ApiTokenPublic(ApiTokenBase):
-    # What is listed (never the token).
-    id: int
-    created_at: datetime
-    revoked_at: datetime | None
 
 
 # -- AuditEvent: who did what, for decisions and imports ----------------------
@@ -305,12 +313,6 @@ class AuditEvent(AuditEventBase, table=True):
     at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class AuditEventPublic(AuditEventBase):
-    # What the audit page shows.
-    id: int
-    at: datetime
-
-
 # The matcher's runs and what they write, in a module of their own; imported
 # here so that every table has this one import path.
 from models.run_tables import (  # noqa: E402
@@ -320,13 +322,14 @@ from models.run_tables import (  # noqa: E402
     MatchRun,
     MatchRunPublic,
     Suggestion,
+    SuggestionItem,
     SuggestionPublic,
 )
 
 __all__ = [
-    "ApiToken", "ApiTokenCreate", "ApiTokenPublic", "AuditEvent", "AuditEventBase", "AuditEventPublic",
+    "ApiToken", "ApiTokenCreate", "AuditEvent", "AuditEventBase",
     "BatchLock", "Decision", "DecisionBase", "DecisionCreate", "DecisionPublic", "EmbeddingCache",
     "MatchOutcome", "MatchRun", "MatchRunPublic", "Program", "ProgramBase", "ProgramCreate", "ProgramPublic",
-    "Proposal", "ProposalBase", "ProposalCreate", "ProposalPublic", "Suggestion", "SuggestionPublic",
-    "User", "UserBase", "UserCreate", "UserPublic", "utcnow",
+    "Proposal", "ProposalBase", "ProposalCreate", "ProposalPublic", "Suggestion", "SuggestionItem",
+    "SuggestionPublic", "User", "UserBase", "UserCreate", "utcnow",
 ]

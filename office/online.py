@@ -19,7 +19,14 @@ from models.labels import Verdict
 from models.suggestions import newest_run_id, visible_pairs
 from models.tables import MatchOutcome, Suggestion
 from office.embeddings import store_embeddings
-from office.rows import DecisionContext, Row, group, outcome_row, rows_for_result
+from office.rows import (
+    DEFAULT_CHUNK_SIZE,
+    DecisionContext,
+    Row,
+    group,
+    outcome_row,
+    rows_for_result,
+)
 from office.texts import proposal_texts
 
 if TYPE_CHECKING:
@@ -94,7 +101,7 @@ def suggest_online(
     context = decision_context(session, proposal_ids)
     rows: list[Row] = []
     outcomes: list[Row] = []
-    for _, chunk_rows, chunk_outcomes in ranked_rows(index, texts, context, service.top_k, 1000):
+    for _, chunk_rows, chunk_outcomes in ranked_rows(index, texts, context, service.top_k, DEFAULT_CHUNK_SIZE):
         rows.extend(chunk_rows)
         outcomes.extend(chunk_outcomes)
     for table in (Suggestion, MatchOutcome):

@@ -26,7 +26,7 @@ from models.programs import active_program_records
 from models.tables import MatchOutcome, MatchRun, Suggestion
 from office.embeddings import load_embeddings, store_embeddings
 from office.online import Chunk, decision_context, full_ranking, ranked_rows
-from office.rows import DecisionContext, Row, outcome_row, rows_for_result
+from office.rows import DEFAULT_CHUNK_SIZE, DecisionContext, Row, outcome_row, rows_for_result
 from office.texts import all_proposal_texts
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def _start_run(engine: Engine, top_k: int, mode: str) -> int:
 
 
 def rematch(
-    *, service: MatchingService, engine: Engine, top_k: int, chunk_size: int = 1000, n_jobs: int = 1,
+    *, service: MatchingService, engine: Engine, top_k: int, chunk_size: int = DEFAULT_CHUNK_SIZE, n_jobs: int = 1,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
     on_progress: Callable[[int, int], None] | None = None,
     after_chunk: Callable[[int, int], None] | None = None,

@@ -18,6 +18,7 @@ from matcher import MatchResult, ProgramMatch, ProposalText
 from matcher.semantic import Exemplar
 
 STORED_TERMS = 10  # explanation terms kept per suggestion
+DEFAULT_CHUNK_SIZE = 1000  # proposals ranked and written together: what bounds a run's memory
 Row = dict[str, Any]
 _EMPTY: frozenset[int] = frozenset()
 

@@ -24,10 +24,10 @@ from models.suggestions import latest_run
 from office import online
 from office.embeddings import load_embeddings, store_embeddings
 from office.rematch import RematchReport, rematch
+from office.rows import DEFAULT_CHUNK_SIZE
 from office.store import IndexStore, catalogue_key
 
 MATCH_MODES = ("auto", "lexical", "semantic")  # the MATCH_MODE setting
-DEFAULT_CHUNK_SIZE = 1000
 
 log = logging.getLogger("kyodo.matching")
 
@@ -106,7 +106,8 @@ class MatchingService:
                     )
                 return index
         folder = self.store.catalogue_folder(catalogue_key(session), mode)
-        return self.store.load(folder, embedder) or self._fit_catalogue(session, folder, embedder)
+        index = self.store.load(folder, embedder)
+        return index if index is not None else self._fit_catalogue(session, folder, embedder)
 
     def _fit_catalogue(self, session: Session, folder: Path, embedder: Embedder | None) -> MatchIndex:
         records = active_program_records(session=session)

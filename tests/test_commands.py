@@ -128,3 +128,19 @@ def test_accept_after_decline_reopens_as_matched(session):
     change = commands.decide(session=session, proposal=proposal, program_id=program_by_external_id(session, "H20-01").id,
                              verdict="accepted")
     assert (change.status_from, change.status_to) == ("declined", "matched")
+
+
+def test_the_events_are_an_outbox_in_order(session):
+    from models.audit import events_since
+
+    proposal = create_random_proposal(session)
+    start = max((e.id for e in events_since(session=session)), default=0)
+    program = program_by_external_id(session, "H20-01")
+    decided = commands.decide(session=session, proposal=proposal, program_id=program.id, verdict="accepted")
+    undone = commands.undo(session=session, proposal=proposal)
+    declined = commands.set_status(session=session, proposal=proposal, status="declined")
+    seen = events_since(session=session, after_id=start)
+    assert [e.id for e in seen] == [decided.event.id, undone.event.id, declined.event.id]
+    assert [e.action for e in events_since(session=session, after_id=start, actions=["decision.undo"])] == [
+        "decision.undo"]
+    assert events_since(session=session, after_id=declined.event.id) == []

@@ -62,3 +62,29 @@ def test_module_follows_the_layout(path: Path):
 def test_the_layout_check_sees_every_package():
     assert {p.relative_to(ROOT).parts[0] for p in modules()} == set(PACKAGES)
     assert imported_packages(ast.parse("from models.tables import Program\nimport matcher.index")) == {"models", "matcher"}
+
+
+def test_the_map_names_what_the_code_has():
+    """Every dotted name in docs/architecture.md (``office.commands.decide``) exists."""
+    import importlib
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    names = set(re.findall(r"`((?:corpus|matcher|models|office|web)\.[A-Za-z_][\w.]*)`", text))
+    assert len(names) > 20
+    missing = []
+    for name in sorted(names):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                target: object = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attribute in parts[cut:]:
+                target = getattr(target, attribute, None)
+            if target is None:
+                missing.append(name)
+            break
+        else:
+            missing.append(name)
+    assert missing == []

@@ -15,19 +15,22 @@ from sqlalchemy import func
 from sqlmodel import select
 from werkzeug.datastructures import MultiDict
 
-from models.clock import iso_utc
 from models.decisions import current_decisions, decision_history, is_standing
 from models.labels import ProposalStatus, parse_collaboration_type
 from models.review import programs_by_id, search_programs
 from models.suggestions import outcomes_for, recent_runs, suggestions_for_proposal
 from models.tables import (
     Decision,
+    DecisionPublic,
     MatchRun,
+    MatchRunPublic,
     Program,
+    ProgramPublic,
     Proposal,
     ProposalBase,
     ProposalPublic,
     Suggestion,
+    SuggestionItem,
 )
 from office import commands
 from office.accounts import token_user
@@ -117,59 +120,35 @@ def _int_arg(name: str, default: int, lowest: int, highest: int) -> int:
 # -- serializers ------------------------------------------------------------------
 
 
-def _time(value: Any) -> str | None:
-    """ISO 8601 in UTC with Z (models.clock.iso_utc), None stays None."""
-    return None if value is None else iso_utc(value)
-
-
 def proposal_json(p: Proposal) -> dict[str, Any]:
     """ProposalPublic as JSON: times in UTC with Z, an empty phone as null, the status_label."""
     return ProposalPublic.model_validate(p).model_dump(mode="json")
 
 
 def program_json(p: Program) -> dict[str, Any]:
-    return {
-        "id": p.id, "external_id": p.external_id, "fiscal_year": p.fiscal_year, "name": p.name,
-        "purpose": p.purpose, "activities": p.activities, "department": p.department,
-        "policy": p.policy, "budget": p.budget, "budget_thousand_yen": p.budget_thousand_yen,
-        "keywords": p.keywords, "active": p.active,
-    }
+    """ProgramPublic as JSON: the catalogue record without the plan's headings and source."""
+    return ProgramPublic.model_validate(p).model_dump(mode="json")
 
 
 def decision_json(d: Decision) -> dict[str, Any]:
-    return {
-        "id": d.id, "proposal_id": d.proposal_id, "program_id": d.program_id, "verdict": d.verdict,
-        "note": d.note, "decided_by": d.decided_by, "decided_at": _time(d.decided_at),
-    }
+    """DecisionPublic as JSON: decided_at in UTC with Z."""
+    return DecisionPublic.model_validate(d).model_dump(mode="json")
 
 
 def run_json(r: MatchRun) -> dict[str, Any]:
-    return {
-        "id": r.id, "status": r.status, "started_at": _time(r.started_at), "finished_at": _time(r.finished_at),
-        "duration_seconds": r.duration_seconds, "n_proposals": r.n_proposals, "n_programs": r.n_programs,
-        "n_suggestions": r.n_suggestions, "n_new": r.n_new, "error": r.error,
-    }
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+    """MatchRunPublic as JSON: times in UTC with Z, no fingerprint or mode."""
+    return MatchRunPublic.model_validate(r).model_dump(mode="json")
 
 
 def suggestion_json(s: Suggestion, program: Program | None, decision: Decision | None) -> dict[str, Any]:
-    return {
-        "rank": s.rank, "program_id": s.program_id,
-        "program_name": program.name if program else "", "department": program.department if program else "",
-        "score": round(s.score, 4),
-        "terms": [{"term": t[0], "weight": t[1], "field": t[2]} for t in s.terms],
-        "is_new": s.is_new, "kept_by_decision": s.kept_by_decision,
-        "lexical_score": _rounded(s.lexical_score), "semantic_score": _rounded(s.semantic_score),
-        "carried_by": s.carried_by,
-        "exemplar": (
-            {"proposal_id": s.exemplar_proposal_id, "score": _rounded(s.exemplar_score)}
-            if s.exemplar_proposal_id is not None else None
-        ),
+    """SuggestionItem as JSON: the suggestion with its program's name and department
+    ("" when the program is gone) and the pair's standing decision (null if none)."""
+    joined = {
+        "program_name": program.name if program else "",
+        "department": program.department if program else "",
         "decision": decision.verdict if decision is not None and is_standing(decision) else None,
     }
+    return SuggestionItem.model_validate(s, update=joined).model_dump(mode="json")
 
 
 def _page_json(rows: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:

@@ -1,17 +1,29 @@
-"""The OpenAPI 3 document of /api/v1. The proposal's components come from
-the models' own JSON schema (``ProposalCreate``, ``ProposalPublic``), adapted
-to OpenAPI 3.0; the rest is written out by hand so it says what the API
-promises. A test compares its paths with the app's URL map."""
+"""The OpenAPI 3 document of /api/v1. The components of what the API shows
+(``Proposal``, ``Program``, ``Decision``, ``Run``, ``Suggestion``: ``SHOWN``)
+and the create body ``ProposalCreate`` come from the models' own JSON schema,
+adapted to OpenAPI 3.0; the envelopes (pages, lists, the receipt, errors) and
+``DecisionCreate`` are written out by hand. A test compares its paths with the
+app's URL map."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from models.tables import PROPOSAL_LIMITS, ProposalBase, ProposalCreate, ProposalPublic
+from sqlmodel import SQLModel
+
+from models.tables import (
+    PROPOSAL_LIMITS,
+    DecisionPublic,
+    MatchRunPublic,
+    ProgramPublic,
+    ProposalBase,
+    ProposalCreate,
+    ProposalPublic,
+    SuggestionItem,
+)
 from web.forms import COLLABORATION_TYPES
 
-_TIME = {"type": "string", "format": "date-time"}
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 
@@ -32,23 +44,36 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _NULL = {"type": "null"}
-_REF_TEMPLATE = "#/components/schemas/{model}"
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+# What the API shows, by component name: the output of web.api's serializers
+# is each model's model_dump(mode="json"), the component its serialization schema.
+SHOWN: dict[str, type[SQLModel]] = {
+    "Proposal": ProposalPublic,
+    "Program": ProgramPublic,
+    "Decision": DecisionPublic,
+    "Run": MatchRunPublic,
+    "Suggestion": SuggestionItem,
+}
 
 
-def _openapi30(schema: Any) -> Any:
+def openapi30(schema: Any) -> Any:
     """A pydantic (JSON Schema 2020-12) schema in OpenAPI 3.0 terms:
-    ``anyOf: [X, {type: null}]`` becomes X with ``nullable: true``."""
+    ``anyOf: [X, {type: null}]`` becomes X with ``nullable: true``, and a
+    ``$ref`` with other keys (which 3.0 ignores) an ``allOf`` of the one ref."""
     if isinstance(schema, list):
-        return [_openapi30(item) for item in schema]
+        return [openapi30(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: _openapi30(value) for key, value in schema.items()}
+    out = {key: openapi30(value) for key, value in schema.items()}
     variants = out.get("anyOf")
     if isinstance(variants, list) and _NULL in variants:
         rest = [v for v in variants if v != _NULL]
         del out["anyOf"]
         out = {**rest[0], **out} if len(rest) == 1 else {**out, "anyOf": rest}
         out["nullable"] = True
+    if "$ref" in out and len(out) > 1:
+        out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
     return out
 
 
@@ -76,16 +101,18 @@ def _create_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "properties": properties, "required": required, "additionalProperties": False}
 
 
-def proposal_schemas() -> dict[str, Any]:
-    """The components ProposalCreate (the create body) and Proposal (what is
-    shown), with the enums they refer to, from the models' JSON schema."""
-    create = ProposalCreate.model_json_schema(ref_template=_REF_TEMPLATE)
-    public = ProposalPublic.model_json_schema(mode="serialization", ref_template=_REF_TEMPLATE)
-    definitions = {**create.pop("$defs", {}), **public.pop("$defs", {})}
-    schemas = {"ProposalCreate": _create_body(create), "Proposal": public}
+def model_schemas() -> dict[str, Any]:
+    """The components ProposalCreate (the create body) and those of SHOWN, with
+    the enums and objects they refer to, from the models' JSON schema."""
+    create = ProposalCreate.model_json_schema(ref_template=REF_TEMPLATE)
+    definitions = create.pop("$defs", {})
+    schemas = {"ProposalCreate": _create_body(create)}
+    for name, model in SHOWN.items():
+        schemas[name] = model.model_json_schema(mode="serialization", ref_template=REF_TEMPLATE)
+        definitions.update(schemas[name].pop("$defs", {}))
     used = json.dumps(schemas)
-    schemas.update({name: d for name, d in definitions.items() if f'"{_REF_TEMPLATE.format(model=name)}"' in used})
-    return _openapi30(schemas)
+    schemas.update({name: d for name, d in definitions.items() if f'"{REF_TEMPLATE.format(model=name)}"' in used})
+    return openapi30(schemas)
 
 
 SCHEMAS: dict[str, Any] = {
@@ -119,53 +146,6 @@ SCHEMAS: dict[str, Any] = {
             "pages": {"type": "integer"},
         },
     },
-    "Term": {
-        "type": "object",
-        "required": ["term", "weight", "field"],
-        "properties": {"term": {"type": "string"}, "weight": {"type": "number"}, "field": {"type": "string"}},
-    },
-    "Suggestion": {
-        "type": "object",
-        "required": ["rank", "program_id", "program_name", "department", "score", "terms", "is_new", "decision"],
-        "properties": {
-            "rank": {"type": "integer"},
-            "program_id": _ID,
-            "program_name": {"type": "string"},
-            "department": {"type": "string"},
-            "score": {
-                "type": "number",
-                "description": "the TF-IDF cosine; in semantic mode the fused score (a weighted sum of "
-                "z-scores that ranks one proposal's programs, not comparable across proposals)",
-            },
-            "terms": {"type": "array", "items": _ref("Term")},
-            "is_new": {"type": "boolean", "description": "pair absent from the previous run"},
-            "kept_by_decision": {"type": "boolean"},
-            "lexical_score": _nullable({
-                "type": "number",
-                "description": "semantic mode: the TF-IDF cosine (the sum of the terms' weights); null in lexical mode",
-            }),
-            "semantic_score": _nullable({
-                "type": "number",
-                "description": "semantic mode: the e5 embedding cosine; null in lexical mode",
-            }),
-            "carried_by": _nullable({
-                "type": "string",
-                "enum": ["lexical", "semantic", "exemplar"],
-                "description": "semantic mode: \"semantic\" (意味的に近い) when the embedding placed the program "
-                "higher than TF-IDF alone would have, so the shared terms do not explain it; \"exemplar\" "
-                "(採用済みの提案に近い) when its likeness to a proposal already accepted for the program did; "
-                "null in lexical mode",
-            }),
-            "exemplar": _nullable({
-                "type": "object",
-                "description": "semantic mode: the nearest proposal already accepted for this program "
-                "and the e5 cosine of the two proposals; null when the program has none",
-                "required": ["proposal_id", "score"],
-                "properties": {"proposal_id": {"type": "integer"}, "score": {"type": "number"}},
-            }),
-            "decision": _nullable({"type": "string", "enum": ["accepted", "rejected", "deferred"]}),
-        },
-    },
     "SuggestionList": {
         "type": "object",
         "required": ["proposal_id", "no_match", "items"],
@@ -189,49 +169,10 @@ SCHEMAS: dict[str, Any] = {
             "note": _nullable({"type": "string", "maxLength": 2000}),
         },
     },
-    "Decision": {
-        "type": "object",
-        "required": ["id", "proposal_id", "program_id", "verdict", "note", "decided_by", "decided_at"],
-        "properties": {
-            "id": _ID,
-            "proposal_id": _ID,
-            "program_id": _ID,
-            "verdict": {
-                "type": "string",
-                "enum": ["accepted", "rejected", "deferred", "withdrawn"],
-                "description": "withdrawn: an undo that left the pair undecided",
-            },
-            "note": {"type": "string"},
-            "decided_by": {"type": "string"},
-            "decided_at": _TIME,
-        },
-    },
     "DecisionList": {
         "type": "object",
         "required": ["proposal_id", "items"],
         "properties": {"proposal_id": _ID, "items": {"type": "array", "items": _ref("Decision")}},
-    },
-    "Program": {
-        "type": "object",
-        "required": ["id", "external_id", "fiscal_year", "name", "department", "active"],
-        "properties": {
-            "id": _ID,
-            "external_id": {"type": "string"},
-            "fiscal_year": {"type": "integer"},
-            "name": {"type": "string"},
-            "purpose": {"type": "string"},
-            "activities": {"type": "string"},
-            "department": {"type": "string"},
-            "policy": {"type": "string"},
-            "budget": {"type": "string"},
-            "budget_thousand_yen": _nullable({"type": "integer"}),
-            "keywords": {
-                "type": "string",
-                "description": "The coordinator's everyday words for the program (キーワード), one text; "
-                "not part of the city's plan.",
-            },
-            "active": {"type": "boolean"},
-        },
     },
     "ProgramPage": {
         "type": "object",
@@ -244,24 +185,8 @@ SCHEMAS: dict[str, Any] = {
             "pages": {"type": "integer"},
         },
     },
-    "Run": {
-        "type": "object",
-        "required": ["id", "status", "started_at"],
-        "properties": {
-            "id": _ID,
-            "status": {"type": "string", "enum": ["running", "succeeded", "failed"]},
-            "started_at": _TIME,
-            "finished_at": _nullable(_TIME),
-            "duration_seconds": _nullable({"type": "number"}),
-            "n_proposals": {"type": "integer"},
-            "n_programs": {"type": "integer"},
-            "n_suggestions": {"type": "integer"},
-            "n_new": {"type": "integer"},
-            "error": _nullable({"type": "string"}),
-        },
-    },
     "RunList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Run")}}},
-    **proposal_schemas(),
+    **model_schemas(),
 }
 
 _AUTH: list[dict[str, list[str]]] = [{"bearer": []}]

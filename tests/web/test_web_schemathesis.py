@@ -3,12 +3,16 @@ no server error, no response outside the schema. Bounded examples per operation.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlmodel import Session
 
+from models.clock import utcnow
+from models.tables import MatchRun, Suggestion
 from office.accounts import create_token
 from web import create_app
 from web.db import dispose, get_engine
@@ -30,8 +34,30 @@ def api_app(tmp_path_factory):
         "body": "公園の清掃活動を行います。", "expected_effect": "美化", "collaboration_type": "共催",
     })
     assert created.status_code == 201
+    _add_runs(app, created.json["id"])
     yield app
     dispose(app)
+
+
+def _add_runs(app, proposal_id: int) -> None:
+    """A published semantic run (its suggestions replace the online ones: exemplar,
+    carried_by, the scores) and a running one, so every field of Run and
+    Suggestion is shown."""
+    with Session(get_engine(app)) as session:
+        started = utcnow() - timedelta(seconds=2)
+        run = MatchRun(status="succeeded", started_at=started, finished_at=started + timedelta(seconds=1.5),
+                       duration_seconds=1.5, n_proposals=1, n_suggestions=2, mode="semantic")
+        session.add(run)
+        session.flush()
+        session.add_all([
+            Suggestion(proposal_id=proposal_id, program_id=1, match_run_id=run.id, score=1.2345678, rank=1,
+                       terms=[["公園", 0.25, "name"]], is_new=True, lexical_score=0.25, semantic_score=0.875,
+                       carried_by="exemplar", exemplar_proposal_id=proposal_id, exemplar_score=0.9),
+            Suggestion(proposal_id=proposal_id, program_id=2, match_run_id=run.id, score=0.5, rank=2,
+                       lexical_score=0.0, semantic_score=0.8, carried_by="semantic"),
+            MatchRun(status="running"),
+        ])
+        session.commit()
 
 
 @pytest.fixture(scope="module")
