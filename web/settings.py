@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from office.service import MATCH_MODES
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -79,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
         "(TF-IDF fused with e5 embeddings, needs the extra kyodo-match[semantic]) or auto "
         "(semantic when the extra is installed and its model verifies, else lexical). When "
         "semantic is unavailable the engine logs one line and runs lexical.",
-        choices=("auto", "lexical", "semantic"),
+        choices=MATCH_MODES,
     ),
 )
 

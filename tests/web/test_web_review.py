@@ -143,6 +143,21 @@ def test_status_change_to_declined(logged_in, submitted, session, client):
     assert "状況を変更できませんでした" in bad.data.decode()
 
 
+def test_a_status_the_decisions_contradict_is_refused_with_its_reason(logged_in, submitted, session):
+    from models.tables import AuditEvent
+
+    program = _suggested_program(session, submitted.id)
+    url = f"/review/proposals/{submitted.id}"
+    logged_in.post(url + "/decisions", data={"program_id": str(program.id), "verdict": "accepted"})
+    page = logged_in.post(url + "/status", data={"status": "reviewing"}, follow_redirects=True).data.decode()
+    assert "先に採用を取り消してください" in page
+    session.expire_all()
+    assert session.get(Proposal, submitted.id).status == "matched"
+    # One click, one event: the accept wrote the status change; the refused request wrote nothing.
+    actions = [e.action for e in session.exec(select(AuditEvent).where(AuditEvent.entity != "program"))]
+    assert actions.count("decision") == 1 and "proposal.status" not in actions
+
+
 def test_queue_lists_filters_and_paginates(logged_in, submit, session, app):
     first = submit(title="公園清掃の提案")
     second = submit(title="防災訓練の提案", body="地域の防災訓練と避難所の運営について学ぶ講座を開きます。")
