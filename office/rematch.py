@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Connection, Engine, Integer, delete, func, update
 from sqlmodel import Session, col, select
 
 from matcher import MatchIndex, ProposalText
@@ -206,6 +206,7 @@ class _Run:
         embedded_before = embedder.n_embedded if embedder else 0
         for chunk in fit_ranked_rows(index, records, proposals, context, top_k, chunk_size):
             self._write(chunk, len(proposals))
+        self._redo_decided_meanwhile(index, proposals, context, top_k, chunk_size)
         n_embedded = 0
         if embedder is not None:
             n_embedded = embedder.n_embedded - embedded_before
@@ -216,14 +217,47 @@ class _Run:
             mode=index.mode, n_embedded=n_embedded,
         )
 
+    def _redo_decided_meanwhile(
+        self, index: MatchIndex, proposals: list[ProposalText], started: DecisionContext, top_k: int, chunk_size: int,
+    ) -> None:
+        """Rank again, with the decisions as they are now, the proposals whose
+        pairs were rejected or accepted while the run wrote its rows: a pair
+        rejected meanwhile is not published and its place is refilled; one
+        accepted meanwhile is kept. Decisions made after this, in the
+        milliseconds before publication, show on the pages with their verdict
+        until the next run (as every decision made after a run does)."""
+        with Session(self.engine) as session:
+            now = decision_context(session)
+        changed = [p for p in proposals if _verdicts(now, int(p.id)) != _verdicts(started, int(p.id))]
+        if not changed:
+            return
+        now.previous = started.previous  # is_new stays relative to what was published before the run
+        ids = [int(p.id) for p in changed]
+        replaced = list(ranked_rows(index, changed, now, top_k, chunk_size))
+        with self.engine.begin() as connection:
+            for table in PUBLISHED_TABLES:
+                connection.execute(
+                    delete(table).where(col(table.match_run_id) == self.run_id, col(table.proposal_id).in_(ids))
+                )
+            for _, rows, outcomes in replaced:
+                self._insert(connection, rows, outcomes)
+            written, new = connection.execute(
+                select(func.count(), func.coalesce(func.sum(func.cast(col(Suggestion.is_new), Integer)), 0))
+                .where(col(Suggestion.match_run_id) == self.run_id)
+            ).one()
+        self.written, self.new = int(written), int(new)
+
+    def _insert(self, connection: Connection, rows: list[Row], outcomes: list[Row]) -> None:
+        """The rows under this run's id: a Core executemany per table, no ORM bookkeeping per row."""
+        tag = {"match_run_id": self.run_id, "online_after_run_id": None, "created_at": utcnow()}
+        for table, values in ((Suggestion, rows), (MatchOutcome, outcomes)):
+            if values:
+                connection.execute(table.__table__.insert(), [{**v, **tag} for v in values])  # type: ignore[union-attr]
+
     def _write(self, chunk: Chunk, total: int) -> None:
         count, rows, outcomes = chunk
-        tag = {"match_run_id": self.run_id, "online_after_run_id": None, "created_at": utcnow()}
-        # A Core executemany per table: no ORM bookkeeping per row.
         with self.engine.begin() as connection:
-            for table, values in ((Suggestion, rows), (MatchOutcome, outcomes)):
-                if values:
-                    connection.execute(table.__table__.insert(), [{**v, **tag} for v in values])  # type: ignore[union-attr]
+            self._insert(connection, rows, outcomes)
         self.written += len(rows)
         self.new += sum(1 for row in rows if row["is_new"])
         self.done += count
@@ -232,6 +266,10 @@ class _Run:
             self.on_progress(self.done, total)
         if self.after_chunk:
             self.after_chunk(self.run_id, self.written)
+
+
+def _verdicts(context: DecisionContext, proposal_id: int) -> tuple[set[int], set[int]]:
+    return set(context.rejected_of(proposal_id)), set(context.accepted.get(proposal_id, ()))
 
 
 def _publish(engine: Engine, report: RematchReport, fingerprint: str) -> None:

@@ -281,3 +281,34 @@ def test_the_match_outcome_is_stored_and_published_with_the_run(app, runner, ses
     assert abs(outcomes[proposals[0].id].best_lexical - top.score) < 1e-9
     # Only the published run's outcomes are kept, one per proposal.
     assert len(session.exec(select(MatchOutcome)).all()) == len(proposals) + 1
+
+
+def test_a_pair_decided_while_the_rematch_runs_is_respected(app, runner, session):
+    """A pair rejected after the run read the decisions (its rows already written)
+    is not published and the top-k is refilled; one accepted meanwhile is kept."""
+    proposals = all_topics(session)
+    rematch(runner, "--top-k", "3")
+    first, second = proposals[0], proposals[1]
+    before = [s.program_id for s in suggestions_for_proposal(session=session, proposal_id=first.id)]
+    programs = [p.id for p in session.exec(select(Program).where(Program.active).order_by(Program.id))]
+    top = {s.program_id for s in suggestions_for_proposal(session=session, proposal_id=second.id)}
+    outside = next(p for p in programs if p not in top)
+    decided: list[str] = []
+
+    def decide_meanwhile(_run_id, _written):
+        if decided:
+            return
+        # Both proposals are in the first chunk: their rows are written by now.
+        with Session(get_engine(app)) as other:
+            decide(other, first.id, before[0], "rejected")
+            decide(other, second.id, outside, "accepted")
+        decided.append("yes")
+
+    report = get_matching(app).rematch(engine=get_engine(app), top_k=3, chunk_size=3, after_chunk=decide_meanwhile)
+    session.expire_all()
+    after = [s.program_id for s in suggestions_for_proposal(session=session, proposal_id=first.id)]
+    assert before[0] not in after and len(after) == 3 and after[:2] == before[1:3]
+    kept = suggestions_for_proposal(session=session, proposal_id=second.id)
+    assert outside in [s.program_id for s in kept] and kept[-1].kept_by_decision
+    # The run's report and row counts say what was published.
+    assert report.n_suggestions == len(session.exec(select(Suggestion).where(Suggestion.match_run_id == report.run_id)).all())
