@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from models.clock import fiscal_year, utcnow
 from models.decisions import current_accepted
 from models.labels import ProposalStatus
-from models.pages import Page, clamp_page
+from models.pages import Page, paginate
 from models.suggestions import last_attempt, latest_run
 from models.tables import AuditEvent, Decision, MatchRun, Proposal
 
@@ -70,18 +70,8 @@ def dashboard(*, session: Session, now: datetime | None = None) -> Dashboard:
 def audit_page(*, session: Session, action: str | None = None, page: int = 1, page_size: int = 50) -> Page:
     """Audit events, newest first."""
     conditions = [col(AuditEvent.action) == action] if action else []
-    total = int(session.exec(select(func.count()).select_from(AuditEvent).where(*conditions)).one())
-    page = clamp_page(page, total, page_size)
-    rows = list(
-        session.exec(
-            select(AuditEvent)
-            .where(*conditions)
-            .order_by(col(AuditEvent.id).desc())
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    )
-    return Page(rows, page, page_size, total)
+    return paginate(session=session, model=AuditEvent, conditions=conditions,
+                    order_by=[col(AuditEvent.id).desc()], page=page, page_size=page_size)
 
 
 def audit_actions(*, session: Session) -> list[str]:

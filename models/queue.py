@@ -198,8 +198,9 @@ def review_queue(
 
 def _queue_rows(session: Session, found: Found, run: MatchRun | None, top: int, *, joined: bool) -> list[QueueRow]:
     ids = [p.id for p, _, _ in found if p.id is not None]
-    suggestions = suggestions_for(session=session, proposal_ids=ids)
-    outcomes = outcomes_for(session=session, proposal_ids=ids)
+    run_id = run.id if run is not None and run.id is not None else 0
+    suggestions = suggestions_for(session=session, proposal_ids=ids, run_id=run_id)
+    outcomes = outcomes_for(session=session, proposal_ids=ids, run_id=run_id)
     decisions = by_proposal(current_decisions(session=session, proposal_ids=ids, standing_only=True))
     rows = []
     for proposal, best, any_new in found:

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from corpus.programs import split_departments
 from models.decisions import current_decisions, decision_history, is_standing
-from models.pages import Page, clamp_page, like
+from models.pages import Page, like, paginate
 from models.suggestions import (
     COMPARABLE_SCORE,
     latest_run,
@@ -28,20 +28,20 @@ from models.suggestions import (
 from models.tables import Decision, MatchOutcome, MatchRun, Program, Proposal, Suggestion
 
 
-def programs_by_id(*, session: Session, ids: Iterable[int]) -> dict[int, Program]:
+def _by_id(session: Session, model: Any, ids: Iterable[int]) -> dict[int, Any]:
+    """Rows of ``model`` with these ids, in one IN query."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = session.exec(select(Program).where(col(Program.id).in_(wanted)))
-    return {p.id: p for p in rows if p.id is not None}
+    return {row.id: row for row in session.exec(select(model).where(col(model.id).in_(wanted)))}
+
+
+def programs_by_id(*, session: Session, ids: Iterable[int]) -> dict[int, Program]:
+    return _by_id(session, Program, ids)
 
 
 def proposals_by_id(*, session: Session, ids: Iterable[int]) -> dict[int, Proposal]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = session.exec(select(Proposal).where(col(Proposal.id).in_(wanted)))
-    return {p.id: p for p in rows if p.id is not None}
+    return _by_id(session, Proposal, ids)
 
 
 def departments(*, session: Session) -> list[str]:
@@ -74,7 +74,9 @@ def proposal_view(*, session: Session, proposal_id: int) -> ProposalView | None:
     proposal = session.get(Proposal, proposal_id)
     if proposal is None:
         return None
-    suggestions = suggestions_for(session=session, proposal_ids=[proposal_id])[proposal_id]
+    run = latest_run(session=session)
+    run_id = run.id if run is not None and run.id is not None else 0
+    suggestions = suggestions_for(session=session, proposal_ids=[proposal_id], run_id=run_id)[proposal_id]
     history = decision_history(session=session, proposal_id=proposal_id)
     latest: dict[int, Decision] = {d.program_id: d for d in history}  # history is oldest first
     current = {pid: d for pid, d in latest.items() if is_standing(d)}
@@ -86,10 +88,10 @@ def proposal_view(*, session: Session, proposal_id: int) -> ProposalView | None:
         programs=programs_by_id(session=session, ids=suggested | set(current)),
         current=current,
         history=list(reversed(history)),
-        last_run=latest_run(session=session),
+        last_run=run,
         hand_paired=[pid for pid in current if pid not in suggested],
         exemplars=proposals_by_id(session=session, ids=exemplar_ids),
-        outcome=outcomes_for(session=session, proposal_ids=[proposal_id]).get(proposal_id),
+        outcome=outcomes_for(session=session, proposal_ids=[proposal_id], run_id=run_id).get(proposal_id),
     )
 
 
@@ -121,18 +123,9 @@ def search_programs(
         conditions.append(col(Program.department).like(like(department), escape="\\"))
     if active_only:
         conditions.append(col(Program.active).is_(True))
-    total = int(session.exec(select(func.count()).select_from(Program).where(*conditions)).one())
-    page = clamp_page(page, total, page_size)
-    rows = list(
-        session.exec(
-            select(Program)
-            .where(*conditions)
-            .order_by(col(Program.active).desc(), col(Program.fiscal_year).desc(), col(Program.id))
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    )
-    return Page(rows, page, page_size, total)
+    order = [col(Program.active).desc(), col(Program.fiscal_year).desc(), col(Program.id)]
+    return paginate(session=session, model=Program, conditions=conditions, order_by=order, page=page,
+                    page_size=page_size)
 
 
 # -- program and department pages -------------------------------------------------------

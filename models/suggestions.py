@@ -59,6 +59,10 @@ def recent_runs(*, session: Session, limit: int = 50) -> list[MatchRun]:
     return list(session.exec(select(MatchRun).order_by(col(MatchRun.id).desc()).limit(limit)))
 
 
+def _published(session: Session, run_id: int | None) -> int:
+    return latest_run_id(session=session) if run_id is None else run_id
+
+
 def visible(latest: int, table: Published = Suggestion) -> Any:
     """SQL condition selecting the published rows of ``table``, given the newest succeeded run."""
     online = and_(col(table.match_run_id).is_(None), col(table.online_after_run_id) >= latest)
@@ -71,15 +75,18 @@ def visible(latest: int, table: Published = Suggestion) -> Any:
     return or_(online, and_(col(table.match_run_id) == latest, ~has_online))
 
 
-def suggestions_for(*, session: Session, proposal_ids: Iterable[int]) -> dict[int, list[Suggestion]]:
-    """The published suggestions of each proposal, best first."""
+def suggestions_for(
+    *, session: Session, proposal_ids: Iterable[int], run_id: int | None = None
+) -> dict[int, list[Suggestion]]:
+    """The published suggestions of each proposal, best first (``run_id``: the
+    newest succeeded run, when the caller has already read it)."""
     ids = list(proposal_ids)
     out: dict[int, list[Suggestion]] = {i: [] for i in ids}
     if not ids:
         return out
     query = (
         select(Suggestion)
-        .where(col(Suggestion.proposal_id).in_(ids), visible(latest_run_id(session=session)))
+        .where(col(Suggestion.proposal_id).in_(ids), visible(_published(session, run_id)))
         .order_by(col(Suggestion.proposal_id), col(Suggestion.rank))
     )
     for suggestion in session.exec(query):
@@ -91,13 +98,15 @@ def suggestions_for_proposal(*, session: Session, proposal_id: int) -> list[Sugg
     return suggestions_for(session=session, proposal_ids=[proposal_id])[proposal_id]
 
 
-def outcomes_for(*, session: Session, proposal_ids: Iterable[int]) -> dict[int, MatchOutcome]:
-    """The published match outcome of each proposal that has one."""
+def outcomes_for(
+    *, session: Session, proposal_ids: Iterable[int], run_id: int | None = None
+) -> dict[int, MatchOutcome]:
+    """The published match outcome of each proposal that has one (``run_id`` as above)."""
     ids = list(proposal_ids)
     if not ids:
         return {}
     query = select(MatchOutcome).where(
-        col(MatchOutcome.proposal_id).in_(ids), visible(latest_run_id(session=session), MatchOutcome)
+        col(MatchOutcome.proposal_id).in_(ids), visible(_published(session, run_id), MatchOutcome)
     )
     return {outcome.proposal_id: outcome for outcome in session.exec(query)}
 

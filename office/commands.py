@@ -86,7 +86,8 @@ def _move_status(session: Session, proposal: Proposal, wanted: str) -> tuple[str
 
 def _finish(session: Session, change: Change, *, action: str, entity: str, entity_id: Any,
             actor: Actor, detail: dict[str, Any]) -> Change:
-    """Write the command's one event, commit once, refresh what it returns."""
+    """Write the command's one event and commit once (what it returns needs no
+    reload: every value was set here or at flush)."""
     if change.status_changed and "to" not in detail:
         detail = {**detail, "status": {"from": change.status_from, "to": change.status_to}}
     change.event = record_event(
@@ -94,8 +95,6 @@ def _finish(session: Session, change: Change, *, action: str, entity: str, entit
         actor=actor.name, user_id=actor.user_id, detail=detail,
     )
     session.commit()
-    for row in (change.proposal, *change.decisions, change.event):
-        session.refresh(row)
     return change
 
 

@@ -35,13 +35,17 @@ if TYPE_CHECKING:
 Chunk = tuple[int, list[Row], list[Row]]  # (proposals done, suggestion rows, outcome rows)
 
 
-def decision_context(session: Session, proposal_ids: list[int] | None = None) -> DecisionContext:
-    """The current decisions and published pairs of these proposals (or all)."""
+def decision_context(
+    session: Session, proposal_ids: list[int] | None = None, *, with_previous: bool = True
+) -> DecisionContext:
+    """The current decisions and (unless ``with_previous`` is false) the
+    published pairs of these proposals, or of all."""
     pairs = current_verdict_pairs(session=session, proposal_ids=proposal_ids)
+    previous = visible_pairs(session=session, proposal_ids=proposal_ids) if with_previous else ()
     return DecisionContext(
         rejected=group(pairs[Verdict.REJECTED.value]),
         accepted=group(pairs[Verdict.ACCEPTED.value]),
-        previous=group(visible_pairs(session=session, proposal_ids=proposal_ids)),
+        previous=group(previous),
     )
 
 

@@ -227,7 +227,8 @@ class _Run:
         milliseconds before publication, show on the pages with their verdict
         until the next run (as every decision made after a run does)."""
         with Session(self.engine) as session:
-            now = decision_context(session)
+            # Only the decisions: the published pairs (for is_new) are those read at the start.
+            now = decision_context(session, with_previous=False)
         changed = [p for p in proposals if _verdicts(now, int(p.id)) != _verdicts(started, int(p.id))]
         if not changed:
             return

@@ -120,7 +120,7 @@ class MatchingService:
         if embedder is not None:
             new = [k for k in fresh.passage_keys() if k not in stored]
             store_embeddings(engine=engine, embedder=embedder, keys=new)
-        self.store.save(fresh, folder)
+        fresh.save(folder)
         index = self.store.load(folder, embedder)
         assert index is not None
         return index

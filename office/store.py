@@ -65,9 +65,6 @@ class IndexStore:
             self._loaded[key] = index
             return index
 
-    def save(self, index: MatchIndex, directory: Path) -> None:
-        index.save(directory)
-
     def remove_older(self, keep_run_id: int) -> None:
         """After publication: every run and catalogue folder but the published run's."""
         keep = self.run_folder(keep_run_id).name
