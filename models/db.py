@@ -50,10 +50,24 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def init_db(engine: Engine) -> None:
-    """Upgrade the schema to head, then load the bundled corpus if there are no programs."""
+    """Upgrade the schema to head, load the bundled corpus if there are no
+    programs, and make sure every department the catalogue names exists."""
     upgrade(engine)
     with Session(engine) as session:
         seed_bundled_programs(session=session)
+        seed_departments(session=session)
+
+
+def seed_departments(*, session: Session) -> int:
+    """A Department row, without e-mail, for each 担当課 a program names."""
+    from corpus.programs import split_departments
+    from models.workflow import ensure_departments
+
+    cells = session.exec(select(Program.department).distinct()).all()
+    added = ensure_departments(session=session, names=[n for c in cells for n in split_departments(c or "")])
+    if added:
+        session.commit()  # first-use setup, as above
+    return added
 
 
 def seed_bundled_programs(*, session: Session) -> int:

@@ -9,11 +9,47 @@ from __future__ import annotations
 from enum import StrEnum
 
 
-class ProposalStatus(StrEnum):
-    RECEIVED = "received"
-    REVIEWING = "reviewing"
-    MATCHED = "matched"
-    DECLINED = "declined"
+class Stage(StrEnum):
+    """A proposal's stage in the city's process (事前相談 → 提案 → 所見 → 協議 → 採択 …).
+
+    The coordinator moves it; the NPO sees a stage only once an answer saying
+    it is published (``models.workflow_tables.Answer``).
+    """
+
+    RECEIVED = "received"  # 受付
+    CHECKING = "checking"  # 確認中: the support office reads it
+    CONSULTING = "consulting"  # 所見照会中: departments asked for their opinion
+    NEGOTIATING = "negotiating"  # 協議中
+    ADOPTED = "adopted"  # 採択: becomes a 協働事業
+    NOT_ADOPTED = "not_adopted"  # 不採択
+    RUNNING = "running"  # 実施中
+    COMPLETED = "completed"  # 完了
+    WITHDRAWN = "withdrawn"  # 取り下げ (by the NPO, or recorded for it)
+
+
+class Opinion(StrEnum):
+    """A department's 所見 on a proposal."""
+
+    FEASIBLE = "feasible"
+    CONDITIONAL = "conditional"
+    DIFFICULT = "difficult"
+
+
+class RequestStatus(StrEnum):
+    """An opinion request (所見照会)."""
+
+    OPEN = "open"
+    ANSWERED = "answered"
+    WITHDRAWN = "withdrawn"
+
+
+class MailStatus(StrEnum):
+    """A message of the outbox."""
+
+    PENDING = "pending"  # waiting for its (next) attempt
+    SENDING = "sending"  # claimed by a sender; see docs/mail.md for the crash window
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last retry; shown on the dashboard
 
 
 class CollaborationType(StrEnum):
@@ -43,28 +79,65 @@ class RunStatus(StrEnum):
     FAILED = "failed"
 
 
-LABELS: dict[StrEnum, str] = {
-    ProposalStatus.RECEIVED: "受付",
-    ProposalStatus.REVIEWING: "検討中",
-    ProposalStatus.MATCHED: "マッチ成立",
-    ProposalStatus.DECLINED: "見送り",
-    CollaborationType.COMMISSION: "委託",
-    CollaborationType.SUBSIDY: "補助",
-    CollaborationType.CO_HOSTING: "共催",
-    CollaborationType.ENDORSEMENT: "後援",
-    CollaborationType.OTHER: "その他",
-    Verdict.ACCEPTED: "採用",
-    Verdict.REJECTED: "見送り",
-    Verdict.DEFERRED: "保留",
-    Verdict.WITHDRAWN: "取り消し",
-    RunStatus.RUNNING: "実行中",
-    RunStatus.SUCCEEDED: "完了",
-    RunStatus.FAILED: "失敗",
-}
+class _Labels(dict[StrEnum, str]):
+    """Labels by enum member. StrEnum members hash and compare as their string,
+    so ``Stage.WITHDRAWN`` and ``Verdict.WITHDRAWN`` (both "withdrawn") would
+    share one dict key; this keys on the member's class as well."""
+
+    def __init__(self, labels: list[tuple[StrEnum, str]]):
+        # A list, not a dict literal: the literal would already merge the members.
+        super().__init__()
+        self._by_kind = {(type(member), member.value): text for member, text in labels}
+        for member, text in labels:
+            dict.__setitem__(self, member, text)
+
+    def __getitem__(self, member: StrEnum) -> str:
+        return self._by_kind[(type(member), member.value)]
+
+    def get(self, member: StrEnum, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._by_kind.get((type(member), getattr(member, "value", member)), default)
+
+    def __contains__(self, member: object) -> bool:
+        return (type(member), getattr(member, "value", member)) in self._by_kind
+
+
+LABELS: dict[StrEnum, str] = _Labels([
+    (Stage.RECEIVED, "受付"),
+    (Stage.CHECKING, "確認中"),
+    (Stage.CONSULTING, "所見照会中"),
+    (Stage.NEGOTIATING, "協議中"),
+    (Stage.ADOPTED, "採択"),
+    (Stage.NOT_ADOPTED, "不採択"),
+    (Stage.RUNNING, "実施中"),
+    (Stage.COMPLETED, "完了"),
+    (Stage.WITHDRAWN, "取り下げ"),
+    (Opinion.FEASIBLE, "協働できる"),
+    (Opinion.CONDITIONAL, "条件付きで協働できる"),
+    (Opinion.DIFFICULT, "難しい"),
+    (RequestStatus.OPEN, "回答待ち"),
+    (RequestStatus.ANSWERED, "回答済み"),
+    (RequestStatus.WITHDRAWN, "取り下げ"),
+    (MailStatus.PENDING, "送信待ち"),
+    (MailStatus.SENDING, "送信中"),
+    (MailStatus.SENT, "送信済み"),
+    (MailStatus.FAILED, "送信失敗"),
+    (CollaborationType.COMMISSION, "委託"),
+    (CollaborationType.SUBSIDY, "補助"),
+    (CollaborationType.CO_HOSTING, "共催"),
+    (CollaborationType.ENDORSEMENT, "後援"),
+    (CollaborationType.OTHER, "その他"),
+    (Verdict.ACCEPTED, "採用"),
+    (Verdict.REJECTED, "見送り"),
+    (Verdict.DEFERRED, "保留"),
+    (Verdict.WITHDRAWN, "取り消し"),
+    (RunStatus.RUNNING, "実行中"),
+    (RunStatus.SUCCEEDED, "完了"),
+    (RunStatus.FAILED, "失敗"),
+])
 
 
 def label(code: StrEnum) -> str:
-    """The Japanese label of a stored code: ``label(ProposalStatus.MATCHED)`` → マッチ成立."""
+    """The Japanese label of a stored code: ``label(Stage.ADOPTED)`` → 採択."""
     return LABELS[code]
 
 
@@ -78,3 +151,12 @@ def parse_collaboration_type(text: str) -> CollaborationType:
             return member
     choices = "、".join(LABELS[m] for m in CollaborationType)
     raise ValueError(f"collaboration_type {text!r} is not one of {choices}")
+
+
+def parse_code(enum: type[StrEnum], text: str) -> StrEnum:
+    """A member of ``enum`` from its code or its Japanese label; ValueError otherwise."""
+    text = text.strip()
+    for member in enum:
+        if text in (member.value, LABELS[member]):
+            return member
+    raise ValueError(f"{text!r} is not one of {', '.join(m.value for m in enum)}")

@@ -34,7 +34,7 @@ SORTS = ("newest", "oldest", "score", "title")
 class QueueFilters:
     """What the queue's filter form asks for; None means no filter."""
 
-    status: str | None = None
+    stage: str | None = None
     department: str | None = None
     min_score: float | None = None
     max_score: float | None = None
@@ -123,8 +123,8 @@ def _department_condition(department: str, run_id: int) -> Any:
 
 def _conditions(filters: QueueFilters, best: Any, run: MatchRun | None, run_id: int) -> list[Any]:
     conditions: list[Any] = []
-    if filters.status:
-        conditions.append(col(Proposal.status) == filters.status)
+    if filters.stage:
+        conditions.append(col(Proposal.stage) == filters.stage)
     if filters.min_score is not None:
         conditions.append(best.c.best >= filters.min_score)
     if filters.max_score is not None:

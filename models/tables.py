@@ -23,7 +23,7 @@ from sqlmodel.main import SQLModelConfig
 
 from corpus.text import has_control_characters
 from models.clock import as_utc, utcnow
-from models.labels import LABELS, CollaborationType, ProposalStatus, Verdict
+from models.labels import LABELS, CollaborationType, Stage, Verdict
 
 # -- Program: one row of the city's catalogue, per fiscal year (年度) ---------
 
@@ -138,7 +138,9 @@ class Proposal(ProposalBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     receipt_number: str | None = Field(default=None, max_length=20, unique=True)
     status_token_hash: str = Field(max_length=64, unique=True)
-    status: str = Field(default=ProposalStatus.RECEIVED.value, max_length=20, index=True)
+    # The coordinator's stage (models.labels.Stage); the NPO sees the stage of
+    # the last published answer instead (models.workflow_tables.Answer).
+    stage: str = Field(default=Stage.RECEIVED.value, max_length=20, index=True)
     external_ref: str | None = Field(default=None, max_length=EXTERNAL_REF_LENGTH, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -184,19 +186,19 @@ class ProposalCreate(ProposalBase):
 class ProposalPublic(ProposalBase):
     # What the coordinator and the API see (never the token), not bounded by
     # PROPOSAL_LIMITS (older rows may be longer). As JSON: times in UTC with
-    # Z, an empty phone as null, and the status's Japanese label.
+    # Z, an empty phone as null, and the stage's Japanese label.
     model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
 
     id: int
     receipt_number: str | None
-    status: ProposalStatus
+    stage: Stage
     created_at: datetime
     updated_at: datetime
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def status_label(self) -> str:
-        return LABELS[self.status]
+    def stage_label(self) -> str:
+        return LABELS[self.stage]
 
     @field_serializer("created_at", "updated_at")
     def _in_utc(self, value: datetime) -> datetime:
@@ -258,6 +260,7 @@ class UserBase(SQLModel):
     # Shared fields: a coordinator of the support office (支援室).
     username: str = Field(max_length=150, unique=True)
     display_name: str = Field(default="", max_length=200)
+    email: str = Field(default="", max_length=320)  # the daily digest goes here
     is_active: bool = True
 
 
@@ -325,8 +328,28 @@ from models.run_tables import (  # noqa: E402
     SuggestionItem,
     SuggestionPublic,
 )
+from models.workflow_tables import (  # noqa: E402
+    Answer,
+    AnswerCreate,
+    AnswerPublic,
+    Department,
+    DepartmentCreate,
+    DepartmentPublic,
+    MailAttempt,
+    MailMessage,
+    OpinionAnswer,
+    OpinionRequest,
+    OpinionRequestCreate,
+    OpinionRequestPublic,
+    Project,
+    ProjectCreate,
+    ProjectPublic,
+)
 
 __all__ = [
+    "Answer", "AnswerCreate", "AnswerPublic", "Department", "DepartmentCreate", "DepartmentPublic",
+    "MailAttempt", "MailMessage", "OpinionAnswer", "OpinionRequest", "OpinionRequestCreate",
+    "OpinionRequestPublic", "Project", "ProjectCreate", "ProjectPublic",
     "ApiToken", "ApiTokenCreate", "AuditEvent", "AuditEventBase",
     "BatchLock", "Decision", "DecisionBase", "DecisionCreate", "DecisionPublic", "EmbeddingCache",
     "MatchOutcome", "MatchRun", "MatchRunPublic", "Program", "ProgramBase", "ProgramCreate", "ProgramPublic",

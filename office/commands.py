@@ -1,16 +1,14 @@
-"""The coordinator's state changes, one command each: decide, pair, undo,
-set_status.
+"""The coordinator's triage, one command each: decide, pair, undo, set_stage.
 
 Every command is one transaction: it appends what it changes, writes exactly
 one event (the audit trail, which later work reads as an outbox), moves the
-proposal's status at most once, commits once and returns a :class:`Change`
+proposal's stage at most once, commits once and returns a :class:`Change`
 saying what changed. Views, the API and the command line call only these;
 the query functions they use add and flush, never commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +16,8 @@ from sqlmodel import Session
 
 from models.audit import record_event
 from models.clock import utcnow
-from models.decisions import append_decision, current_decisions, decision_history
-from models.labels import CHOSEN_VERDICTS, ProposalStatus, Verdict
+from models.decisions import append_decision, decision_history
+from models.labels import CHOSEN_VERDICTS, Stage, Verdict
 from models.tables import AuditEvent, Decision, DecisionCreate, Program, Proposal
 
 PAIRED_BY_HAND = "手動で組み合わせ"  # the note of a pair made by hand without one
@@ -42,54 +40,44 @@ class Change:
 
     proposal: Proposal
     decisions: list[Decision] = field(default_factory=list)
-    status_from: str = ""
-    status_to: str = ""
+    stage_from: str = ""
+    stage_to: str = ""
     event: AuditEvent | None = None
 
     @property
-    def status_changed(self) -> bool:
-        return self.status_from != self.status_to
+    def stage_changed(self) -> bool:
+        return self.stage_from != self.stage_to
 
 
-def derived_status(status: str, verdicts: Iterable[str]) -> str:
-    """The status a proposal's current verdicts give it (the one rule).
+def triaged_stage(stage: str) -> str:
+    """The stage a pair decision leaves (the one rule): 受付 becomes 確認中, the
+    support office having read the proposal; any other stage stays.
 
-    マッチ成立 while some pair is accepted; otherwise 見送り stays 見送り; 検討中
-    once any pair has a decision (an undone one included); else 受付.
+    Pair decisions are the office's internal triage: they never move a proposal
+    to 採択 or 不採択, and the NPO sees only published answers.
 
-    >>> derived_status("received", ["accepted"]), derived_status("declined", ["rejected"])
-    ('matched', 'declined')
-    >>> derived_status("matched", ["withdrawn"]), derived_status("reviewing", [])
-    ('reviewing', 'received')
+    >>> triaged_stage("received"), triaged_stage("consulting")
+    ('checking', 'consulting')
     """
-    verdicts = list(verdicts)
-    if Verdict.ACCEPTED.value in verdicts:
-        return ProposalStatus.MATCHED.value
-    if status == ProposalStatus.DECLINED.value:
-        return status
-    return ProposalStatus.REVIEWING.value if verdicts else ProposalStatus.RECEIVED.value
+    return Stage.CHECKING.value if stage == Stage.RECEIVED.value else stage
 
 
-def _current_verdicts(session: Session, proposal_id: int) -> list[str]:
-    return [d.verdict for d in current_decisions(session=session, proposal_ids=[proposal_id]).values()]
-
-
-def _move_status(session: Session, proposal: Proposal, wanted: str) -> tuple[str, str]:
-    """Set the status (no event of its own: the command's event carries it)."""
-    before = proposal.status
+def move_stage(session: Session, proposal: Proposal, wanted: str) -> tuple[str, str]:
+    """Set the stage (no event of its own: the command's event carries it)."""
+    before = proposal.stage
     if wanted != before:
-        proposal.status = wanted
+        proposal.stage = wanted
         proposal.updated_at = utcnow()
         session.add(proposal)
     return before, wanted
 
 
-def _finish(session: Session, change: Change, *, action: str, entity: str, entity_id: Any,
+def finish(session: Session, change: Change, *, action: str, entity: str, entity_id: Any,
             actor: Actor, detail: dict[str, Any]) -> Change:
     """Write the command's one event and commit once (what it returns needs no
     reload: every value was set here or at flush)."""
-    if change.status_changed and "to" not in detail:
-        detail = {**detail, "status": {"from": change.status_from, "to": change.status_to}}
+    if change.stage_changed and "to" not in detail:
+        detail = {**detail, "stage": {"from": change.stage_from, "to": change.stage_to}}
     change.event = record_event(
         session=session, action=action, entity=entity, entity_id=entity_id,
         actor=actor.name, user_id=actor.user_id, detail=detail,
@@ -102,7 +90,7 @@ def decide(
     *, session: Session, proposal: Proposal, program_id: int, verdict: str, note: str = "",
     actor: Actor = NOBODY,
 ) -> Change:
-    """採用 / 見送り / 保留 of one pair; the status follows (:func:`derived_status`).
+    """採用 / 見送り / 保留 of one pair; the stage follows (:func:`triaged_stage`).
 
     LookupError when the program does not exist, ValueError for another verdict.
     """
@@ -128,13 +116,12 @@ def _record(session: Session, proposal: Proposal, program_id: int, verdict: str,
             user_id=actor.user_id, decided_by=actor.name,
         ),
     )
-    wanted = derived_status(proposal.status, _current_verdicts(session, proposal.id))
-    before, after = _move_status(session, proposal, wanted)
-    change = Change(proposal=proposal, decisions=[decision], status_from=before, status_to=after)
+    before, after = move_stage(session, proposal, triaged_stage(proposal.stage))
+    change = Change(proposal=proposal, decisions=[decision], stage_from=before, stage_to=after)
     detail = {"proposal_id": proposal.id, "program_id": program_id, "verdict": verdict}
     if by_hand:
         detail["by_hand"] = True
-    return _finish(session, change, action="decision", entity="decision", entity_id=decision.id or "",
+    return finish(session, change, action="decision", entity="decision", entity_id=decision.id or "",
                    actor=actor, detail=detail)
 
 
@@ -159,45 +146,22 @@ def undo(*, session: Session, proposal: Proposal, actor: Actor = NOBODY) -> Chan
             note=f"取り消し（決定 #{last.id} を取り消し）", user_id=actor.user_id, decided_by=actor.name,
         ),
     )
-    wanted = derived_status(proposal.status, _current_verdicts(session, proposal.id))
-    before, after = _move_status(session, proposal, wanted)
-    change = Change(proposal=proposal, decisions=[decision], status_from=before, status_to=after)
+    before, after = move_stage(session, proposal, triaged_stage(proposal.stage))
+    change = Change(proposal=proposal, decisions=[decision], stage_from=before, stage_to=after)
     detail = {"proposal_id": proposal.id, "program_id": last.program_id, "undone": last.verdict,
               "restored": restored, "decision_id": decision.id}
-    return _finish(session, change, action="decision.undo", entity="decision", entity_id=last.id or "",
+    return finish(session, change, action="decision.undo", entity="decision", entity_id=last.id or "",
                    actor=actor, detail=detail)
 
 
-class StatusConflict(ValueError):
-    """A status the proposal's decisions contradict; ``str()`` is the Japanese message."""
-
-
-def status_for_request(requested: str, verdicts: Iterable[str]) -> str:
-    """The status a coordinator's choice gives, or StatusConflict.
-
-    見送り is always allowed (the whole proposal); マッチ成立 only while a pair
-    is accepted, and nothing else then: the status never contradicts the
-    decisions.
-    """
-    requested = ProposalStatus(requested).value
-    accepted = Verdict.ACCEPTED.value in list(verdicts)
-    if requested == ProposalStatus.DECLINED.value:
-        return requested
-    if requested == ProposalStatus.MATCHED.value and not accepted:
-        raise StatusConflict("採用した事業がないため「マッチ成立」にはできません。事業を採用してください。")
-    if accepted and requested != ProposalStatus.MATCHED.value:
-        raise StatusConflict("採用した事業があるため、この状況にはできません。先に採用を取り消してください。")
-    return requested
-
-
-def set_status(*, session: Session, proposal: Proposal, status: str, actor: Actor = NOBODY) -> Change:
-    """The status the submitter sees, chosen by the coordinator (see
-    :func:`status_for_request`). No event when nothing changes."""
+def set_stage(*, session: Session, proposal: Proposal, stage: str, actor: Actor = NOBODY) -> Change:
+    """The coordinator's stage of the proposal (internal: the NPO sees the stage
+    of the last published answer). ValueError for an unknown stage; no event
+    when nothing changes."""
     assert proposal.id is not None
-    wanted = status_for_request(status, _current_verdicts(session, proposal.id))
-    before, after = _move_status(session, proposal, wanted)
-    change = Change(proposal=proposal, status_from=before, status_to=after)
-    if not change.status_changed:
+    before, after = move_stage(session, proposal, Stage(stage).value)
+    change = Change(proposal=proposal, stage_from=before, stage_to=after)
+    if not change.stage_changed:
         return change
-    return _finish(session, change, action="proposal.status", entity="proposal", entity_id=proposal.id,
-                   actor=actor, detail={"from": before, "to": after})
+    return finish(session, change, action="proposal.stage", entity="proposal", entity_id=proposal.id,
+                  actor=actor, detail={"from": before, "to": after})

@@ -9,15 +9,22 @@ from collections.abc import Iterable
 from sqlmodel import Session
 
 from models.audit import record_event
+from models.outbox import enqueue
 from models.proposals import ProposalImportReport, add_proposal, import_proposals
 from models.tables import Proposal, ProposalCreate
 from office.commands import NOBODY, Actor
 
 
 def receive_proposal(*, session: Session, proposal_in: ProposalCreate, actor: Actor = NOBODY) -> tuple[Proposal, str]:
-    """Store a submitted proposal with its receipt number and the event
-    ``proposal.received``, commit once; returns it and its status token."""
+    """Store a submitted proposal with its receipt number, the event
+    ``proposal.received`` and the receipt e-mail (the only moment the private
+    status link is known), commit once; returns it and its status token."""
     proposal, token = add_proposal(session=session, proposal_in=proposal_in)
+    enqueue(
+        session=session, kind="receipt", to=proposal.email, secret=token, proposal_id=proposal.id,
+        context={"receipt_number": proposal.receipt_number, "title": proposal.title,
+                 "organization": proposal.organization, "representative": proposal.representative},
+    )
     record_event(
         session=session, action="proposal.received", entity="proposal", entity_id=proposal.id or "",
         actor=actor.name, user_id=actor.user_id, detail={"receipt_number": proposal.receipt_number},

@@ -1,5 +1,5 @@
 """The coordinator's commands (office.commands) on SQLite and PostgreSQL: one
-transaction, one event and at most one status change per command, each
+transaction, one event and at most one stage change per command, each
 returning what it changed."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlmodel import func, select
 
 from models.tables import AuditEvent, Decision, Proposal
 from office import commands
-from office.commands import Actor, StatusConflict
+from office.commands import Actor
 
 COORDINATOR = Actor(name="支援室 山田")
 
@@ -32,34 +32,35 @@ def commits(session):
 def events(session) -> list[AuditEvent]:
     """The events of the coordinator's commands (not the seeding or the submission)."""
     session.expire_all()
-    actions = ("decision", "decision.undo", "proposal.status")
+    actions = ("decision", "decision.undo", "proposal.stage")
     query = select(AuditEvent).where(AuditEvent.action.in_(actions)).order_by(AuditEvent.id)
     return list(session.exec(query))
 
 
-def test_decide_commits_once_with_one_event_and_the_status_change(session, commits):
+def test_decide_commits_once_with_one_event_and_the_stage_change(session, commits):
     proposal = create_random_proposal(session)
     program = program_by_external_id(session, "H20-01")
     commits["n"] = 0
     change = commands.decide(session=session, proposal=proposal, program_id=program.id, verdict="accepted",
                              note="採用", actor=COORDINATOR)
     assert commits["n"] == 1
-    assert (change.status_from, change.status_to, change.status_changed) == ("received", "matched", True)
+    # Accepting a pair is triage: 受付 → 確認中, never 採択.
+    assert (change.stage_from, change.stage_to, change.stage_changed) == ("received", "checking", True)
     assert [d.verdict for d in change.decisions] == ["accepted"] and change.decisions[0].decided_by == "支援室 山田"
     [only] = events(session)
     assert only.id == change.event.id and only.action == "decision"
     assert only.detail == {"proposal_id": proposal.id, "program_id": program.id, "verdict": "accepted",
-                           "status": {"from": "received", "to": "matched"}}
-    assert session.get(Proposal, proposal.id).status == "matched"
+                           "stage": {"from": "received", "to": "checking"}}
+    assert session.get(Proposal, proposal.id).stage == "checking"
 
 
-def test_a_second_decision_moves_no_status_and_says_so(session):
+def test_a_second_decision_moves_no_stage_and_says_so(session):
     proposal = create_random_proposal(session)
     first, second = program_by_external_id(session, "H20-01"), program_by_external_id(session, "H20-02")
     commands.decide(session=session, proposal=proposal, program_id=first.id, verdict="rejected")
-    change = commands.decide(session=session, proposal=proposal, program_id=second.id, verdict="deferred")
-    assert (change.status_from, change.status_to, change.status_changed) == ("reviewing", "reviewing", False)
-    assert "status" not in events(session)[-1].detail
+    change = commands.decide(session=session, proposal=proposal, program_id=second.id, verdict="accepted")
+    assert (change.stage_from, change.stage_to, change.stage_changed) == ("checking", "checking", False)
+    assert "stage" not in events(session)[-1].detail
 
 
 def test_unknown_program_or_verdict_writes_nothing(session):
@@ -79,10 +80,10 @@ def test_pair_by_hand_is_an_accept_with_its_note(session):
     program = program_by_external_id(session, "KN-532-1")
     change = commands.pair(session=session, proposal=proposal, program_id=program.id, actor=COORDINATOR)
     assert change.decisions[0].verdict == "accepted" and change.decisions[0].note == commands.PAIRED_BY_HAND
-    assert events(session)[-1].detail["by_hand"] is True and change.status_to == "matched"
+    assert events(session)[-1].detail["by_hand"] is True and change.stage_to == "checking"
 
 
-def test_undo_is_one_event_and_one_status_change(session, commits):
+def test_undo_is_one_event_and_leaves_the_stage(session, commits):
     proposal = create_random_proposal(session)
     program = program_by_external_id(session, "H20-01")
     commands.decide(session=session, proposal=proposal, program_id=program.id, verdict="accepted")
@@ -90,44 +91,34 @@ def test_undo_is_one_event_and_one_status_change(session, commits):
     change = commands.undo(session=session, proposal=proposal, actor=COORDINATOR)
     assert commits["n"] == 1
     assert change.decisions[0].verdict == "withdrawn"
-    assert (change.status_from, change.status_to) == ("matched", "reviewing")
+    assert (change.stage_from, change.stage_to) == ("checking", "checking")
     undo_events = [e for e in events(session) if e.action != "decision"]
     assert [e.action for e in undo_events] == ["decision.undo"]
     assert undo_events[0].detail["undone"] == "accepted" and undo_events[0].detail["restored"] == "withdrawn"
     assert commands.undo(session=session, proposal=create_random_proposal(session, "環境")) is None
 
 
-def test_declining_the_proposal_is_one_status_event(session, commits):
+def test_setting_the_stage_is_one_event(session, commits):
     proposal = create_random_proposal(session)
     commits["n"] = 0
-    change = commands.set_status(session=session, proposal=proposal, status="declined", actor=COORDINATOR)
-    assert commits["n"] == 1 and change.status_to == "declined"
+    change = commands.set_stage(session=session, proposal=proposal, stage="not_adopted", actor=COORDINATOR)
+    assert commits["n"] == 1 and change.stage_to == "not_adopted"
     [only] = events(session)
-    assert only.action == "proposal.status" and only.detail == {"from": "received", "to": "declined"}
-    # Asking for the status it already has changes nothing and writes nothing.
-    again = commands.set_status(session=session, proposal=proposal, status="declined")
-    assert not again.status_changed and again.event is None and len(events(session)) == 1
+    assert only.action == "proposal.stage" and only.detail == {"from": "received", "to": "not_adopted"}
+    # Asking for the stage it already has changes nothing and writes nothing.
+    again = commands.set_stage(session=session, proposal=proposal, stage="not_adopted")
+    assert not again.stage_changed and again.event is None and len(events(session)) == 1
+    with pytest.raises(ValueError):
+        commands.set_stage(session=session, proposal=proposal, stage="matched")
+    assert session.get(Proposal, proposal.id).stage == "not_adopted"
 
 
-def test_a_status_the_decisions_contradict_is_refused(session):
+def test_a_decision_after_not_adopted_leaves_the_stage(session):
     proposal = create_random_proposal(session)
-    with pytest.raises(StatusConflict, match="マッチ成立"):
-        commands.set_status(session=session, proposal=proposal, status="matched")
-    commands.decide(session=session, proposal=proposal, program_id=program_by_external_id(session, "H20-01").id,
-                    verdict="accepted")
-    with pytest.raises(StatusConflict, match="採用を取り消して"):
-        commands.set_status(session=session, proposal=proposal, status="reviewing")
-    session.rollback()
-    assert session.get(Proposal, proposal.id).status == "matched"
-    assert [e.action for e in events(session)] == ["decision"]
-
-
-def test_accept_after_decline_reopens_as_matched(session):
-    proposal = create_random_proposal(session)
-    commands.set_status(session=session, proposal=proposal, status="declined")
+    commands.set_stage(session=session, proposal=proposal, stage="not_adopted")
     change = commands.decide(session=session, proposal=proposal, program_id=program_by_external_id(session, "H20-01").id,
                              verdict="accepted")
-    assert (change.status_from, change.status_to) == ("declined", "matched")
+    assert (change.stage_from, change.stage_to) == ("not_adopted", "not_adopted")
 
 
 def test_the_events_are_an_outbox_in_order(session):
@@ -138,9 +129,9 @@ def test_the_events_are_an_outbox_in_order(session):
     program = program_by_external_id(session, "H20-01")
     decided = commands.decide(session=session, proposal=proposal, program_id=program.id, verdict="accepted")
     undone = commands.undo(session=session, proposal=proposal)
-    declined = commands.set_status(session=session, proposal=proposal, status="declined")
+    staged = commands.set_stage(session=session, proposal=proposal, stage="consulting")
     seen = events_since(session=session, after_id=start)
-    assert [e.id for e in seen] == [decided.event.id, undone.event.id, declined.event.id]
+    assert [e.id for e in seen] == [decided.event.id, undone.event.id, staged.event.id]
     assert [e.action for e in events_since(session=session, after_id=start, actions=["decision.undo"])] == [
         "decision.undo"]
-    assert events_since(session=session, after_id=declined.event.id) == []
+    assert events_since(session=session, after_id=staged.event.id) == []

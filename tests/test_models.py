@@ -15,7 +15,7 @@ from sqlmodel import Session, SQLModel, select
 
 from models.db import alembic_config, make_engine
 from models.decisions import current_decisions, decision_history
-from models.labels import CollaborationType, ProposalStatus, label, parse_collaboration_type
+from models.labels import CollaborationType, Stage, label, parse_collaboration_type
 from models.proposals import get_proposal_by_receipt, get_proposal_by_token
 from models.tables import AuditEvent, Decision, Program, ProposalCreate
 
@@ -94,7 +94,7 @@ def test_proposal_gets_receipt_number_and_private_token(session):
         proposal_in=ProposalCreate(title="防災講座", body="地域の防災講座を開きたい", collaboration_type="subsidy"),
     )
     assert re.fullmatch(r"20\d\d-\d{6}", proposal.receipt_number or "")
-    assert proposal.status == ProposalStatus.RECEIVED
+    assert proposal.stage == Stage.RECEIVED
     assert token not in proposal.status_token_hash  # only the hash is stored
     assert len(token) >= 32
     assert get_proposal_by_token(session=session, token=token).id == proposal.id
@@ -104,14 +104,14 @@ def test_proposal_gets_receipt_number_and_private_token(session):
     assert other.receipt_number != proposal.receipt_number
 
 
-def test_status_change_is_audited(session):
-    from office.commands import Actor, set_status
+def test_stage_change_is_audited(session):
+    from office.commands import Actor, set_stage
 
     proposal = create_random_proposal(session)
-    set_status(session=session, proposal=proposal, status=ProposalStatus.REVIEWING, actor=Actor(name="山田"))
-    assert proposal.status == "reviewing"
-    event = session.exec(select(AuditEvent).where(AuditEvent.action == "proposal.status")).one()
-    assert event.detail == {"from": "received", "to": "reviewing"} and event.actor == "山田"
+    set_stage(session=session, proposal=proposal, stage=Stage.CHECKING, actor=Actor(name="山田"))
+    assert proposal.stage == "checking"
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "proposal.stage")).one()
+    assert event.detail == {"from": "received", "to": "checking"} and event.actor == "山田"
 
 
 def test_decisions_are_append_only_with_a_current_verdict(session):
@@ -145,7 +145,13 @@ def test_foreign_keys_are_enforced(engine):
 
 
 def test_japanese_labels_live_in_one_place():
-    assert label(ProposalStatus.MATCHED) == "マッチ成立"
+    assert label(Stage.ADOPTED) == "採択" and label(Stage.NOT_ADOPTED) == "不採択"
+    # Codes shared by two enums keep their own labels ("withdrawn", "running", "failed").
+    from models.labels import MailStatus, RunStatus, Verdict
+
+    assert (label(Stage.WITHDRAWN), label(Verdict.WITHDRAWN)) == ("取り下げ", "取り消し")
+    assert (label(Stage.RUNNING), label(RunStatus.RUNNING)) == ("実施中", "実行中")
+    assert (label(MailStatus.FAILED), label(RunStatus.FAILED)) == ("送信失敗", "失敗")
     assert label(CollaborationType.CO_HOSTING) == "共催"
     assert parse_collaboration_type("後援") is CollaborationType.ENDORSEMENT
     assert parse_collaboration_type("subsidy") is CollaborationType.SUBSIDY

@@ -65,7 +65,21 @@ def _register(app: Flask) -> None:
     from flask_wtf.csrf import CSRFProtect
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from web import api, auth, errors, filters, programs, public, ratelimit, review
+    from web import (
+        api,
+        api_workflow,  # noqa: F401 (its routes join web.api's blueprint on import)
+        auth,
+        departments,
+        errors,
+        filters,
+        mail,
+        opinion_page,
+        programs,
+        public,
+        ratelimit,
+        review,
+        workflow,
+    )
 
     if app.config["PROXY_COUNT"]:
         n = app.config["PROXY_COUNT"]
@@ -81,4 +95,8 @@ def _register(app: Flask) -> None:
     public.init_app(app)
     review.init_app(app)
     programs.init_app(app)
-    api.init_app(app, csrf)
+    departments.init_app(app)
+    workflow.init_app(app)
+    opinion_page.init_app(app)
+    mail.init_app(app)
+    api.init_app(app, csrf)  # with the workflow routes of api_workflow, on the same blueprint

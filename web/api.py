@@ -16,7 +16,7 @@ from sqlmodel import select
 from werkzeug.datastructures import MultiDict
 
 from models.decisions import current_decisions, decision_history, is_standing
-from models.labels import ProposalStatus, parse_collaboration_type
+from models.labels import Stage, parse_collaboration_type
 from models.review import programs_by_id, search_programs
 from models.suggestions import outcomes_for, recent_runs, suggestions_for_proposal
 from models.tables import (
@@ -121,7 +121,7 @@ def _int_arg(name: str, default: int, lowest: int, highest: int) -> int:
 
 
 def proposal_json(p: Proposal) -> dict[str, Any]:
-    """ProposalPublic as JSON: times in UTC with Z, an empty phone as null, the status_label."""
+    """ProposalPublic as JSON: times in UTC with Z, an empty phone as null, the stage_label."""
     return ProposalPublic.model_validate(p).model_dump(mode="json")
 
 
@@ -202,7 +202,7 @@ def create_proposal():  # type: ignore[no-untyped-def]
     """Public: store a proposal with its first suggestions; 201 with the receipt."""
     submitted = submit(validate_proposal(_json_object()))
     p = submitted.proposal
-    body = {"id": p.id, "receipt_number": p.receipt_number, "status": p.status,
+    body = {"id": p.id, "receipt_number": p.receipt_number, "stage": p.stage,
             "status_url": status_url(submitted.token)}
     response = jsonify(body)
     response.status_code = 201
@@ -213,14 +213,14 @@ def create_proposal():  # type: ignore[no-untyped-def]
 @bp.route("/proposals", methods=["GET"])
 @token_required
 def list_proposals():  # type: ignore[no-untyped-def]
-    """Proposals, newest first, paginated; optional ?status=."""
+    """Proposals, newest first, paginated; optional ?stage=."""
     page = _int_arg("page", 1, 1, 1_000_000)
     per_page = _int_arg("per_page", 25, 1, MAX_PER_PAGE)
-    status = request.args.get("status")
-    if status is not None and status not in ProposalStatus._value2member_map_:
-        raise BadRequest("status は received / reviewing / matched / declined のいずれかです。")
+    stage = request.args.get("stage")
+    if stage is not None and stage not in Stage._value2member_map_:
+        raise BadRequest(f"stage は {' / '.join(s.value for s in Stage)} のいずれかです。", {"stage": ["unknown stage"]})
     db = get_session()
-    conditions = [Proposal.status == status] if status else []
+    conditions = [Proposal.stage == stage] if stage else []
     total = int(db.exec(select(func.count()).select_from(Proposal).where(*conditions)).one())
     rows = db.exec(
         select(Proposal).where(*conditions).order_by(Proposal.id.desc())  # type: ignore[union-attr]
@@ -239,8 +239,10 @@ def _proposal_or_404(proposal_id: int) -> Proposal:
 @bp.route("/proposals/<int:proposal_id>")
 @token_required
 def get_proposal(proposal_id: int):  # type: ignore[no-untyped-def]
-    """One proposal."""
-    return jsonify(proposal_json(_proposal_or_404(proposal_id)))
+    """One proposal, with its stage and its draft and published answer."""
+    from web.api_workflow import answer_state
+
+    return jsonify({**proposal_json(_proposal_or_404(proposal_id)), "answer": answer_state(proposal_id)})
 
 
 @bp.route("/proposals/<int:proposal_id>/suggestions")

@@ -28,12 +28,16 @@ cli.add_command(evaluate_command)
 def serve_command(host: str, port: int) -> None:
     """Run the web app on the embedded default (SQLite in ./instance).
 
-    For production run gunicorn instead: gunicorn 'web:create_app()'.
+    A background thread sends the e-mail outbox every 30 seconds (docs/mail.md).
+    For production run gunicorn instead: gunicorn 'web:create_app()', with
+    kyodo mail send from cron.
     """
     from web import create_app
+    from web.mail import start_background_sender
 
     app = create_app()
     click.echo(f"協働マッチ: http://{host}:{port}/  (instance: {app.instance_path})")
+    start_background_sender(app)
     app.run(host=host, port=port)
 
 from web.cli_data import (  # noqa: E402
@@ -50,7 +54,12 @@ cli.add_command(programs_group)
 cli.add_command(proposals_group)
 cli.add_command(rematch_command)
 
+from web.cli_departments import departments_group  # noqa: E402
+from web.cli_mail import mail_group  # noqa: E402
 from web.cli_web import tokens_group, users_group  # noqa: E402
+
+cli.add_command(departments_group)
+cli.add_command(mail_group)
 
 cli.add_command(users_group)
 cli.add_command(tokens_group)

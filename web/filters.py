@@ -9,7 +9,7 @@ from flask import Flask
 from corpus.programs import split_departments
 from matcher.index import KANJI_PREFIX
 from models.clock import to_jst
-from models.labels import LABELS, CollaborationType, ProposalStatus, RunStatus, Verdict
+from models.labels import LABELS, CollaborationType, MailStatus, Opinion, RequestStatus, RunStatus, Stage, Verdict
 from models.suggestions import comparable_score
 from models.tables import MatchOutcome
 from web.db import get_matching
@@ -27,8 +27,8 @@ def jst_date(value: datetime | None) -> str:
     return jst(value, "%Y年%m月%d日")
 
 
-def status_label(code: str) -> str:
-    return LABELS.get(ProposalStatus(code), code) if code in ProposalStatus._value2member_map_ else code
+def stage_label(code: str) -> str:
+    return LABELS[Stage(code)] if code in Stage._value2member_map_ else code
 
 
 def collaboration_label(code: str) -> str:
@@ -75,7 +75,31 @@ def score_width(score: float | None) -> float:
     return 100.0 * (value - low) / (high - low)
 
 
+_CODES = {"request": RequestStatus, "opinion": Opinion, "mail": MailStatus, "stage": Stage}
+MAIL_KINDS = {"receipt": "受付のお知らせ", "answer": "回答のお知らせ", "opinion_request": "所見のご依頼",
+              "reminder": "所見の督促", "digest": "日次のまとめ"}
+
+
+def code_label(code: str | None, kind: str) -> str:
+    """The Japanese label of a stored code of one of the workflow's enums."""
+    enum = _CODES[kind]
+    return LABELS[enum(code)] if code in enum._value2member_map_ else (code or "—")
+
+
+def mail_kind_label(kind: str) -> str:
+    return MAIL_KINDS.get(kind, kind)
+
+
+def _today() -> object:
+    from models.clock import JST, utcnow
+
+    return utcnow().astimezone(JST).date()
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(code_label)
+    app.add_template_filter(mail_kind_label)
+    app.context_processor(lambda: {"today": _today()})
     app.add_template_global(unlikely_match)
     app.add_template_filter(score_width)
     app.add_template_filter(comparable_score)
@@ -83,7 +107,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(kanji_terms)
     app.add_template_filter(jst)
     app.add_template_filter(jst_date)
-    app.add_template_filter(status_label)
+    app.add_template_filter(stage_label)
     app.add_template_filter(collaboration_label)
     app.add_template_filter(run_status_label)
     app.add_template_filter(verdict_label)

@@ -37,7 +37,7 @@ from wtforms.validators import (
 )
 
 from corpus.text import has_control_characters
-from models.labels import CHOSEN_VERDICTS, LABELS, CollaborationType, ProposalStatus
+from models.labels import CHOSEN_VERDICTS, LABELS, CollaborationType, Stage
 from models.tables import PROPOSAL_LIMITS
 
 # Stored code → label of the 希望する協働の形 choices (委託 / 補助 / 共催 / 後援 / その他).
@@ -219,12 +219,12 @@ class LogoutForm(FlaskForm):
     """Logout is a POST, so a link on another site cannot log anyone out."""
 
 
-class StatusForm(FlaskForm):
-    """The status the submitter sees (受付 / 検討中 / マッチ成立 / 見送り)."""
+class StageForm(FlaskForm):
+    """The office's stage of the proposal (受付 … 完了); the NPO sees published answers only."""
 
-    status = SelectField(
-        "提案の状況",
-        choices=[SelectChoice(s.value, LABELS[s]) for s in ProposalStatus],
+    stage = SelectField(
+        "段階",
+        choices=[SelectChoice(s.value, LABELS[s]) for s in Stage],
         validate_choice=True,
     )
 

@@ -22,6 +22,7 @@ from models.tables import (
     ProposalPublic,
     SuggestionItem,
 )
+from models.labels import Stage
 from web.forms import COLLABORATION_TYPES
 
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -127,11 +128,11 @@ SCHEMAS: dict[str, Any] = {
     },
     "ProposalReceipt": {
         "type": "object",
-        "required": ["id", "receipt_number", "status", "status_url"],
+        "required": ["id", "receipt_number", "stage", "status_url"],
         "properties": {
             "id": _ID,
             "receipt_number": {"type": "string"},
-            "status": {"type": "string"},
+            "stage": {"type": "string"},
             "status_url": {"type": "string", "format": "uri"},
         },
     },
@@ -229,8 +230,8 @@ PATHS: dict[str, Any] = {
         "get": _op(
             "List proposals, newest first",
             {"200": _json(_ref("ProposalPage"), "a page of proposals"), "400": _error("bad query")},
-            parameters=[*_PAGING, {"name": "status", "in": "query", "required": False,
-                                   "schema": {"type": "string", "enum": ["received", "reviewing", "matched", "declined"]}}],
+            parameters=[*_PAGING, {"name": "stage", "in": "query", "required": False,
+                                   "schema": {"type": "string", "enum": [s.value for s in Stage]}}],
         ),
     },
     "/api/v1/proposals/{proposal_id}": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -12,6 +13,7 @@ from flask import (
     abort,
     after_this_request,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
@@ -20,14 +22,17 @@ from flask import (
 )
 from sqlmodel import Session
 
-from models.labels import LABELS, ProposalStatus
+from models.labels import LABELS, Stage
 from models.proposals import get_proposal, get_proposal_by_token
+from models.workflow import project_of, published_answers
 from models.tables import PROPOSAL_LIMITS, Proposal, ProposalCreate
+from office.answers import withdraw_by_proposer
 from office.intake import receive_proposal
 from office.service import MatchingService
 from web.db import get_engine, get_matching, get_session
 from web.forms import ProposalForm
 from web.ratelimit import submit_limit
+from web.workflow_forms import WithdrawForm
 
 bp = Blueprint("public", __name__)
 
@@ -99,7 +104,7 @@ def status_url(token: str) -> str:
 
 
 def status_label(status: str) -> str:
-    return LABELS[ProposalStatus(status)]
+    return LABELS[Stage(status)]
 
 
 @bp.route("/")
@@ -145,15 +150,55 @@ def receipt():  # type: ignore[no-untyped-def]
     )
 
 
-@bp.route("/status/<token>")
-def status(token: str):  # type: ignore[no-untyped-def]
-    """The submitter's private page: status and date of the last change, nothing else."""
+def _proposal_of_token(token: str) -> Proposal:
     if not (20 <= len(token) <= 64) or not set(token) <= _TOKEN_CHARS:
         abort(404)
     proposal = get_proposal_by_token(session=get_session(), token=token)
     if proposal is None:
         abort(404)
-    return render_template("status.html", proposal=proposal, status=status_label(proposal.status))
+    return proposal
+
+
+def _status_page(token: str, proposal: Proposal, form: WithdrawForm, status: int = 200) -> Any:
+    db = get_session()
+    assert proposal.id is not None
+    published = published_answers(session=db, proposal_id=proposal.id)
+    last = published[-1] if published else None
+    project = project_of(session=db, proposal_id=proposal.id)
+    stage = last.stage if last else Stage.RECEIVED.value
+    return render_template(
+        "status.html", proposal=proposal, status=status_label(stage), answer=last, history=published,
+        project=project, form=form, token=token, can_withdraw=stage not in CLOSED_STAGES,
+        contact=current_app.config["SUPPORT_OFFICE_CONTACT"],
+    ), status
+
+
+# Stages after which a proposal cannot be withdrawn by its NPO.
+CLOSED_STAGES = (Stage.WITHDRAWN.value, Stage.NOT_ADOPTED.value, Stage.COMPLETED.value)
+
+
+@bp.route("/status/<token>")
+def status(token: str):  # type: ignore[no-untyped-def]
+    """The submitter's private page: the published stage and answer, the
+    department in charge of an adopted proposal, the office's contact; never
+    internal notes, pair decisions or 所見."""
+    return _status_page(token, _proposal_of_token(token), WithdrawForm())
+
+
+@bp.route("/status/<token>/withdraw", methods=["POST"])
+def withdraw(token: str):  # type: ignore[no-untyped-def]
+    """取り下げ by the NPO, after ticking the confirmation box."""
+    proposal = _proposal_of_token(token)
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        return _status_page(token, proposal, form, 400)
+    try:
+        withdraw_by_proposer(session=get_session(), proposal=proposal)
+    except ValueError:
+        form.confirm.errors = ["この提案はすでに取り下げ、不採択または完了のため、取り下げできません。"]
+        return _status_page(token, proposal, form, 400)
+    flash("提案を取り下げました。", "info")
+    return redirect(url_for("public.status", token=token), 303)
 
 
 def init_app(app: Flask) -> None:

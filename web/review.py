@@ -23,15 +23,19 @@ from flask_login import current_user
 from models.dashboard import audit_actions, audit_page
 from models.dashboard import dashboard as dashboard_counts
 from models.export import pairing_rows, pairings_csv
-from models.labels import LABELS, ProposalStatus
+from models.labels import LABELS, Stage
 from models.queue import SORTS, QueueFilters, review_queue
 from models.review import departments, proposal_view, search_programs
+from models.clock import JST, utcnow
+from models.outbox import counts_by_status, failed_messages
+from models.workflow import overdue_requests, plan_progress, workflow_view
 from models.tables import Proposal
 from office import commands
-from office.commands import Actor, StatusConflict
+from office.answers import PROJECT_STAGES
+from office.commands import Actor
 from web.auth import login_manager
 from web.db import get_matching, get_session
-from web.forms import VERDICTS, DecisionForm, PairForm, StatusForm, UndoForm
+from web.forms import VERDICTS, DecisionForm, PairForm, StageForm, UndoForm
 
 bp = Blueprint("review", __name__)
 
@@ -66,17 +70,17 @@ def parse_filters(args: Any) -> tuple[QueueFilters, list[str]]:
             return None
         return value
 
-    status = args.get("status") or None
-    if status and status not in ProposalStatus._value2member_map_:
-        errors.append("状況の指定が正しくありません。")
-        status = None
+    stage = args.get("stage") or None
+    if stage and stage not in Stage._value2member_map_:
+        errors.append("段階の指定が正しくありません。")
+        stage = None
     sort = args.get("sort") or "newest"
     if sort not in SORTS:
         errors.append("並び順の指定が正しくありません。")
         sort = "newest"
     reviewed = {"yes": True, "no": False}.get(args.get("reviewed", ""))
     filters = QueueFilters(
-        status=status,
+        stage=stage,
         department=(args.get("department") or "").strip()[:100] or None,
         min_score=score("min_score", "最低スコア"),
         max_score=score("max_score", "最高スコア"),
@@ -96,10 +100,14 @@ def _page_number() -> int:
 @bp.route("/dashboard")
 def dashboard():  # type: ignore[no-untyped-def]
     """Proposals by status, awaiting review, the last rematch, progress to the target."""
-    counts = dashboard_counts(session=get_session())
+    db = get_session()
+    counts = dashboard_counts(session=db)
     return render_template(
         "dashboard.html", d=counts, target=current_app.config["TARGET_NEW_PROJECTS"],
-        statuses=[(s.value, LABELS[s]) for s in ProposalStatus],
+        plan=plan_progress(session=db, start=current_app.config["PLAN_START"], end=current_app.config["PLAN_END"]),
+        overdue=overdue_requests(session=db, today=utcnow().astimezone(JST).date()),
+        failed_mail=failed_messages(session=db), mail_counts=counts_by_status(session=db),
+        stages=[(s.value, LABELS[s]) for s in Stage],
     )
 
 
@@ -119,7 +127,7 @@ def queue():  # type: ignore[no-untyped-def]
         filters=filters,
         errors=errors,
         departments=departments(session=db),
-        statuses=[(s.value, LABELS[s]) for s in ProposalStatus],
+        stages=[(s.value, LABELS[s]) for s in Stage],
         page_url=lambda n: url_for("review.queue", page=n, **args),
     ), (400 if errors else 200)
 
@@ -137,24 +145,31 @@ def proposal(proposal_id: int):  # type: ignore[no-untyped-def]
     return _render_proposal(proposal_id)
 
 
-def _render_proposal(proposal_id: int, status: int = 200, pair_form: PairForm | None = None) -> Any:
+def _render_proposal(proposal_id: int, status: int = 200, pair_form: PairForm | None = None,
+                     **forms: Any) -> Any:
+    """The proposal page; a form given (with its errors) replaces the empty one."""
+    from web.workflow import opinion_url, request_form
+    from web.workflow_forms import AnswerForm, ProjectForm, PublishForm
+
     db = get_session()
     view = proposal_view(session=db, proposal_id=proposal_id)
     if view is None:
         abort(404)
+    flow = workflow_view(session=db, proposal_id=proposal_id)
     pick = (request.args.get("pick") or "").strip()[:100]
     picked = search_programs(session=db, q=pick, active_only=False, page_size=20) if pick else None
+    draft = flow.draft
+    answer_form = forms.get("answer_form") or AnswerForm(
+        stage=draft.stage if draft else view.proposal.stage, text=draft.text if draft else "")
+    project_form = forms.get("project_form") or ProjectForm(obj=flow.project, name=(
+        flow.project.name if flow.project else view.proposal.title))
     return render_template(
-        "proposal.html",
-        view=view,
-        p=view.proposal,
-        verdicts=VERDICTS,
-        pick=pick,
-        picked=picked,
-        pair_form=pair_form or PairForm(),
-        undo_form=UndoForm(),
-        status_form=StatusForm(status=view.proposal.status),
-        decision_form=DecisionForm(),
+        "proposal.html", view=view, p=view.proposal, flow=flow, verdicts=VERDICTS, pick=pick, picked=picked,
+        pair_form=pair_form or PairForm(), undo_form=UndoForm(),
+        stage_form=StageForm(stage=view.proposal.stage), decision_form=DecisionForm(),
+        request_form=forms.get("request_form") or request_form(), answer_form=answer_form,
+        project_form=project_form, plain_form=PublishForm(), opinion_url=opinion_url,
+        project_stages=PROJECT_STAGES,
     ), status
 
 
@@ -212,21 +227,18 @@ def undo(proposal_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
 
 
-@bp.route("/review/proposals/<int:proposal_id>/status", methods=["POST"])
-def change_status(proposal_id: int):  # type: ignore[no-untyped-def]
-    """Set the status the submitter sees (e.g. 見送り for the whole proposal)."""
+@bp.route("/review/proposals/<int:proposal_id>/stage", methods=["POST"])
+def change_stage(proposal_id: int):  # type: ignore[no-untyped-def]
+    """Set the office's stage of the proposal (the NPO sees it once an answer is published)."""
     proposal = _proposal_or_404(proposal_id)
-    form = StatusForm()
+    form = StageForm()
     if not form.validate_on_submit():
-        flash("状況を変更できませんでした。", "error")
+        flash("段階を変更できませんでした。", "error")
         return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
-    try:
-        change = commands.set_status(session=get_session(), proposal=proposal, status=form.status.data, actor=_actor())
-    except StatusConflict as exc:
-        flash(f"状況を変更できませんでした：{exc}", "error")
-        return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
-    label = LABELS[ProposalStatus(change.status_to)]
-    flash(f"状況を「{label}」にしました。" if change.status_changed else f"状況は「{label}」のままです。", "info")
+    change = commands.set_stage(session=get_session(), proposal=proposal, stage=form.stage.data, actor=_actor())
+    label = LABELS[Stage(change.stage_to)]
+    flash(f"段階を「{label}」にしました（提案者には回答を公開するまで表示されません）。" if change.stage_changed
+          else f"段階は「{label}」のままです。", "info")
     return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
 
 

@@ -51,7 +51,49 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SUBMIT_RATE_LIMIT", "10/minute", "Public proposal submissions allowed per client address, as N/second|minute|hour|day."),
     Setting("TOP_K", 5, "Suggestions stored per proposal.", int),
-    Setting("TARGET_NEW_PROJECTS", 15, "Target of new 協働事業 per fiscal year shown on the dashboard (地域再生計画: 15).", int),
+    Setting(
+        "TARGET_NEW_PROJECTS",
+        15,
+        "新たな協働事業 to launch in the plan period, counted on the dashboard by 協定締結日 "
+        "(地域再生計画: 15 by the end of FY2010, 平成22年度末).",
+        int,
+    ),
+    Setting(
+        "PLAN_START",
+        "2008-04-01",
+        "First day of the plan period (YYYY-MM-DD). The 地域再生計画 runs from its 認定の日, which the "
+        "seed does not give; the default is the first day of FY2008 (平成20年度).",
+    ),
+    Setting("PLAN_END", "2011-03-31", "Last day of the plan period (地域再生計画: 平成23年3月末), YYYY-MM-DD."),
+    Setting("OPINION_DUE_DAYS", 14, "Days a department has to answer an opinion request (所見照会) by default.", int),
+    Setting(
+        "OPINION_LINK_DAYS",
+        30,
+        "Days the link in an opinion request's e-mail stays valid (signed, one request, answerable once).",
+        int,
+    ),
+    Setting(
+        "SUPPORT_OFFICE_CONTACT",
+        "市民活動支援室",
+        "The support office's contact (name, telephone, e-mail) shown on the NPO's status page and in e-mails.",
+    ),
+    Setting(
+        "PUBLIC_URL",
+        "",
+        "Address the links in e-mails start with, e.g. https://kyodo.example.lg.jp. Default: "
+        "http://127.0.0.1:5000 (kyodo serve's own address).",
+    ),
+    Setting(
+        "MAIL_SERVER",
+        "",
+        "SMTP server for e-mail. Empty: each message is written to the log and to "
+        "instance/outbox/ as an .eml file instead of being sent.",
+    ),
+    Setting("MAIL_PORT", 25, "SMTP port (587 with MAIL_USE_TLS).", int),
+    Setting("MAIL_USE_TLS", False, "Use STARTTLS on the SMTP connection.", bool),
+    Setting("MAIL_USERNAME", "", "SMTP user name (empty: no login)."),
+    Setting("MAIL_PASSWORD", "", "SMTP password."),
+    Setting("MAIL_DEFAULT_SENDER", "kyodo-match@localhost", "From address of every message."),
     Setting("MAX_CONTENT_LENGTH", 1_000_000, "Largest request body accepted, in bytes (larger: HTTP 413).", int),
     Setting(
         "MAX_UPLOAD_LENGTH",

@@ -123,13 +123,14 @@ def test_submit_review_accept_and_export(browser, server, screenshots):
     first.get_by_role("button", name="採用").click()
     coordinator.wait_for_load_state()
     assert coordinator.get_by_test_id("current-verdict").first.inner_text() == "採用"
-    assert "マッチ成立" in coordinator.get_by_test_id("proposal-status").inner_text()
+    assert "確認中" in coordinator.get_by_test_id("proposal-stage").inner_text()
 
     exported = coordinator.request.get(server + "/export/pairings.csv")
     text = exported.body().decode("utf-8-sig")
     assert receipt in text and program_name in text and "採用" in text and "担当課と調整" in text
     npo.goto(status_url)
-    assert npo.get_by_test_id("status").inner_text() == "マッチ成立"
+    # A pair decision is the office's triage: the NPO sees nothing new yet.
+    assert npo.get_by_test_id("status").inner_text() == "受付"
 
 
 def test_phone_width_form_has_no_horizontal_scroll(browser, server, screenshots):

@@ -86,7 +86,7 @@ def test_api_output_is_proposal_public(client, auth_headers, submit, session):
     shown = client.get(f"/api/v1/proposals/{done.id}", headers=auth_headers).json
     expected = set(ProposalPublic.model_json_schema(mode="serialization")["properties"])
     assert set(shown) == expected and "status_token_hash" not in shown and "external_ref" not in shown
-    assert shown["phone"] is None and shown["status_label"] == "受付" and shown["status"] == "received"
+    assert shown["phone"] is None and shown["stage_label"] == "受付" and shown["stage"] == "received"
     assert shown["created_at"].endswith("Z") and shown["updated_at"].endswith("Z")
     assert shown["budget_thousand_yen"] == 300 and shown["collaboration_type"] == "co_hosting"
 
@@ -120,6 +120,6 @@ def test_openapi_proposal_components_are_the_models_schemas():
     assert set(create["required"]) == {k for k, r in PROPOSAL_LIMITS.items() if not r.optional}
     public = ProposalPublic.model_json_schema(mode="serialization")
     assert set(shown["properties"]) == set(public["properties"]) and "maxLength" not in json.dumps(shown)
-    assert shown["properties"]["status"] == {"$ref": "#/components/schemas/ProposalStatus"}
+    assert shown["properties"]["stage"] == {"$ref": "#/components/schemas/Stage"}
     text = json.dumps({"create": create, "shown": shown})
     assert '"type": "null"' not in text and "$defs" not in text  # OpenAPI 3.0: nullable, components

@@ -20,7 +20,7 @@ def test_create_is_public_and_answers_201(client, session):
     response = client.post("/api/v1/proposals", json=API_PROPOSAL)
     assert response.status_code == 201, response.json
     body = response.json
-    assert set(body) == {"id", "receipt_number", "status", "status_url"}
+    assert set(body) == {"id", "receipt_number", "stage", "status_url"}
     assert response.headers["Location"] == f"/api/v1/proposals/{body['id']}"
     proposal = session.get(Proposal, body["id"])
     assert proposal.collaboration_type == "co_hosting" and proposal.receipt_number == body["receipt_number"]
@@ -67,7 +67,7 @@ def test_token_protected_routes(client, auth_headers, submitted, session):
     listing = client.get("/api/v1/proposals", headers=auth_headers).json
     assert listing["total"] == 1 and listing["items"][0]["title"] == PROPOSAL["title"]
     one = client.get(f"/api/v1/proposals/{submitted.id}", headers=auth_headers).json
-    assert one["receipt_number"] == submitted.receipt_number and one["status_label"] == "受付"
+    assert one["receipt_number"] == submitted.receipt_number and one["stage_label"] == "受付"
     suggestions = client.get(f"/api/v1/proposals/{submitted.id}/suggestions", headers=auth_headers).json
     first = suggestions["items"][0]
     assert first["rank"] == 1 and first["terms"] and first["decision"] is None and first["is_new"] is True
@@ -80,7 +80,7 @@ def test_token_protected_routes(client, auth_headers, submitted, session):
     assert [d["verdict"] for d in history["items"]] == ["accepted"]
     again = client.get(f"/api/v1/proposals/{submitted.id}/suggestions", headers=auth_headers).json
     assert again["items"][0]["decision"] == "accepted"
-    assert session.get(Proposal, submitted.id).status == "matched"
+    assert session.get(Proposal, submitted.id).stage == "checking"
 
 
 @pytest.mark.parametrize(

@@ -60,18 +60,19 @@ def test_submission_stores_proposal_and_suggestions(client, session, submitted):
     assert proposal.title == PROPOSAL["title"]
     assert proposal.collaboration_type == "co_hosting"
     assert proposal.budget_thousand_yen == 300
-    assert proposal.status == "received"
+    assert proposal.stage == "received"
     assert submitted.receipt_number == proposal.receipt_number
     rows = session.exec(select(Suggestion).where(Suggestion.proposal_id == submitted.id)).all()
     assert rows, "online matching stored no suggestion"
 
 
-def test_status_page_shows_status_and_nothing_private(client, logged_in, submitted):
+def test_status_page_shows_the_published_stage_and_nothing_private(client, logged_in, submitted):
+    # A pair decision is internal triage: the NPO still sees 受付.
     client.post(f"/review/proposals/{submitted.id}/decisions",
                 data={"program_id": "1", "verdict": "accepted", "note": "内部メモ：秘密"})
     client.post("/logout")
     html = client.get(submitted.status_path).data.decode()
-    assert re.search(r'data-testid="status">マッチ成立<', html)
+    assert re.search(r'data-testid="status">受付<', html)
     assert "最終更新日" in html
     assert "内部メモ" not in html and "hanako@example.jp" not in html and "スコア" not in html
 

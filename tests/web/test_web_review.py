@@ -48,7 +48,7 @@ def test_kanji_features_are_listed_apart_and_never_marked(logged_in, submitted, 
             assert f"<mark>{feature[2:]}</mark>" not in html
 
 
-def test_accept_changes_status_history_and_export(logged_in, submitted, session):
+def test_accept_changes_stage_history_and_export(logged_in, submitted, session):
     program = _suggested_program(session, submitted.id)
     response = logged_in.post(
         f"/review/proposals/{submitted.id}/decisions",
@@ -56,7 +56,7 @@ def test_accept_changes_status_history_and_export(logged_in, submitted, session)
     )
     assert response.status_code == 303
     html = logged_in.get(f"/review/proposals/{submitted.id}").data.decode()
-    assert 'data-testid="proposal-status">マッチ成立' in html
+    assert 'data-testid="proposal-stage">確認中' in html
     assert html.count('data-testid="history-row"') == 1 and "担当課と調整済み" in html
     exported = logged_in.get("/export/pairings.csv")
     assert exported.data.startswith(b"\xef\xbb\xbf")
@@ -77,7 +77,7 @@ def test_undo_appends_and_restores(logged_in, submitted, session):
     logged_in.post(url + "/undo")
     rows = session.exec(select(Decision).where(Decision.proposal_id == submitted.id).order_by(Decision.id)).all()
     assert [d.verdict for d in rows] == ["rejected", "accepted", "rejected"]
-    assert session.get(Proposal, submitted.id).status == "reviewing"
+    assert session.get(Proposal, submitted.id).stage == "checking"
     audit = logged_in.get("/audit?action=decision.undo").data.decode()
     assert audit.count('data-testid="audit-row"') == 1 and "coord" in audit
 
@@ -86,12 +86,11 @@ def test_undo_of_a_first_decision_leaves_the_pair_undecided(logged_in, submitted
     program = _suggested_program(session, submitted.id)
     url = f"/review/proposals/{submitted.id}"
     logged_in.post(url + "/decisions", data={"program_id": str(program.id), "verdict": "accepted"})
-    assert session.get(Proposal, submitted.id).status == "matched"
+    assert session.get(Proposal, submitted.id).stage == "checking"
     logged_in.post(url + "/undo")
     rows = session.exec(select(Decision).where(Decision.proposal_id == submitted.id).order_by(Decision.id)).all()
     assert [d.verdict for d in rows] == ["accepted", "withdrawn"]
     session.expire_all()
-    assert session.get(Proposal, submitted.id).status != "matched"
     page = logged_in.get(url).data.decode()
     assert 'data-testid="current-verdict"' not in page  # no badge: undecided
     assert "取り消し" in page  # the history says what happened
@@ -136,26 +135,14 @@ def test_hand_pairing_with_the_picker(logged_in, submitted, session):
     assert bad.status_code == 400 and "その事業IDの事業はありません" in bad.data.decode()
 
 
-def test_status_change_to_declined(logged_in, submitted, session, client):
-    logged_in.post(f"/review/proposals/{submitted.id}/status", data={"status": "declined"})
-    assert session.get(Proposal, submitted.id).status == "declined"
-    bad = logged_in.post(f"/review/proposals/{submitted.id}/status", data={"status": "won"}, follow_redirects=True)
-    assert "状況を変更できませんでした" in bad.data.decode()
-
-
-def test_a_status_the_decisions_contradict_is_refused_with_its_reason(logged_in, submitted, session):
-    from models.tables import AuditEvent
-
-    program = _suggested_program(session, submitted.id)
-    url = f"/review/proposals/{submitted.id}"
-    logged_in.post(url + "/decisions", data={"program_id": str(program.id), "verdict": "accepted"})
-    page = logged_in.post(url + "/status", data={"status": "reviewing"}, follow_redirects=True).data.decode()
-    assert "先に採用を取り消してください" in page
-    session.expire_all()
-    assert session.get(Proposal, submitted.id).status == "matched"
-    # One click, one event: the accept wrote the status change; the refused request wrote nothing.
-    actions = [e.action for e in session.exec(select(AuditEvent).where(AuditEvent.entity != "program"))]
-    assert actions.count("decision") == 1 and "proposal.status" not in actions
+def test_stage_change_is_internal(logged_in, submitted, session, client):
+    logged_in.post(f"/review/proposals/{submitted.id}/stage", data={"stage": "not_adopted"})
+    assert session.get(Proposal, submitted.id).stage == "not_adopted"
+    bad = logged_in.post(f"/review/proposals/{submitted.id}/stage", data={"stage": "won"}, follow_redirects=True)
+    assert "段階を変更できませんでした" in bad.data.decode()
+    # The NPO sees no stage before an answer is published.
+    logged_in.post("/logout")
+    assert 'data-testid="status">受付<' in client.get(submitted.status_path).data.decode()
 
 
 def test_queue_lists_filters_and_paginates(logged_in, submit, session, app):
@@ -169,7 +156,7 @@ def test_queue_lists_filters_and_paginates(logged_in, submit, session, app):
     assert "公園清掃の提案" in reviewed and "防災訓練の提案" not in reviewed
     unreviewed = logged_in.get("/review?reviewed=no&sort=title").data.decode()
     assert "防災訓練の提案" in unreviewed and "公園清掃の提案" not in unreviewed
-    assert "公園清掃の提案" in logged_in.get("/review?status=reviewing").data.decode()
+    assert "公園清掃の提案" in logged_in.get("/review?stage=checking").data.decode()
     assert logged_in.get("/review?min_score=0.99").data.decode().count('data-testid="queue-row"') == 0
     assert logged_in.get("/review?new=1").data.decode().count('data-testid="queue-row"') == 2
     app.config["PAGE_SIZE"] = 1
@@ -190,7 +177,8 @@ def test_dashboard_counts(logged_in, submit, session):
     submit(title="二件目")
     logged_in.post(f"/review/proposals/{done.id}/decisions", data={"program_id": "2", "verdict": "accepted"})
     html = logged_in.get("/dashboard").data.decode()
-    assert re.search(r'data-testid="accepted-this-year">1<', html)
+    # An accepted pair is triage, not a 協働事業: nothing counts toward the target yet.
+    assert re.search(r'data-testid="projects-launched">0<', html)
     assert re.search(r'data-testid="awaiting">1<', html)
     assert "目標 15 件" in html and "まだ再マッチは実行されていません" in html
 
