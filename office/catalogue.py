@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
-from corpus import ProgramRecord
+from corpus import ProgramRecord, split_departments
 from models.programs import (
     ImportReport,
     KeywordsReport,
@@ -17,14 +17,20 @@ from models.programs import (
     set_keywords,
 )
 from models.tables import Program
+from models.workflow import ensure_departments
 from office.commands import NOBODY, Actor
 
 
 def import_catalogue(
     *, session: Session, records: Sequence[ProgramRecord], source_file: str = "", actor: Actor = NOBODY,
 ) -> ImportReport:
-    """Upsert the programs of a city's file, all in one transaction; the newest fiscal year is active."""
+    """Upsert the programs of a city's file, all in one transaction; the newest fiscal year is active.
+
+    A 担当課 the file names for the first time becomes a department (without
+    e-mail) in the same transaction, so the departments' list never misses one.
+    """
     report = import_programs(session=session, records=records, source_file=source_file, actor=actor.name)
+    ensure_departments(session=session, names=[n for r in records for n in split_departments(r.department)])
     session.commit()
     return report
 

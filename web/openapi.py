@@ -23,6 +23,7 @@ from models.tables import (
     SuggestionItem,
 )
 from models.labels import Stage
+from models.workflow_tables import AnswerCreate, AnswerPublic, OpinionAnswer, OpinionRequestCreate, OpinionRequestPublic
 from web.forms import COLLABORATION_TYPES
 
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -55,6 +56,14 @@ SHOWN: dict[str, type[SQLModel]] = {
     "Decision": DecisionPublic,
     "Run": MatchRunPublic,
     "Suggestion": SuggestionItem,
+    "OpinionRequest": OpinionRequestPublic,
+    "Answer": AnswerPublic,
+}
+# The workflow's request bodies, from the models the API validates them with.
+BODIES: dict[str, type[SQLModel]] = {
+    "OpinionRequestCreate": OpinionRequestCreate,
+    "OpinionAnswer": OpinionAnswer,
+    "AnswerCreate": AnswerCreate,
 }
 
 
@@ -110,6 +119,10 @@ def model_schemas() -> dict[str, Any]:
     schemas = {"ProposalCreate": _create_body(create)}
     for name, model in SHOWN.items():
         schemas[name] = model.model_json_schema(mode="serialization", ref_template=REF_TEMPLATE)
+        definitions.update(schemas[name].pop("$defs", {}))
+    for name, model in BODIES.items():
+        # No other key is accepted (web.api_workflow.validated).
+        schemas[name] = {**model.model_json_schema(ref_template=REF_TEMPLATE), "additionalProperties": False}
         definitions.update(schemas[name].pop("$defs", {}))
     used = json.dumps(schemas)
     schemas.update({name: d for name, d in definitions.items() if f'"{REF_TEMPLATE.format(model=name)}"' in used})
@@ -187,6 +200,17 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "RunList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Run")}}},
+    "OpinionRequestList": {"type": "object", "required": ["items"],
+                           "properties": {"items": {"type": "array", "items": _ref("OpinionRequest")}}},
+    "AnswerState": {
+        "type": "object",
+        "required": ["draft", "published"],
+        "properties": {"draft": _nullable(_ref("Answer")), "published": _nullable(_ref("Answer"))},
+    },
+    "ProposalDetail": {
+        "allOf": [_ref("Proposal"), {"type": "object", "required": ["answer"],
+                                      "properties": {"answer": _ref("AnswerState")}}],
+    },
     **model_schemas(),
 }
 
@@ -235,8 +259,51 @@ PATHS: dict[str, Any] = {
         ),
     },
     "/api/v1/proposals/{proposal_id}": {
-        "get": _op("One proposal", {"200": _json(_ref("Proposal"), "the proposal"), "404": _error("no such proposal")},
+        "get": _op("One proposal, its stage and its draft and published answer",
+                   {"200": _json(_ref("ProposalDetail"), "the proposal"), "404": _error("no such proposal")},
                    parameters=[_PROPOSAL_ID]),
+    },
+    "/api/v1/proposals/{proposal_id}/opinion-requests": {
+        "get": _op("Opinion requests (所見照会) and their answers, oldest first",
+                   {"200": _json(_ref("OpinionRequestList"), "requests"), "404": _error("no such proposal")},
+                   parameters=[_PROPOSAL_ID]),
+        "post": _op(
+            "Ask one department for its opinion; the department gets an e-mail with its link",
+            {"201": _json(_ref("OpinionRequest"), "asked (the link is never shown)"),
+             "400": _error("invalid body, unknown department or a due date in the past"),
+             "404": _error("no such proposal"), "413": _error("request too large")},
+            parameters=[_PROPOSAL_ID],
+            requestBody={"required": True, "content": {"application/json": {"schema": _ref("OpinionRequestCreate")}}},
+        ),
+    },
+    "/api/v1/opinions/{token}": {
+        "post": _op(
+            "The department's answer, with the token of its link (no other authentication)",
+            {"201": _json(_ref("OpinionRequest"), "answered"), "400": _error("invalid body"),
+             "404": _error("tampered or unknown link"), "409": _error("answered already"),
+             "410": _error("link expired or request withdrawn"), "413": _error("request too large")},
+            auth=False,
+            parameters=[{"name": "token", "in": "path", "required": True,
+                         "schema": {"type": "string", "maxLength": 300}}],
+            requestBody={"required": True, "content": {"application/json": {"schema": _ref("OpinionAnswer")}}},
+        ),
+    },
+    "/api/v1/proposals/{proposal_id}/answer": {
+        "put": _op(
+            "Save the draft answer to the NPO (the NPO sees nothing yet)",
+            {"200": _json(_ref("AnswerState"), "saved"), "400": _error("invalid body"),
+             "404": _error("no such proposal"), "413": _error("request too large")},
+            parameters=[_PROPOSAL_ID],
+            requestBody={"required": True, "content": {"application/json": {"schema": _ref("AnswerCreate")}}},
+        ),
+    },
+    "/api/v1/proposals/{proposal_id}/answer/publish": {
+        "post": _op(
+            "Publish the draft: the NPO's status page shows it and an e-mail tells the NPO",
+            {"200": _json(_ref("AnswerState"), "published"), "404": _error("no such proposal"),
+             "409": _error("no draft to publish")},
+            parameters=[_PROPOSAL_ID],
+        ),
     },
     "/api/v1/proposals/{proposal_id}/suggestions": {
         "get": _op("Suggested programs, best first",

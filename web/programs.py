@@ -31,6 +31,7 @@ from models.review import (
     search_programs,
 )
 from models.tables import Program
+from models.workflow import department_by_name
 from office.catalogue import import_catalogue, import_program_keywords, set_program_keywords
 from office.commands import Actor
 from web.auth import login_manager
@@ -97,14 +98,17 @@ def program(program_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/departments/<path:name>")
 def department(name: str):  # type: ignore[no-untyped-def]
-    """One department's programs and the proposals matched to them: one link to send."""
+    """One department (its 部, e-mail and 所掌事務, when it is a record), its
+    programs and the proposals matched to them: one link to send."""
     db = get_session()
     programs = department_programs(session=db, department=name)
-    if not programs:
+    record = department_by_name(session=db, name=name)
+    if not programs and record is None:
         abort(404)
     ids = [p.id for p in programs if p.id is not None]
     return render_template(
-        "department.html", name=name, programs=programs, pairs=pairs_for_programs(session=db, program_ids=ids)
+        "department.html", name=name, record=record, programs=programs,
+        pairs=pairs_for_programs(session=db, program_ids=ids),
     )
 
 

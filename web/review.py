@@ -28,7 +28,7 @@ from models.queue import SORTS, QueueFilters, review_queue
 from models.review import departments, proposal_view, search_programs
 from models.clock import JST, utcnow
 from models.outbox import counts_by_status, failed_messages
-from models.workflow import overdue_requests, plan_progress, workflow_view
+from models.workflow import drafts_for, overdue_requests, plan_progress, workflow_view
 from models.tables import Proposal
 from office import commands
 from office.answers import PROJECT_STAGES
@@ -128,6 +128,7 @@ def queue():  # type: ignore[no-untyped-def]
         errors=errors,
         departments=departments(session=db),
         stages=[(s.value, LABELS[s]) for s in Stage],
+        drafts=drafts_for(session=db, proposal_ids=[row.proposal.id for row in result.page.rows]),
         page_url=lambda n: url_for("review.queue", page=n, **args),
     ), (400 if errors else 200)
 

@@ -142,6 +142,8 @@ def test_bulk_publish_from_the_queue(logged_in, submit, session):
     for item in (first, second):
         logged_in.post(f"/review/proposals/{item.id}/answer",
                        data={"stage": "not_adopted", "text": "今回は見送ります。", "action": "draft"})
+    queue = logged_in.get("/review").data.decode()
+    assert queue.count('data-testid="publish-check"') == 2 and 'data-testid="publish-form"' in queue
     response = logged_in.post("/review/answers/publish",
                               data={"proposal_id": [str(first.id), str(second.id), str(third.id)]},
                               follow_redirects=True)
