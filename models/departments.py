@@ -25,7 +25,7 @@ from sqlmodel import Session, col
 
 from corpus import FileFormatError, InvalidRowsError, Row, read_rows, split_departments
 from models.clock import utcnow
-from models.export import _cell as formula_safe  # the pairings export's rule for Excel cells
+from models.export import formula_safe  # the pairings export's rule for Excel cells
 from models.tables import Program
 from models.workflow import all_departments, department_by_name
 from models.workflow_tables import Department, DepartmentCreate

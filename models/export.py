@@ -101,7 +101,8 @@ def pairing_rows(*, session: Session, current_only: bool = False) -> list[Pairin
     return rows
 
 
-def _cell(value: object) -> str:
+def formula_safe(value: object) -> str:
+    """One spreadsheet cell: times in JST, booleans as はい, formulas quoted."""
     if isinstance(value, datetime):
         value = to_jst(value).strftime("%Y-%m-%d %H:%M")
     text = "" if value is None else str(value)
@@ -115,9 +116,15 @@ def _cell(value: object) -> str:
 
 def pairings_csv(rows: Iterable[PairingRow]) -> str:
     """CSV with a UTF-8 BOM (Excel then reads the Japanese correctly) and CRLF lines."""
+    return excel_csv(CSV_COLUMNS, rows)
+
+
+def excel_csv(columns: Iterable[tuple[str, str]], rows: Iterable[object]) -> str:
+    """Rows (objects with the columns' fields) as CSV for Excel: a UTF-8 BOM, CRLF, safe cells."""
+    columns = list(columns)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([header for header, _ in CSV_COLUMNS])
+    writer.writerow([header for header, _ in columns])
     for row in rows:
-        writer.writerow([_cell(getattr(row, name)) for _, name in CSV_COLUMNS])
+        writer.writerow([formula_safe(getattr(row, name)) for _, name in columns])
     return "\ufeff" + out.getvalue()

@@ -85,7 +85,7 @@ def attached_programs(session: Session, proposal_id: int, department: str) -> li
     ids = []
     for suggestion in suggestions_for_proposal(session=session, proposal_id=proposal_id):
         program = session.get(Program, suggestion.program_id)
-        if program is not None and department in split_departments(program.department):
+        if program is not None and program.id is not None and department in split_departments(program.department):
             ids.append(program.id)
     return ids
 

@@ -9,7 +9,16 @@ from flask import Flask
 from corpus.programs import split_departments
 from matcher.index import KANJI_PREFIX
 from models.clock import to_jst
-from models.labels import LABELS, CollaborationType, MailStatus, Opinion, RequestStatus, RunStatus, Stage, Verdict
+from models.labels import (
+    LABELS,
+    CollaborationType,
+    MailStatus,
+    Opinion,
+    RequestStatus,
+    RunStatus,
+    Stage,
+    Verdict,
+)
 from models.suggestions import comparable_score
 from models.tables import MatchOutcome
 from web.db import get_matching
@@ -83,7 +92,9 @@ MAIL_KINDS = {"receipt": "受付のお知らせ", "answer": "回答のお知ら�
 def code_label(code: str | None, kind: str) -> str:
     """The Japanese label of a stored code of one of the workflow's enums."""
     enum = _CODES[kind]
-    return LABELS[enum(code)] if code in enum._value2member_map_ else (code or "—")
+    if code is None or code not in enum._value2member_map_:
+        return code or "—"
+    return LABELS[enum(code)]
 
 
 def mail_kind_label(kind: str) -> str:

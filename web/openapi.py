@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import SQLModel
 
+from models.labels import Stage
 from models.tables import (
     PROPOSAL_LIMITS,
     DecisionPublic,
@@ -22,8 +23,13 @@ from models.tables import (
     ProposalPublic,
     SuggestionItem,
 )
-from models.labels import Stage
-from models.workflow_tables import AnswerCreate, AnswerPublic, OpinionAnswer, OpinionRequestCreate, OpinionRequestPublic
+from models.workflow_tables import (
+    AnswerCreate,
+    AnswerPublic,
+    OpinionAnswer,
+    OpinionRequestCreate,
+    OpinionRequestPublic,
+)
 from web.forms import COLLABORATION_TYPES
 
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}

@@ -24,8 +24,8 @@ from sqlmodel import Session
 
 from models.labels import LABELS, Stage
 from models.proposals import get_proposal, get_proposal_by_token
-from models.workflow import project_of, published_answers
 from models.tables import PROPOSAL_LIMITS, Proposal, ProposalCreate
+from models.workflow import project_of, published_answers
 from office.answers import withdraw_by_proposer
 from office.intake import receive_proposal
 from office.service import MatchingService

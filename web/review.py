@@ -20,16 +20,17 @@ from flask import (
 )
 from flask_login import current_user
 
+from models.clock import JST, utcnow
 from models.dashboard import audit_actions, audit_page
 from models.dashboard import dashboard as dashboard_counts
-from models.export import pairing_rows, pairings_csv
+from models.export import excel_csv, pairing_rows, pairings_csv
 from models.labels import LABELS, Stage
+from models.outbox import counts_by_status, failed_messages
 from models.queue import SORTS, QueueFilters, review_queue
 from models.review import departments, proposal_view, search_programs
-from models.clock import JST, utcnow
-from models.outbox import counts_by_status, failed_messages
-from models.workflow import drafts_for, overdue_requests, plan_progress, workflow_view
 from models.tables import Proposal
+from models.workflow import drafts_for, overdue_requests, plan_progress, workflow_view
+from models.workflow_export import PROPOSAL_COLUMNS, proposal_rows
 from office import commands
 from office.answers import PROJECT_STAGES
 from office.commands import Actor
@@ -260,6 +261,22 @@ def export_json():  # type: ignore[no-untyped-def]
     """The same rows as JSON."""
     rows = pairing_rows(session=get_session(), current_only=request.args.get("current") == "1")
     return jsonify(pairings=[row.to_dict() for row in rows])
+
+
+@bp.route("/export/proposals.csv")
+def export_proposals_csv():  # type: ignore[no-untyped-def]
+    """Every proposal with its stage (code and label), published stage, 所見 and 協働事業, for Excel."""
+    return Response(
+        excel_csv(PROPOSAL_COLUMNS, proposal_rows(session=get_session())),
+        headers={"Content-Disposition": "attachment; filename=proposals.csv"},
+        content_type="text/csv; charset=utf-8",
+    )
+
+
+@bp.route("/export/proposals.json")
+def export_proposals_json():  # type: ignore[no-untyped-def]
+    """The same rows as JSON (stage codes: received … withdrawn)."""
+    return jsonify(proposals=[row.to_dict() for row in proposal_rows(session=get_session())])
 
 
 @bp.route("/audit")

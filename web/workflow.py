@@ -17,7 +17,7 @@ from models.workflow_tables import OpinionRequest, OpinionRequestCreate
 from office import answers, opinions
 from office.opinions import OpinionLinks, RequestClosed
 from web.db import get_session
-from web.review import _actor, _require_login, _render_proposal
+from web.review import _actor, _render_proposal, _require_login
 from web.workflow_forms import AnswerForm, OpinionRequestForm, ProjectForm, PublishForm
 
 bp = Blueprint("workflow", __name__)

@@ -4,6 +4,8 @@ to the NPO, the 協働事業, and the outbox rows each step writes."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import timedelta
 
@@ -203,3 +205,16 @@ def test_the_api_runs_the_same_workflow(client, submitted, department, session, 
     assert published["draft"] is None and published["published"]["text"] == "協議します"
     shown = client.get(base, headers=auth_headers).json
     assert shown["stage"] == "negotiating" and shown["answer"]["published"]["stage"] == "negotiating"
+
+
+def test_the_proposals_export_gives_stage_codes_and_labels(logged_in, submitted, session):
+    logged_in.post(f"/review/proposals/{submitted.id}/answer",
+                   data={"stage": "negotiating", "text": "=HYPERLINK(\"http://x\")", "action": "publish"})
+    logged_in.post(f"/review/proposals/{submitted.id}/stage", data={"stage": "adopted"})
+    exported = logged_in.get("/export/proposals.csv")
+    assert exported.data.startswith(b"\xef\xbb\xbf")
+    [row] = list(csv.DictReader(io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert (row["受付番号"], row["段階"], row["段階コード"], row["提案者に公開中の段階"]) == (
+        submitted.receipt_number, "採択", "adopted", "協議中")
+    [item] = logged_in.get("/export/proposals.json").json["proposals"]
+    assert item["stage"] == "adopted" and item["published_stage"] == "negotiating"
