@@ -46,8 +46,9 @@ class OpinionRequestForm(FlaskForm):
 
     # Checked here, not by WTForms, so that an unknown name gets a Japanese message.
     departments = CheckboxList("照会する担当課", validate_choice=False)
-    message = TextAreaField("依頼文", filters=[_strip], validators=[_max("依頼文", 4000), _no_control_characters])
-    due = DateField("回答期限", validators=[Optional()], format="%Y-%m-%d")
+    message = TextAreaField("依頼文", filters=[_strip], validators=[_max("依頼文", 4000), _no_control_characters],
+                            id="request-message")
+    due = DateField("回答期限", validators=[Optional()], format="%Y-%m-%d", id="request-due")
 
     def validate_departments(self, field: CheckboxList) -> None:
         if not field.data:
@@ -89,10 +90,11 @@ class OpinionAnswerForm(FlaskForm):
 class AnswerForm(FlaskForm):
     """The answer to the NPO: the stage it announces and its text."""
 
+    # Ids of their own: the proposal page also holds the stage form (id "stage").
     stage = SelectField("お知らせする段階", choices=[SelectChoice(s.value, LABELS[s]) for s in Stage],
-                        validate_choice=True)
+                        validate_choice=True, id="answer-stage")
     text = TextAreaField(
-        "回答文（理由・次の手順・連絡先）", filters=[_strip],
+        "回答文（理由・次の手順・連絡先）", filters=[_strip], id="answer-text",
         validators=[DataRequired(message="回答文を入力してください。"), _max("回答文", 4000), _no_control_characters],
     )
 
@@ -117,9 +119,10 @@ class ProjectForm(FlaskForm):
     name = StringField("協働事業名", filters=[_strip],
                        validators=[DataRequired(message="協働事業名を入力してください。"), _max("協働事業名", 200),
                                    _no_control_characters])
-    departments = StringField("担当課（複数は空白区切り）", filters=[_strip],
+    departments = StringField("担当課（複数は空白区切り）", filters=[_strip], id="project-departments",
                               validators=[_max("担当課", 500), _no_control_characters])
-    collaboration_type = SelectField("協働の形", choices=_COLLABORATION, validate_choice=True)
+    collaboration_type = SelectField("協働の形", choices=_COLLABORATION, validate_choice=True,
+                                     id="project-collaboration-type")
     agreement_date = DateField("協定締結日", validators=[Optional()], format="%Y-%m-%d")
     budget_thousand_yen = IntegerField("予算（千円）", validators=[Optional(), _BUDGET])
     period_start = DateField("実施期間（開始）", validators=[Optional()], format="%Y-%m-%d")

@@ -218,3 +218,11 @@ def test_the_proposals_export_gives_stage_codes_and_labels(logged_in, submitted,
         submitted.receipt_number, "採択", "adopted", "協議中")
     [item] = logged_in.get("/export/proposals.json").json["proposals"]
     assert item["stage"] == "adopted" and item["published_stage"] == "negotiating"
+
+
+def test_the_proposal_page_has_no_duplicate_ids(logged_in, submitted, session):
+    # Several forms share the page: a duplicate id would tie a label to the wrong field.
+    logged_in.post(f"/review/proposals/{submitted.id}/stage", data={"stage": "adopted"})
+    page = logged_in.get(f"/review/proposals/{submitted.id}").data.decode()
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
