@@ -160,3 +160,30 @@ def parse_code(enum: type[StrEnum], text: str) -> StrEnum:
         if text in (member.value, LABELS[member]):
             return member
     raise ValueError(f"{text!r} is not one of {', '.join(m.value for m in enum)}")
+
+
+# The audit trail's actions in Japanese (the stored code stays English, for
+# scripts and the outbox readers).
+AUDIT_ACTIONS: dict[str, str] = {
+    "proposal.received": "提案の受付",
+    "proposals.import": "紙の提案の取り込み",
+    "decision": "組み合わせの判断",
+    "decision.undo": "判断の取り消し",
+    "proposal.stage": "段階の変更",
+    "proposal.withdraw": "提案者による取り下げ",
+    "opinion.request": "所見の依頼",
+    "opinion.answer": "所見の回答",
+    "opinion.withdraw": "所見の依頼の取り下げ",
+    "opinion.remind": "所見の督促",
+    "answer.draft": "回答の下書き",
+    "answer.publish": "回答の公開",
+    "project.save": "協働事業の記録",
+    "programs.import": "事業一覧の取り込み",
+    "programs.keywords": "キーワードの編集",
+    "departments.import": "担当課の取り込み",
+    "department.update": "担当課の編集",
+    "mail.digest": "日次のまとめメール",
+    "user.create": "支援室職員の登録",
+    "token.create": "APIトークンの発行",
+    "token.revoke": "APIトークンの取り消し",
+}

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from models.audit import record_event
 from models.clock import to_jst, utcnow
@@ -47,10 +48,17 @@ class Published:
     answer: Answer
 
 
-def _publish_one(session: Session, proposal: Proposal, draft: Answer, actor: Actor) -> Published:
+def _publish_one(session: Session, proposal: Proposal, draft: Answer, actor: Actor) -> Published | None:
+    """Stamp the draft with a compare-and-set, so two coordinators publishing at
+    once send the NPO one e-mail; None when the other one was first."""
     now = utcnow()
+    claimed = session.execute(
+        update(Answer).where(col(Answer.id) == draft.id, col(Answer.published_at).is_(None))
+        .values(published_at=now, published_by=actor.name)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
     draft.published_at, draft.published_by = now, actor.name
-    session.add(draft)
     before, after = move_stage(session, proposal, draft.stage)
     enqueue(
         session=session, kind="answer", to=proposal.email, proposal_id=proposal.id,
@@ -73,8 +81,9 @@ def publish_answers(*, session: Session, proposals: Iterable[Proposal], actor: A
     for proposal in proposals:
         assert proposal.id is not None
         draft = draft_answer(session=session, proposal_id=proposal.id)
-        if draft is not None:
-            published.append(_publish_one(session, proposal, draft, actor))
+        done = _publish_one(session, proposal, draft, actor) if draft is not None else None
+        if done is not None:
+            published.append(done)
     session.commit()
     return published
 

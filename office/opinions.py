@@ -18,7 +18,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from corpus.programs import split_departments
 from models.clock import utcnow
@@ -142,18 +143,29 @@ def request_opinions(
 
 
 def answer_opinion(*, session: Session, request: OpinionRequest, answer: OpinionAnswer) -> OpinionRequest:
-    """The department's answer, once: RequestClosed when it is not open."""
-    if request.status != RequestStatus.OPEN.value:
+    """The department's answer, once: RequestClosed when it is not open.
+
+    A compare-and-set on the status, so two answers sent at the same moment
+    (two colleagues, a double click) record one and refuse the other.
+    """
+    now = utcnow()
+    values = {
+        "opinion": answer.opinion.value, "comment": answer.comment, "timing": answer.timing,
+        "collaboration_type": answer.collaboration_type.value if answer.collaboration_type else None,
+        "budget_thousand_yen": answer.budget_thousand_yen, "answerer": answer.answerer,
+        "status": RequestStatus.ANSWERED.value, "closed_at": now,
+    }
+    claimed = session.execute(
+        update(OpinionRequest)
+        .where(col(OpinionRequest.id) == request.id, col(OpinionRequest.status) == RequestStatus.OPEN.value)
+        .values(**values)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        session.refresh(request)
         raise RequestClosed(request)
-    request.opinion = answer.opinion.value
-    request.comment = answer.comment
-    request.collaboration_type = answer.collaboration_type.value if answer.collaboration_type else None
-    request.budget_thousand_yen = answer.budget_thousand_yen
-    request.timing = answer.timing
-    request.answerer = answer.answerer
-    request.status = RequestStatus.ANSWERED.value
-    request.closed_at = utcnow()
-    session.add(request)
+    for name, value in values.items():
+        setattr(request, name, value)
     proposal = session.get(Proposal, request.proposal_id)
     assert proposal is not None
     department = session.get(Department, request.department_id)

@@ -157,3 +157,16 @@ def test_japanese_labels_live_in_one_place():
     assert parse_collaboration_type("subsidy") is CollaborationType.SUBSIDY
     with pytest.raises(ValueError, match="委託"):
         parse_collaboration_type("寄付")
+
+
+def test_every_audit_action_has_a_japanese_label():
+    import pathlib
+
+    from models.labels import AUDIT_ACTIONS
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    written = set()
+    for path in [*root.glob("office/*.py"), *root.glob("models/*.py")]:
+        text = path.read_text(encoding="utf-8")
+        written |= set(re.findall(r'action="([a-z_.]+)"', text)) | set(re.findall(r'ACTION = "([a-z_.]+)"', text))
+    assert written and written <= set(AUDIT_ACTIONS), written - set(AUDIT_ACTIONS)

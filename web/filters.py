@@ -10,6 +10,7 @@ from corpus.programs import split_departments
 from matcher.index import KANJI_PREFIX
 from models.clock import to_jst
 from models.labels import (
+    AUDIT_ACTIONS,
     LABELS,
     CollaborationType,
     MailStatus,
@@ -97,6 +98,10 @@ def code_label(code: str | None, kind: str) -> str:
     return LABELS[enum(code)]
 
 
+def action_label(action: str) -> str:
+    return AUDIT_ACTIONS.get(action, action)
+
+
 def mail_kind_label(kind: str) -> str:
     return MAIL_KINDS.get(kind, kind)
 
@@ -110,6 +115,7 @@ def _today() -> object:
 def init_app(app: Flask) -> None:
     app.add_template_filter(code_label)
     app.add_template_filter(mail_kind_label)
+    app.add_template_filter(action_label)
     app.context_processor(lambda: {"today": _today()})
     app.add_template_global(unlikely_match)
     app.add_template_filter(score_width)

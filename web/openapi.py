@@ -211,7 +211,9 @@ SCHEMAS: dict[str, Any] = {
     "AnswerState": {
         "type": "object",
         "required": ["draft", "published"],
-        "properties": {"draft": _nullable(_ref("Answer")), "published": _nullable(_ref("Answer"))},
+        # OpenAPI 3.0 ignores keys beside a $ref: a nullable reference is an allOf.
+        "properties": {"draft": {"allOf": [_ref("Answer")], "nullable": True},
+                       "published": {"allOf": [_ref("Answer")], "nullable": True}},
     },
     "ProposalDetail": {
         "allOf": [_ref("Proposal"), {"type": "object", "required": ["answer"],

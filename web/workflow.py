@@ -74,6 +74,11 @@ def ask(proposal_id: int) -> Any:
         form.departments.errors = [f"担当課「{exc.args[0]}」は登録されていないか、無効です。"]
         return _render_proposal(proposal_id, 400, request_form=form)
     flash(f"{len(rows)}件の担当課に所見を依頼しました。", "info")
+    silent = [d.name for d in all_departments(session=get_session()) if d.name in form.departments.data
+              and not d.email_list]
+    if silent:
+        flash(f"メールアドレスが未登録の担当課（{'、'.join(silent)}）にはメールが届きません。"
+              "下の一覧の「回答用リンク」を直接お送りください。", "warning")
     return _back(proposal_id, "#opinions-h")
 
 

@@ -15,6 +15,8 @@ from web.cli import cli
 PUBLIC_ENDPOINTS = {
     "static", "public.index", "public.new_proposal", "public.receipt", "public.status",
     "auth.login", "auth.logout", "api.openapi", "api.create_proposal",
+    # No login, but the secret of a link: the NPO's status token, the department's signed token.
+    "public.withdraw", "opinion_page.opinion", "api.answer_opinion",
 }
 
 

@@ -166,7 +166,7 @@ def test_queue_lists_filters_and_paginates(logged_in, submit, session, app):
     assert "防災訓練の提案" in logged_in.get(f"/review?department={department}").data.decode()
 
 
-@pytest.mark.parametrize("query", ["min_score=abc", "max_score=7", "status=nope", "sort=random"])
+@pytest.mark.parametrize("query", ["min_score=abc", "max_score=7", "stage=nope", "sort=random"])
 def test_queue_bad_filters_are_400_with_a_message(logged_in, query):
     response = logged_in.get(f"/review?{query}")
     assert response.status_code == 400 and 'class="flash flash-error"' in response.data.decode()

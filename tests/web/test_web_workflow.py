@@ -226,3 +226,51 @@ def test_the_proposal_page_has_no_duplicate_ids(logged_in, submitted, session):
     page = logged_in.get(f"/review/proposals/{submitted.id}").data.decode()
     ids = re.findall(r'\sid="([^"]+)"', page)
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_an_overdue_request_is_listed_and_reminded_once(app, logged_in, submitted, department, session):
+    from web.mail import send_now
+
+    _ask(logged_in, submitted.id)
+    session.expire_all()
+    req = session.exec(select(OpinionRequest)).one()
+    later = utcnow() + timedelta(days=15)  # one day past the default due date
+    send_now(app, now=later)
+    send_now(app, now=later + timedelta(hours=1))
+    session.expire_all()
+    reminders = session.exec(select(MailMessage).where(MailMessage.kind == "reminder")).all()
+    assert len(reminders) == 1 and reminders[0].to_address == "kankyo@city.example.jp"
+    assert reminders[0].status == "sent"  # no mail server set: written to instance/outbox/
+    assert session.get(OpinionRequest, req.id).reminded_at is not None
+    req.due = utcnow().date() - timedelta(days=1)  # past due, as seen by the dashboard today
+    session.add(req)
+    session.commit()
+    dashboard = logged_in.get("/dashboard").data.decode()
+    assert dashboard.count('data-testid="overdue-row"') == 1 and "督促メール送信済み" in dashboard
+
+
+def test_a_failed_message_is_shown_on_the_dashboard(logged_in, submitted, session):
+    receipt = session.exec(select(MailMessage).where(MailMessage.kind == "receipt")).one()
+    receipt.status, receipt.attempts, receipt.last_error = "failed", 8, "Connection refused"
+    session.add(receipt)
+    session.commit()
+    dashboard = logged_in.get("/dashboard").data.decode()
+    assert re.search(r'data-testid="mail-failed">1<', dashboard) and "Connection refused" in dashboard
+
+
+def test_the_departments_suggested_programs_are_attached(logged_in, submitted, session):
+    from models.suggestions import suggestions_for_proposal
+    from models.tables import Program
+
+    programs = [session.get(Program, s.program_id) for s in suggestions_for_proposal(session=session,
+                                                                                      proposal_id=submitted.id)]
+    named = {p.id for p in programs if "市民協働課" in p.department.split()}
+    assert named, "the fixture proposal should suggest a 市民協働課 program"
+    _ask(logged_in, submitted.id, departments=["市民協働課"])
+    session.expire_all()
+    req = session.exec(select(OpinionRequest)).one()
+    assert set(req.program_ids) == named
+    # 市民協働課 has no e-mail yet: no message, and the page offers the link instead.
+    assert session.exec(select(MailMessage).where(MailMessage.kind == "opinion_request")).first() is None
+    page = logged_in.get(f"/review/proposals/{submitted.id}").data.decode()
+    assert 'data-testid="opinion-link"' in page and "メールアドレスが未登録の担当課（市民協働課）" in page
