@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from corpus.files import FileFormatError, Row, read_rows
+from corpus.text import unquote_formula
 
 BUNDLED_PROGRAMS = Path(__file__).parent / "data" / "programs.csv"
 
@@ -104,7 +105,8 @@ def _canonical(values: dict[str, object]) -> dict[str, str]:
     for key, aliases in HEADER_ALIASES.items():
         for alias in aliases:
             if alias in values and values[alias] is not None:
-                out[key] = str(values[alias]).strip()
+                # A cell of our own export comes back without its formula quote.
+                out[key] = unquote_formula(str(values[alias]).strip())
                 break
     return out
 
@@ -117,6 +119,51 @@ def _int_or_none(text: str) -> int | None:
         return int(float(text))
     except ValueError:
         return None
+
+
+# A 年度 outside this range is a typo (3000, -5), never a catalogue: the row is
+# refused by name instead of deactivating the whole current catalogue.
+FISCAL_YEARS = (2000, 2100)
+_ERAS = {"令和": 2018, "R": 2018, "平成": 1988, "H": 1988}
+_YEAR = re.compile(r"^(令和|平成|R|H)?(\d{1,4}|元)(?:年度|年)?$")
+
+
+def parse_fiscal_year(text: str) -> int:
+    """A 年度 as written: 2026, 2026年度, 令和8, R8, 令和8年度, 平成20, H20, 令和元.
+
+    >>> [parse_fiscal_year(t) for t in ("2026", "令和8", "R8", "令和8年度", "H20", "令和元", "２０２６")]
+    [2026, 2026, 2026, 2026, 2008, 2019, 2026]
+    """
+    found = _YEAR.match(unicodedata.normalize("NFKC", text).strip().upper())
+    if found is None:
+        raise ValueError(f"年度「{text}」が読めません（例：2026、令和8、R8）")
+    era, number = found.group(1), found.group(2)
+    value = 1 if number == "元" else int(number)
+    year = value + _ERAS[era] if era else value
+    if not FISCAL_YEARS[0] <= year <= FISCAL_YEARS[1]:
+        raise ValueError(f"年度「{text}」は{FISCAL_YEARS[0]}年度から{FISCAL_YEARS[1]}年度の間で指定してください")
+    return year
+
+
+def fiscal_year_label(year: int) -> str:
+    """「令和8年度（2026年度）」: how a coordinator says it, with the western year.
+
+    >>> fiscal_year_label(2026), fiscal_year_label(2008)
+    ('令和8年度（2026年度）', '平成20年度（2008年度）')
+    """
+    era = f"令和{year - 2018}" if year >= 2019 else f"平成{year - 1988}"
+    return f"{era}年度（{year}年度）"
+
+
+def _row_fiscal_year(path: str | Path, row: Row, text: str) -> int | None:
+    """The row's 年度 cell, None when empty; a FileFormatError naming the line otherwise."""
+    if not text:
+        return None
+    try:
+        return parse_fiscal_year(text)
+    except ValueError as exc:
+        raise FileFormatError(path, f"年度 {text!r} is not a fiscal year in {FISCAL_YEARS[0]}-{FISCAL_YEARS[1]}",
+                              row.line, ja=str(exc)) from None
 
 
 def stable_id(policy: str, name: str) -> str:
@@ -152,7 +199,7 @@ def record_from_row(path: str | Path, row: Row, fiscal_year: int | None = None) 
         budget_number = _int_or_none(values["budget_thousand_yen"])
     else:
         budget_number = parse_budget_thousand_yen(budget)
-    year = fiscal_year if fiscal_year is not None else _int_or_none(values.get("fiscal_year", ""))
+    year = fiscal_year if fiscal_year is not None else _row_fiscal_year(path, row, values.get("fiscal_year", ""))
     department = values.get("department", "")
     return ProgramRecord(
         id=values.get("id") or stable_id(values.get("policy", ""), name),
@@ -177,17 +224,24 @@ def record_from_row(path: str | Path, row: Row, fiscal_year: int | None = None) 
 class LoadResult:
     programs: list[ProgramRecord]
     errors: list[FileFormatError]
+    defaulted: bool = False  # some rows took default_fiscal_year
 
 
 def load_programs_report(
-    path: str | Path, *, fiscal_year: int | None = None
+    path: str | Path, *, fiscal_year: int | None = None, default_fiscal_year: int | None = None,
 ) -> LoadResult:
-    """Read every row, keeping the valid records and the error of each bad row."""
+    """Read every row, keeping the valid records and the error of each bad row.
+
+    ``fiscal_year`` sets every row's 年度; otherwise the file's column, and for a
+    row without one ``default_fiscal_year`` (the importer passes the current
+    年度), which ``LoadResult.defaulted`` then reports.
+    """
     rows = list(read_rows(path))
     _check_columns(path, rows)
     programs: list[ProgramRecord] = []
     errors: list[FileFormatError] = []
     seen: dict[str, int] = {}
+    defaulted = False
     for row in rows:
         try:
             record = record_from_row(path, row, fiscal_year)
@@ -203,8 +257,11 @@ def load_programs_report(
             )
             continue
         seen[record.id] = row.line
+        if record.fiscal_year is None and default_fiscal_year is not None:
+            record = replace(record, fiscal_year=default_fiscal_year)
+            defaulted = True
         programs.append(record)
-    return LoadResult(programs, errors)
+    return LoadResult(programs, errors, defaulted)
 
 
 def _check_columns(path: str | Path, rows: Iterable[Row]) -> None:

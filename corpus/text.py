@@ -26,3 +26,26 @@ def has_control_characters(text: str) -> bool:
 def blank_control_characters(text: str) -> str:
     """``text`` with each control character (as above) replaced by a space."""
     return _CONTROL.sub(" ", text)
+
+
+# A spreadsheet cell starting with one of these runs as a formula in Excel
+# (=HYPERLINK(...), +, -, @, and tab / CR that some readers strip first).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_safe_text(text: str) -> str:
+    """``text`` for a CSV or XLSX cell: a leading ``'`` when Excel would run it.
+
+    >>> formula_safe_text('=HYPERLINK("http://x","y")'), formula_safe_text("防災")
+    ('\\'=HYPERLINK("http://x","y")', '防災')
+    """
+    return "'" + text if text[:1] in FORMULA_STARTS else text
+
+
+def unquote_formula(text: str) -> str:
+    """The inverse for a cell read back: an exported file imports unchanged.
+
+    >>> unquote_formula("'=1+1"), unquote_formula("'quoted")
+    ('=1+1', "'quoted")
+    """
+    return text[1:] if text[:1] == "'" and text[1:2] in FORMULA_STARTS else text

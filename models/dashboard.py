@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models.clock import fiscal_year, utcnow
-from models.labels import Stage
+from models.labels import CLOSED_STAGES
 from models.pages import Page, paginate
+from models.queue import reviewed_condition
 from models.suggestions import last_attempt, latest_run
-from models.tables import AuditEvent, Decision, MatchRun, Proposal
+from models.tables import AuditEvent, MatchRun, Proposal
 
 
 @dataclass
@@ -26,11 +27,11 @@ class Dashboard:
     fiscal_year: int
 
 
-def _awaiting_review(session: Session) -> int:
-    """Proposals with no decision at all, closed ones (不採択, 取り下げ) excluded."""
-    undecided = ~exists().where(col(Decision.proposal_id) == col(Proposal.id))
+def _awaiting_review(session: Session, run_id: int) -> int:
+    """Proposals not 判断済み (models.queue.reviewed_condition), closed ones
+    (不採択, 取り下げ, 完了) excluded: the queue's 未判断 count."""
     query = select(func.count()).select_from(Proposal).where(
-        undecided, col(Proposal.stage).not_in([Stage.NOT_ADOPTED.value, Stage.WITHDRAWN.value])
+        ~reviewed_condition(run_id), col(Proposal.stage).not_in(CLOSED_STAGES)
     )
     return int(session.exec(query).one())
 
@@ -50,7 +51,7 @@ def dashboard(*, session: Session, now: datetime | None = None) -> Dashboard:
     return Dashboard(
         by_stage=by_stage,
         total=sum(by_stage.values()),
-        awaiting_review=_awaiting_review(session),
+        awaiting_review=_awaiting_review(session, run.id if run is not None and run.id is not None else 0),
         new_since_run=new_since,
         last_run=run,
         last_attempt=last_attempt(session=session),

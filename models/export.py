@@ -11,16 +11,22 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from corpus.text import formula_safe_text
 from models.clock import iso_utc, to_jst
-from models.labels import LABELS, Verdict
+from models.labels import LABELS, Stage, Verdict
 from models.tables import Decision, Program, Proposal
 
 # (CSV header, field of PairingRow), in column order.
 CSV_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("決定番号", "decision_id"),
     ("受付番号", "receipt_number"),
     ("提案ID", "proposal_id"),
+    ("受付日時", "received_at"),
     ("提案タイトル", "proposal_title"),
     ("団体名", "organization"),
+    ("連絡先", "contact"),
+    ("段階", "stage_label"),
+    ("提案内容", "proposal_body"),
     ("事業ID", "program_id"),
     ("事業番号", "program_external_id"),
     ("事業名", "program_name"),
@@ -43,6 +49,10 @@ class PairingRow:
     proposal_id: int
     proposal_title: str
     organization: str
+    received_at: datetime
+    contact: str
+    stage_label: str
+    proposal_body: str
     program_id: int
     program_external_id: str
     program_name: str
@@ -58,6 +68,7 @@ class PairingRow:
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["decided_at"] = iso_utc(self.decided_at)
+        data["received_at"] = iso_utc(self.received_at)
         return data
 
 
@@ -85,6 +96,10 @@ def pairing_rows(*, session: Session, current_only: bool = False) -> list[Pairin
                 proposal_id=proposal.id or 0,
                 proposal_title=proposal.title,
                 organization=proposal.organization,
+                received_at=proposal.created_at,
+                contact=" ".join(x for x in (proposal.email, proposal.phone) if x),
+                stage_label=LABELS[Stage(proposal.stage)] if proposal.stage in Stage._value2member_map_ else proposal.stage,
+                proposal_body=proposal.body,
                 program_id=program.id or 0,
                 program_external_id=program.external_id,
                 program_name=program.name,
@@ -108,10 +123,7 @@ def formula_safe(value: object) -> str:
     text = "" if value is None else str(value)
     if isinstance(value, bool):
         text = "はい" if value else ""
-    # A cell starting with = + - @ runs as a formula in Excel: quote it.
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        text = "'" + text
-    return text
+    return formula_safe_text(text)  # a cell Excel would run as a formula is quoted
 
 
 def pairings_csv(rows: Iterable[PairingRow]) -> str:
@@ -128,3 +140,25 @@ def excel_csv(columns: Iterable[tuple[str, str]], rows: Iterable[object]) -> str
     for row in rows:
         writer.writerow([formula_safe(getattr(row, name)) for _, name in columns])
     return "\ufeff" + out.getvalue()
+
+
+def excel_xlsx(columns: Iterable[tuple[str, str]], rows: Iterable[object], sheet_name: str) -> bytes:
+    """The same rows as an Excel workbook: every cell a value, never a formula
+    (a text starting with = + - @ is quoted as in the CSV)."""
+    from openpyxl import Workbook
+
+    columns = list(columns)
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(sheet_name)
+    sheet.append([header for header, _ in columns])
+    for row in rows:
+        sheet.append([_xlsx_cell(getattr(row, name)) for _, name in columns])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def _xlsx_cell(value: object) -> object:
+    if isinstance(value, bool) or value is None or isinstance(value, datetime | str):
+        return formula_safe(value)
+    return value  # numbers stay numbers

@@ -27,6 +27,11 @@ class Stage(StrEnum):
     WITHDRAWN = "withdrawn"  # 取り下げ (by the NPO, or recorded for it)
 
 
+# Stages after which nothing is awaited from the office (the queue's 未判断 count
+# and the NPO's withdraw button leave them out).
+CLOSED_STAGES = (Stage.NOT_ADOPTED.value, Stage.WITHDRAWN.value, Stage.COMPLETED.value)
+
+
 class Opinion(StrEnum):
     """A department's 所見 on a proposal."""
 
@@ -169,6 +174,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "proposals.import": "紙の提案の取り込み",
     "decision": "組み合わせの判断",
     "decision.undo": "判断の取り消し",
+    "decision.rest": "残りの候補を見送り",
     "proposal.stage": "段階の変更",
     "proposal.withdraw": "提案者による取り下げ",
     "opinion.request": "所見の依頼",
@@ -186,4 +192,12 @@ AUDIT_ACTIONS: dict[str, str] = {
     "user.create": "支援室職員の登録",
     "token.create": "APIトークンの発行",
     "token.revoke": "APIトークンの取り消し",
+    "user.disable": "支援室職員の無効化",
+    "user.enable": "支援室職員の再有効化",
+    "user.password": "パスワードの再設定",
+    "user.update": "支援室職員の情報の変更",
+    "auth.login": "ログイン",
+    "auth.login_failed": "ログインの失敗",
+    "auth.logout": "ログアウト",
+    "proposal.link_reissued": "状況確認リンクの再発行",
 }

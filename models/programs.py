@@ -15,6 +15,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from corpus import ProgramRecord, split_departments
+from corpus.text import formula_safe_text
 from models.audit import record_event
 from models.locks import rowcount_of
 from models.tables import Program, ProgramCreate, utcnow
@@ -362,8 +363,13 @@ def export_csv(programs: Iterable[Program]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[h for h, _ in EXPORT_COLUMNS], lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(export_rows(programs))
+    writer.writerows(_safe(row) for row in export_rows(programs))
     return out.getvalue()
+
+
+def _safe(row: dict[str, object]) -> dict[str, object]:
+    """Cells Excel would run as formulas quoted (the import takes the quote off)."""
+    return {k: formula_safe_text(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def export_jsonl(programs: Iterable[Program]) -> str:
@@ -376,6 +382,6 @@ def export_xlsx(programs: Iterable[Program], path: str | Path) -> None:
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("programs")
     sheet.append([h for h, _ in EXPORT_COLUMNS])
-    for row in export_rows(programs):
+    for row in map(_safe, export_rows(programs)):
         sheet.append([row[h] for h, _ in EXPORT_COLUMNS])
     workbook.save(path)

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, case, exists, func, or_
+from sqlalchemy import Integer, and_, case, exists, func, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from models.decisions import by_proposal, current_decisions
+from models.labels import CLOSED_STAGES, Verdict
 from models.pages import Page, clamp_page, like
 from models.review import programs_by_id
 from models.suggestions import (
@@ -25,7 +27,7 @@ from models.suggestions import (
     suggestions_for,
     visible,
 )
-from models.tables import Decision, MatchOutcome, MatchRun, Program, Proposal, Suggestion
+from models.tables import Answer, Decision, MatchOutcome, MatchRun, Program, Proposal, Suggestion
 
 SORTS = ("newest", "oldest", "score", "title")
 
@@ -121,6 +123,34 @@ def _department_condition(department: str, run_id: int) -> Any:
     )
 
 
+def _standing(program_id: Any) -> Any:
+    """SQL: the newest decision of (this proposal, ``program_id``) decides the pair."""
+    newest = aliased(Decision)
+    latest = (
+        select(func.max(col(newest.id)))
+        .where(col(newest.proposal_id) == col(Proposal.id), col(newest.program_id) == program_id)
+        # Two levels down from the proposal: correlate explicitly (auto-correlation
+        # looks one level up only, and would join proposal and suggestion again).
+        .correlate_except(newest)
+        .scalar_subquery()
+    )
+    return exists().where(col(Decision.id) == latest, col(Decision.verdict) != Verdict.WITHDRAWN.value)
+
+
+def reviewed_condition(run_id: int) -> Any:
+    """SQL: the proposal is 判断済み (the one rule, for the queue and the dashboard):
+    its answer is published, or every one of its published suggestions has a
+    standing decision and at least one pair is decided. An undo that leaves a
+    suggestion undecided makes it 未判断 again."""
+    published = exists().where(col(Answer.proposal_id) == col(Proposal.id), col(Answer.published_at).is_not(None))
+    undecided = exists().where(
+        col(Suggestion.proposal_id) == col(Proposal.id), visible(run_id), ~_standing(col(Suggestion.program_id))
+    )
+    decided = aliased(Decision)
+    any_standing = exists().where(col(decided.proposal_id) == col(Proposal.id), _standing(col(decided.program_id)))
+    return or_(published, and_(~undecided, any_standing))
+
+
 def _conditions(filters: QueueFilters, best: Any, run: MatchRun | None, run_id: int) -> list[Any]:
     conditions: list[Any] = []
     if filters.stage:
@@ -134,8 +164,8 @@ def _conditions(filters: QueueFilters, best: Any, run: MatchRun | None, run_id: 
     if filters.department:
         conditions.append(_department_condition(filters.department, run_id))
     if filters.reviewed is not None:
-        decided = exists().where(col(Decision.proposal_id) == col(Proposal.id))
-        conditions.append(decided if filters.reviewed else ~decided)
+        reviewed = reviewed_condition(run_id)
+        conditions.append(reviewed if filters.reviewed else ~reviewed)
     if filters.new_only and run is not None:
         # Received since the last rematch started, or given a pair that is new in it.
         conditions.append(or_(col(Proposal.created_at) >= run.started_at, best.c.any_new == 1))
@@ -215,3 +245,22 @@ def _queue_rows(session: Session, found: Found, run: MatchRun | None, top: int, 
             is_new=bool(any_new) or received_since, outcome=outcomes.get(proposal.id),
         ))
     return rows
+
+
+def is_reviewed(*, session: Session, proposal_id: int, run_id: int) -> bool:
+    """Whether one proposal is 判断済み (:func:`reviewed_condition`)."""
+    query = select(col(Proposal.id)).where(col(Proposal.id) == proposal_id, reviewed_condition(run_id))
+    return session.exec(query).first() is not None
+
+
+def next_unreviewed(*, session: Session, after_id: int, run_id: int) -> int | None:
+    """The 未判断 proposal after ``after_id`` in the queue's default order (newest
+    first), wrapping round to the newest; closed stages left out; None when
+    there is none but ``after_id`` itself."""
+    open_ = [~reviewed_condition(run_id), col(Proposal.stage).not_in(CLOSED_STAGES), col(Proposal.id) != after_id]
+    older = select(col(Proposal.id)).where(*open_, col(Proposal.id) < after_id).order_by(col(Proposal.id).desc())
+    found = session.exec(older.limit(1)).first()
+    if found is None:
+        newest = select(col(Proposal.id)).where(*open_).order_by(col(Proposal.id).desc())
+        found = session.exec(newest.limit(1)).first()
+    return found

@@ -85,7 +85,8 @@ def proposal_view(*, session: Session, proposal_id: int) -> ProposalView | None:
     return ProposalView(
         proposal=proposal,
         suggestions=suggestions,
-        programs=programs_by_id(session=session, ids=suggested | set(current)),
+        # Every program of the history too: an undone hand pairing keeps its name and link.
+        programs=programs_by_id(session=session, ids=suggested | set(latest)),
         current=current,
         history=list(reversed(history)),
         last_run=run,
@@ -172,3 +173,16 @@ def department_programs(*, session: Session, department: str) -> list[Program]:
         .order_by(col(Program.fiscal_year).desc(), col(Program.id))
     )
     return [p for p in candidates if department in split_departments(p.department)]
+
+
+def program_by_reference(*, session: Session, reference: str) -> Program | None:
+    """A program by its internal number (``12``) or the catalogue's id as shown
+    (``H20-19``: the newest fiscal year's, an active one first)."""
+    reference = reference.strip()
+    if reference.isdigit() and len(reference) < 10:
+        return session.get(Program, int(reference))
+    query = (
+        select(Program).where(col(Program.external_id) == reference)
+        .order_by(col(Program.active).desc(), col(Program.fiscal_year).desc())
+    )
+    return session.exec(query).first()

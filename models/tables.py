@@ -141,6 +141,9 @@ class Proposal(ProposalBase, table=True):
     # The coordinator's stage (models.labels.Stage); the NPO sees the stage of
     # the last published answer instead (models.workflow_tables.Answer).
     stage: str = Field(default=Stage.RECEIVED.value, max_length=20, index=True)
+    # Bumped by every decision and undo (compare-and-set): a decision made on an
+    # older page is refused (office.commands.StaleDecision).
+    version: int = 0
     external_ref: str | None = Field(default=None, max_length=EXTERNAL_REF_LENGTH, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -228,12 +231,15 @@ class Decision(DecisionBase, table=True):
     user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
     decided_by: str = Field(default="", max_length=200)
     decided_at: datetime = Field(default_factory=utcnow)
+    # Set on an undo row: the decision it undid (undo is a stack, office.commands.undo).
+    undoes_id: int | None = None
 
 
 class DecisionCreate(DecisionBase):
     # What the console supplies.
     user_id: int | None = None
     decided_by: str = ""
+    undoes_id: int | None = None
 
     def verdict_is_known(self) -> bool:
         return self.verdict in {v.value for v in Verdict}
@@ -262,6 +268,8 @@ class UserBase(SQLModel):
     display_name: str = Field(default="", max_length=200)
     email: str = Field(default="", max_length=320)  # the daily digest goes here
     is_active: bool = True
+    # Manages the coordinators at /users; the office keeps at least one active.
+    is_admin: bool = False
 
 
 class User(UserBase, table=True):
@@ -269,6 +277,9 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str = Field(max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
+    # Copied into the session cookie at login; bumping it (logout, disable, a
+    # new password) makes every cookie issued before stop working at once.
+    session_version: int = 0
 
 
 class UserCreate(UserBase):

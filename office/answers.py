@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 
 from models.audit import record_event
 from models.clock import to_jst, utcnow
-from models.labels import LABELS, RequestStatus, Stage
+from models.labels import CLOSED_STAGES, LABELS, RequestStatus, Stage
 from models.outbox import enqueue
 from models.tables import Proposal
 from models.workflow import draft_answer, project_of, requests_for
@@ -93,7 +93,7 @@ def withdraw_by_proposer(*, session: Session, proposal: Proposal) -> Change:
     once (the NPO did it), open opinion requests withdrawn, one e-mail. A
     proposal already closed (取り下げ, 不採択, 完了) cannot be withdrawn: ValueError."""
     assert proposal.id is not None
-    if proposal.stage in (Stage.WITHDRAWN.value, Stage.NOT_ADOPTED.value, Stage.COMPLETED.value):
+    if proposal.stage in CLOSED_STAGES:
         raise ValueError(proposal.stage)
     now = utcnow()
     session.add(Answer(proposal_id=proposal.id, stage=Stage.WITHDRAWN.value, text=WITHDRAWN_TEXT,

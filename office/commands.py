@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from models.audit import record_event
 from models.clock import utcnow
-from models.decisions import append_decision, decision_history
+from models.decisions import append_decision, current_decisions, decision_history, is_standing
 from models.labels import CHOSEN_VERDICTS, Stage, Verdict
 from models.tables import AuditEvent, Decision, DecisionCreate, Program, Proposal
 
@@ -62,6 +63,28 @@ def triaged_stage(stage: str) -> str:
     return Stage.CHECKING.value if stage == Stage.RECEIVED.value else stage
 
 
+class StaleDecision(Exception):
+    """The page was made on an older version of the proposal's decisions: another
+    coordinator decided meanwhile. Nothing was written."""
+
+    message = "ほかの担当者が先に更新しました。最新の状態を確認してから、もう一度判断してください。"
+
+
+def _bump_version(session: Session, proposal: Proposal, expected: int | None) -> None:
+    """Compare-and-set the proposal's decision version (``expected`` None: no
+    check, as for the API and scripts); StaleDecision when another decision
+    came first. The row is then locked for this transaction on PostgreSQL and
+    SQLite takes its write lock, so two decisions on one proposal serialise."""
+    condition = [col(Proposal.id) == proposal.id]
+    if expected is not None:
+        condition.append(col(Proposal.version) == expected)
+    result = session.execute(update(Proposal).where(*condition).values(version=col(Proposal.version) + 1))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise StaleDecision(proposal.id)
+    session.refresh(proposal)
+
+
 def move_stage(session: Session, proposal: Proposal, wanted: str) -> tuple[str, str]:
     """Set the stage (no event of its own: the command's event carries it)."""
     before = proposal.stage
@@ -88,7 +111,7 @@ def finish(session: Session, change: Change, *, action: str, entity: str, entity
 
 def decide(
     *, session: Session, proposal: Proposal, program_id: int, verdict: str, note: str = "",
-    actor: Actor = NOBODY,
+    actor: Actor = NOBODY, expected_version: int | None = None,
 ) -> Change:
     """採用 / 見送り / 保留 of one pair; the stage follows (:func:`triaged_stage`).
 
@@ -96,19 +119,22 @@ def decide(
     """
     if verdict not in {v.value for v in CHOSEN_VERDICTS}:
         raise ValueError(f"verdict {verdict!r} is not one of {', '.join(v.value for v in CHOSEN_VERDICTS)}")
-    return _record(session, proposal, program_id, verdict, note, actor, by_hand=False)
+    return _record(session, proposal, program_id, verdict, note, actor, by_hand=False, expected=expected_version)
 
 
-def pair(*, session: Session, proposal: Proposal, program_id: int, note: str = "", actor: Actor = NOBODY) -> Change:
+def pair(*, session: Session, proposal: Proposal, program_id: int, note: str = "", actor: Actor = NOBODY,
+         expected_version: int | None = None) -> Change:
     """Pair by hand with any program of the catalogue: recorded as 採用."""
-    return _record(session, proposal, program_id, Verdict.ACCEPTED.value, note or PAIRED_BY_HAND, actor, by_hand=True)
+    return _record(session, proposal, program_id, Verdict.ACCEPTED.value, note or PAIRED_BY_HAND, actor,
+                   by_hand=True, expected=expected_version)
 
 
 def _record(session: Session, proposal: Proposal, program_id: int, verdict: str, note: str,
-            actor: Actor, *, by_hand: bool) -> Change:
+            actor: Actor, *, by_hand: bool, expected: int | None) -> Change:
     if session.get(Program, program_id) is None:
         raise LookupError(f"program {program_id} does not exist")
     assert proposal.id is not None
+    _bump_version(session, proposal, expected)
     decision = append_decision(
         session=session,
         decision_in=DecisionCreate(
@@ -125,33 +151,77 @@ def _record(session: Session, proposal: Proposal, program_id: int, verdict: str,
                    actor=actor, detail=detail)
 
 
-def undo(*, session: Session, proposal: Proposal, actor: Actor = NOBODY) -> Change | None:
-    """Undo the proposal's newest decision by appending the pair's previous verdict.
+def reject_rest(*, session: Session, proposal: Proposal, program_ids: list[int], actor: Actor = NOBODY,
+                expected_version: int | None = None) -> Change:
+    """見送り for every pair of ``program_ids`` (the proposal's suggestions) that has
+    no standing decision: one command, one event, one commit; the page's
+    「残りを見送り」."""
+    assert proposal.id is not None
+    current = current_decisions(session=session, proposal_ids=[proposal.id])
+    undecided = [pid for pid in program_ids if not is_standing(current.get((proposal.id, pid)))]
+    _bump_version(session, proposal, expected_version)
+    decisions = [
+        append_decision(session=session, decision_in=DecisionCreate(
+            proposal_id=proposal.id, program_id=pid, verdict=Verdict.REJECTED.value, note="残りを見送り",
+            user_id=actor.user_id, decided_by=actor.name))
+        for pid in undecided
+    ]
+    before, after = move_stage(session, proposal, triaged_stage(proposal.stage))
+    change = Change(proposal=proposal, decisions=decisions, stage_from=before, stage_to=after)
+    return finish(session, change, action="decision.rest", entity="proposal", entity_id=proposal.id, actor=actor,
+                  detail={"proposal_id": proposal.id, "program_ids": undecided, "verdict": Verdict.REJECTED.value})
 
-    Nothing is deleted (the history is append-only). A pair with no earlier
-    verdict gets ``withdrawn``: undecided again, for the rematch and the pages.
-    None when the proposal has no decision.
+
+def undo_target(history: list[Decision]) -> tuple[Decision, str] | None:
+    """The decision an undo steps back (the newest one not undone yet, undo rows
+    aside) and the verdict its pair had before it (``withdrawn`` if none): undo
+    is a stack, each one goes one decision further back and none re-applies one.
+
+    >>> rows = [Decision(id=1, proposal_id=1, program_id=7, verdict="rejected"),
+    ...         Decision(id=2, proposal_id=1, program_id=7, verdict="accepted")]
+    >>> [(d.id, v) for d, v in [undo_target(rows)]]
+    [(2, 'rejected')]
+    >>> rows.append(Decision(id=3, proposal_id=1, program_id=7, verdict="rejected", undoes_id=2))
+    >>> [(d.id, v) for d, v in [undo_target(rows)]]
+    [(1, 'withdrawn')]
+    """
+    undone = {d.undoes_id for d in history if d.undoes_id is not None}
+    candidates = [d for d in history if d.undoes_id is None and d.id not in undone]
+    if not candidates:
+        return None
+    last = candidates[-1]
+    before = [d for d in history if d.program_id == last.program_id and (d.id or 0) < (last.id or 0)]
+    # The pair's state just before ``last``: its newest row then (an undo row included).
+    return last, before[-1].verdict if before else Verdict.WITHDRAWN.value
+
+
+def undo(*, session: Session, proposal: Proposal, actor: Actor = NOBODY,
+         expected_version: int | None = None) -> Change | None:
+    """Undo the proposal's newest decision not undone yet, by appending the
+    verdict its pair had before (:func:`undo_target`); nothing is deleted.
+
+    A pair with no earlier verdict gets ``withdrawn``: undecided again, for the
+    rematch and the pages. None when there is nothing left to undo.
     """
     assert proposal.id is not None
-    history = decision_history(session=session, proposal_id=proposal.id)
-    if not history:
+    target = undo_target(decision_history(session=session, proposal_id=proposal.id))
+    if target is None:
         return None
-    last = history[-1]
-    earlier = [d for d in history[:-1] if d.program_id == last.program_id]
-    restored = earlier[-1].verdict if earlier else Verdict.WITHDRAWN.value
+    last, restored = target
+    _bump_version(session, proposal, expected_version)
     decision = append_decision(
         session=session,
         decision_in=DecisionCreate(
-            proposal_id=proposal.id, program_id=last.program_id, verdict=restored,
+            proposal_id=proposal.id, program_id=last.program_id, verdict=restored, undoes_id=last.id,
             note=f"取り消し（決定 #{last.id} を取り消し）", user_id=actor.user_id, decided_by=actor.name,
         ),
     )
     before, after = move_stage(session, proposal, triaged_stage(proposal.stage))
     change = Change(proposal=proposal, decisions=[decision], stage_from=before, stage_to=after)
     detail = {"proposal_id": proposal.id, "program_id": last.program_id, "undone": last.verdict,
-              "restored": restored, "decision_id": decision.id}
+              "restored": restored, "decision_id": decision.id, "undoes_id": last.id}
     return finish(session, change, action="decision.undo", entity="decision", entity_id=last.id or "",
-                   actor=actor, detail=detail)
+                  actor=actor, detail=detail)
 
 
 def set_stage(*, session: Session, proposal: Proposal, stage: str, actor: Actor = NOBODY) -> Change:

@@ -135,3 +135,82 @@ def test_the_events_are_an_outbox_in_order(session):
     assert [e.action for e in events_since(session=session, after_id=start, actions=["decision.undo"])] == [
         "decision.undo"]
     assert events_since(session=session, after_id=staged.event.id) == []
+
+
+def test_undo_is_a_stack_that_never_reapplies(session):
+    proposal = create_random_proposal(session)
+    first, second = program_by_external_id(session, "H20-01"), program_by_external_id(session, "H20-02")
+    commands.decide(session=session, proposal=proposal, program_id=first.id, verdict="rejected")
+    commands.decide(session=session, proposal=proposal, program_id=first.id, verdict="accepted")
+    commands.decide(session=session, proposal=proposal, program_id=second.id, verdict="deferred")
+    from models.decisions import current_decisions
+
+    def state():
+        return {pid: d.verdict for (_, pid), d in current_decisions(session=session, proposal_ids=[proposal.id]).items()}
+
+    commands.undo(session=session, proposal=proposal)
+    assert state() == {first.id: "accepted", second.id: "withdrawn"}
+    commands.undo(session=session, proposal=proposal)
+    assert state() == {first.id: "rejected", second.id: "withdrawn"}
+    commands.undo(session=session, proposal=proposal)
+    assert state() == {first.id: "withdrawn", second.id: "withdrawn"}
+    assert commands.undo(session=session, proposal=proposal) is None  # nothing left; nothing re-applied
+    history = session.exec(select(Decision).where(Decision.proposal_id == proposal.id).order_by(Decision.id)).all()
+    assert len(history) == 6 and [d.undoes_id for d in history[3:]] == [history[2].id, history[1].id, history[0].id]
+
+
+def test_a_decision_made_on_an_old_version_is_refused(session):
+    proposal = create_random_proposal(session)
+    program = program_by_external_id(session, "H20-01")
+    seen = proposal.version
+    commands.decide(session=session, proposal=proposal, program_id=program.id, verdict="accepted",
+                    expected_version=seen)
+    with pytest.raises(commands.StaleDecision):
+        commands.undo(session=session, proposal=proposal, expected_version=seen)
+    with pytest.raises(commands.StaleDecision):
+        commands.decide(session=session, proposal=proposal, program_id=program.id, verdict="rejected",
+                        expected_version=seen)
+    assert [d.verdict for d in session.exec(select(Decision))] == ["accepted"]
+    assert session.get(Proposal, proposal.id).version == seen + 1
+
+
+@pytest.mark.parametrize("rounds", [20])
+def test_two_coordinators_racing_on_one_pair_never_void_each_other(engine, session, rounds):
+    """An accept and an undo made on the same page version, at the same moment:
+    exactly one wins, the other is told; the history and the stage agree."""
+    import threading
+
+    from sqlmodel import Session
+
+    program = program_by_external_id(session, "H20-01")
+    for _ in range(rounds):
+        proposal = create_random_proposal(session)
+        commands.decide(session=session, proposal=proposal, program_id=program.id, verdict="rejected")
+        version = session.get(Proposal, proposal.id).version
+        outcomes: list[str] = []
+        barrier = threading.Barrier(2)
+
+        def act(kind: str, proposal_id: int = proposal.id, version: int = version,
+                barrier: threading.Barrier = barrier, outcomes: list[str] = outcomes) -> None:
+            with Session(engine, expire_on_commit=False) as own:
+                mine = own.get(Proposal, proposal_id)
+                barrier.wait()
+                try:
+                    if kind == "accept":
+                        commands.decide(session=own, proposal=mine, program_id=program.id, verdict="accepted",
+                                        expected_version=version)
+                    else:
+                        commands.undo(session=own, proposal=mine, expected_version=version)
+                    outcomes.append(kind)
+                except commands.StaleDecision:
+                    outcomes.append("stale")
+
+        threads = [threading.Thread(target=act, args=(k,)) for k in ("accept", "undo")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes).count("stale") == 1, outcomes
+        session.expire_all()
+        rows = session.exec(select(Decision).where(Decision.proposal_id == proposal.id)).all()
+        assert len(rows) == 2 and session.get(Proposal, proposal.id).version == version + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from factories import create_random_proposal, decide
 from openpyxl import Workbook
 from sqlalchemy import func
@@ -92,11 +93,28 @@ def test_fiscal_year_option_and_missing_year(runner, session, tmp_path):
         json.dumps({"id": "X1", "name": "防災講座", "purpose": "防災意識を高める"}, ensure_ascii=False) + "\n",
         encoding="utf-8",
     )
+    from models.clock import fiscal_year, utcnow
+
+    current = fiscal_year(utcnow())
+    defaulted = runner.invoke(cli, ["programs", "import", str(path)])
+    assert defaulted.exit_code == 0 and f"{current}年度） として取り込みます" in defaulted.output
+    assert [p.external_id for p in programs_of(session, current)] == ["X1"]
+    for option, year in (("2027", 2027), ("令和10", 2028), ("R11", 2029)):
+        accepted = runner.invoke(cli, ["programs", "import", str(path), "--fiscal-year", option])
+        assert accepted.exit_code == 0, accepted.output
+        assert [p.external_id for p in programs_of(session, year)] == ["X1"]
+    bad = runner.invoke(cli, ["programs", "import", str(path), "--fiscal-year", "来年"])
+    assert bad.exit_code == 2 and "年度「来年」が読めません" in bad.output
+
+
+@pytest.mark.parametrize("year", ["3000", "-5", "1999"])
+def test_a_fiscal_year_out_of_range_is_a_named_bad_line_and_deactivates_nothing(runner, session, tmp_path, year):
+    before = {p.id for p in session.exec(select(Program).where(Program.active))}
+    path = write_csv(tmp_path / "typo.csv", [ROWS[0], [ROWS[1][0], year, *ROWS[1][2:]]])
     refused = runner.invoke(cli, ["programs", "import", str(path)])
-    assert refused.exit_code == 1 and "--fiscal-year" in refused.output
-    accepted = runner.invoke(cli, ["programs", "import", str(path), "--fiscal-year", "2027"])
-    assert accepted.exit_code == 0, accepted.output
-    assert [p.external_id for p in programs_of(session, 2027)] == ["X1"]
+    assert refused.exit_code == 1 and "line 3" in refused.output, refused.output
+    session.expire_all()
+    assert {p.id for p in session.exec(select(Program).where(Program.active))} == before
 
 
 def test_next_fiscal_year_keeps_this_years_programs_and_pairings(runner, session, tmp_path):
@@ -206,3 +224,22 @@ def test_proposals_import_names_a_title_over_the_limit_and_stores_nothing(runner
     assert "line 2" not in result.output and "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert session.exec(select(func.count()).select_from(Proposal)).one() == 0
+
+
+def test_exports_never_write_a_formula_and_import_back_unchanged(runner, tmp_path):
+    from openpyxl import load_workbook
+
+    # Written for testing: a hostile program name and a budget cell starting with "-".
+    hostile = ["R08-09", "2026", "施策", "目的", '=HYPERLINK("http://x","y")', "@SUM(A1)", "危機管理課", "-"]
+    assert runner.invoke(cli, ["programs", "import", str(write_csv(tmp_path / "h.csv", [hostile]))]).exit_code == 0
+    csv_path, xlsx_path = tmp_path / "out.csv", tmp_path / "out.xlsx"
+    assert runner.invoke(cli, ["programs", "export", "--format", "csv", "-o", str(csv_path)]).exit_code == 0
+    assert runner.invoke(cli, ["programs", "export", "--format", "xlsx", "-o", str(xlsx_path)]).exit_code == 0
+    text = csv_path.read_text(encoding="utf-8-sig")
+    assert "'=HYPERLINK" in text and "'@SUM(A1)" in text and ',=HYPERLINK' not in text
+    sheet = load_workbook(xlsx_path).active
+    cells = [c for row in sheet.iter_rows() for c in row if "HYPERLINK" in str(c.value)]
+    assert cells and all(c.data_type == "s" and str(c.value).startswith("'") for c in cells)
+    for path in (csv_path, xlsx_path):
+        again = runner.invoke(cli, ["programs", "import", str(path)])
+        assert again.exit_code == 0 and "added 0, updated 0" in again.output, again.output

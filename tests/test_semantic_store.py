@@ -291,7 +291,7 @@ def test_public_submission_answers_with_tfidf_and_the_fused_rows_follow(semantic
     form = {
         "organization": "NPO法人 テスト", "representative": "山田花子", "email": "hanako@example.jp",
         "title": PARAPHRASE["title"], "body": PARAPHRASE["body"], "expected_effect": "市の財政への関心が高まる。",
-        "collaboration_type": "other", "action": "submit",
+        "collaboration_type": "other", "action": "submit", "consent": "y",
     }
     response = client.post("/proposals/new", data=form)
     assert response.status_code == 303
@@ -321,7 +321,7 @@ def test_a_failed_semantic_step_keeps_the_tfidf_suggestions(semantic_app, semant
     form = {
         "organization": "NPO法人 テスト", "representative": "山田花子", "email": "hanako@example.jp",
         "title": "防災の講座", "body": "地域の防災講座を開きたい。", "expected_effect": "備えが進む。",
-        "collaboration_type": "other", "action": "submit",
+        "collaboration_type": "other", "action": "submit", "consent": "y",
     }
     response = semantic_app.test_client().post("/proposals/new", data=form)
     with caplog.at_level(logging.ERROR):

@@ -69,15 +69,18 @@ def _register(app: Flask) -> None:
         api,
         api_workflow,  # noqa: F401 (its routes join web.api's blueprint on import)
         auth,
+        deciding,
         departments,
         errors,
         filters,
+        jobs_views,
         mail,
         opinion_page,
         programs,
         public,
         ratelimit,
         review,
+        users,
         workflow,
     )
 
@@ -92,11 +95,14 @@ def _register(app: Flask) -> None:
     filters.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
+    users.init_app(app)  # /users and the first-run /setup/<token>
     public.init_app(app)
     review.init_app(app)
+    deciding.init_app(app)
     programs.init_app(app)
     departments.init_app(app)
     workflow.init_app(app)
     opinion_page.init_app(app)
     mail.init_app(app)
+    jobs_views.init_app(app)  # the job queue (settings checked here) and the rematch card's route
     api.init_app(app, csrf)  # with the workflow routes of api_workflow, on the same blueprint

@@ -28,17 +28,28 @@ cli.add_command(evaluate_command)
 def serve_command(host: str, port: int) -> None:
     """Run the web app on the embedded default (SQLite in ./instance).
 
-    A background thread sends the e-mail outbox every 30 seconds (docs/mail.md).
-    For production run gunicorn instead: gunicorn 'web:create_app()', with
-    kyodo mail send from cron.
+    The job queue's worker runs inside it (e-mail every minute, the nightly
+    rematch at KYODO_REMATCH_AT, rematches queued by edits; docs/jobs.md), so no
+    cron is needed. On an instance with no coordinator yet it prints a one-time
+    setup address. For production run gunicorn 'web:create_app()' and
+    kyodo worker beside it.
     """
     from web import create_app
-    from web.mail import start_background_sender
+    from web.jobs import start_embedded_worker
+    from web.setup import setup_message
 
     app = create_app()
     click.echo(f"協働マッチ: http://{host}:{port}/  (instance: {app.instance_path})")
-    start_background_sender(app)
-    app.run(host=host, port=port)
+    message = setup_message(app, base_url=f"http://{host}:{port}")
+    if message:
+        click.echo(message)
+    worker = start_embedded_worker(app)
+    try:
+        # No reloader: it would start a second worker in the child process.
+        app.run(host=host, port=port, use_reloader=False)
+    finally:
+        worker.stop()
+
 
 from web.cli_data import (  # noqa: E402
     db_group,
@@ -63,6 +74,11 @@ cli.add_command(mail_group)
 
 cli.add_command(users_group)
 cli.add_command(tokens_group)
+
+from web.cli_jobs import jobs_group, worker_command  # noqa: E402
+
+cli.add_command(worker_command)
+cli.add_command(jobs_group)
 
 
 @cli.command("settings")

@@ -71,6 +71,18 @@ def _bad_rows(path: Path, errors: list[FileFormatError]) -> click.ClickException
     )
 
 
+def _queue_rematch(app: Any, reason: str) -> str:
+    """Queue the rematch for the worker (docs/jobs.md); the change is kept if the queue is down."""
+    from web.jobs import QueueError, request_rematch
+
+    try:
+        request_rematch(app, reason)
+    except QueueError as exc:
+        click.echo(f"warning: rematch not queued: {exc}; run kyodo rematch", err=True)
+        return ""
+    return "; rematch queued (kyodo worker runs it)"
+
+
 # -- kyodo db -----------------------------------------------------------------
 
 
@@ -108,9 +120,10 @@ def programs_group() -> None:
 
 @programs_group.command("import")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--fiscal-year", type=click.IntRange(1900, 2200), help="年度 of every row (else the file's 年度 column).")
+@click.option("--fiscal-year", "fiscal_year_text", default=None,
+              help="年度 of every row: 2026, 令和8 or R8 (else the file's 年度 column, else the current 年度).")
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and report the others.")
-def programs_import_command(path: Path, fiscal_year: int | None, skip_invalid: bool) -> None:
+def programs_import_command(path: Path, fiscal_year_text: str | None, skip_invalid: bool) -> None:
     """Import a catalogue: CSV (UTF-8, BOM or cp932), XLSX or JSONL.
 
     Rows are keyed by (年度, id): importing the same file twice changes
@@ -119,26 +132,33 @@ def programs_import_command(path: Path, fiscal_year: int | None, skip_invalid: b
     newest fiscal year are active; older years stay, inactive, with their
     pairings.
     """
+    from corpus.programs import fiscal_year_label, parse_fiscal_year
+    from models.clock import fiscal_year as fiscal_year_of
+    from models.clock import utcnow
     from office.catalogue import import_catalogue
     from office.commands import Actor
 
     try:
-        result = load_programs_report(path, fiscal_year=fiscal_year)
+        fiscal_year = parse_fiscal_year(fiscal_year_text) if fiscal_year_text else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fiscal-year") from None
+    current = fiscal_year_of(utcnow())
+    try:
+        result = load_programs_report(path, fiscal_year=fiscal_year, default_fiscal_year=current)
     except FileFormatError as exc:
         raise click.ClickException(str(exc)) from exc
     errors = list(result.errors)
-    records = []
-    for record in result.programs:
-        if record.fiscal_year is None:
-            errors.append(FileFormatError(path, f"{record.id}: no 年度: add the column or pass --fiscal-year"))
-        else:
-            records.append(record)
+    records = list(result.programs)
+    if result.defaulted:
+        click.echo(f"年度の列も --fiscal-year もない行は {fiscal_year_label(current)} として取り込みます", err=True)
     if errors and not skip_invalid:
         raise _bad_rows(path, errors)
-    with _database() as (_, engine), Session(engine) as session:
+    with _database() as (app, engine), Session(engine) as session:
         report = import_catalogue(session=session, records=records, source_file=path.name, actor=Actor(name="cli"))
+        changed = report.added or report.updated or report.deactivated
+        queued = _queue_rematch(app, f"catalogue {path.name}") if changed else ""
     skipped = f"; skipped {len(errors)} invalid rows" if errors else ""
-    click.echo(f"{path.name}: {report.summary()}{skipped}")
+    click.echo(f"{path.name}: {report.summary()}{skipped}{queued}")
 
 
 @programs_group.command("export")
@@ -191,14 +211,15 @@ def programs_keywords_command(path: Path, fiscal_year: int | None) -> None:
         raise click.ClickException(f"{path.name}: {len(exc.errors)} invalid rows, nothing changed ({lines})") from exc
     except FileFormatError as exc:
         raise click.ClickException(str(exc)) from exc
-    with _database() as (_, engine), Session(engine) as session:
+    with _database() as (app, engine), Session(engine) as session:
         try:
             report = import_program_keywords(
                 session=session, keywords=keywords, fiscal_year=fiscal_year, actor=Actor(name="cli")
             )
         except ValueError as exc:
             raise click.ClickException(f"{path.name}: {exc}") from exc
-    click.echo(f"{path.name}: {report.summary()}")
+        queued = _queue_rematch(app, f"keywords {path.name}") if report.updated else ""
+    click.echo(f"{path.name}: {report.summary()}{queued}")
 
 
 # -- kyodo proposals ------------------------------------------------------------

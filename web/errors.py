@@ -17,6 +17,20 @@ MESSAGES = {
     413: "送信された内容が大きすぎます。",
     429: "送信が多すぎます。しばらく待ってから再度お試しください。",
 }
+# The page's heading: what happened, in words (never 「404 エラー」); the code
+# is printed small below, for a telephone call to the office.
+TITLES = {
+    400: "送信された内容を受け付けられません",
+    401: "ログインが必要です",
+    403: "この操作はできません",
+    404: "ページが見つかりません",
+    405: "この方法ではアクセスできません",
+    409: "すでに処理されています",
+    410: "このリンクは使えなくなりました",
+    413: "送信された内容が大きすぎます",
+    429: "送信が多すぎます",
+    500: "システムで問題が起きました",
+}
 
 
 def wants_json() -> bool:
@@ -43,7 +57,7 @@ def handle_http_error(exc: HTTPException) -> Any:
     if wants_json():
         response = json_error(code, message)
     else:
-        response = render_template("error.html", code=code, message=message), code
+        response = render_template("error.html", code=code, title=TITLES.get(code), message=message), code
     if code == 405 and exc.get_response().headers.get("Allow"):
         allow = exc.get_response().headers["Allow"]
         if isinstance(response, tuple):

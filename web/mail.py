@@ -39,7 +39,8 @@ def public_url(app: Flask) -> str:
 
 def message_url(app: Flask, message: MailMessage) -> str | None:
     """The link the message carries (the NPO's status page, a department's opinion page)."""
-    path = LINK_PATHS.get(message.kind)
+    # A re-issued status link goes where the receipt's went: the NPO's status page.
+    path = LINK_PATHS.get("receipt" if message.kind == "status_link" else message.kind)
     if path is None or not message.secret:
         return None
     return public_url(app) + path + message.secret

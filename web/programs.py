@@ -22,6 +22,9 @@ from flask import (
 from flask_login import current_user
 
 from corpus import FileFormatError, InvalidRowsError, load_keywords, load_programs_report
+from corpus.programs import fiscal_year_label
+from models.clock import fiscal_year as fiscal_year_of
+from models.clock import utcnow
 from models.programs import UnknownProgramIds, export_csv, list_programs
 from models.review import (
     department_programs,
@@ -37,6 +40,7 @@ from office.commands import Actor
 from web.auth import login_manager
 from web.db import get_session
 from web.forms import KeywordsForm, ProgramsImportForm
+from web.jobs import QueueError, request_rematch
 
 bp = Blueprint("programs", __name__)
 
@@ -50,6 +54,17 @@ def _require_login() -> Any:
 
 def _actor() -> Actor:
     return Actor(name=current_user.username, user_id=int(current_user.id))
+
+
+def _queue_rematch(reason: str) -> str:
+    """Queue the rematch that makes a catalogue or keyword change count (one
+    for several changes, web.jobs.request_rematch) and say so."""
+    try:
+        request_rematch(current_app._get_current_object(), reason)  # type: ignore[attr-defined]
+    except QueueError:
+        current_app.logger.exception("jobs: the rematch after %s could not be queued", reason)
+        return "再マッチを予約できませんでした（ジョブキューに接続できません）。管理者に連絡してください。"
+    return "再マッチを予約しました（数分で候補に反映されます）。"
 
 
 def _page_number() -> int:
@@ -85,7 +100,7 @@ def program(program_id: int):  # type: ignore[no-untyped-def]
                 session=db, program=found, keywords=form.keywords.data or "", actor=_actor()
             )
             flash(
-                "キーワードを保存しました。次の再マッチング（夜間の一括処理）から提案の照合に使われます。"
+                "キーワードを保存しました。" + _queue_rematch(f"keywords of program {program_id}")
                 if changed else "キーワードは変わっていません。",
                 "info",
             )
@@ -172,15 +187,12 @@ def _problems(errors: list[FileFormatError]) -> list[str]:
 
 
 def _import_catalogue(path: Path, fiscal_year: int | None, source_file: str) -> str:
+    current = fiscal_year_of(utcnow())
     try:
-        result = load_programs_report(path, fiscal_year=fiscal_year)
+        result = load_programs_report(path, fiscal_year=fiscal_year, default_fiscal_year=current)
     except FileFormatError as exc:
         raise _Rejected(f"読み込めませんでした：{exc.ja}。") from exc
     errors = list(result.errors)
-    if any(r.fiscal_year is None for r in result.programs):
-        errors.append(FileFormatError(
-            path, "no 年度", ja="年度の列がありません：「年度（西暦、任意）」欄に西暦で入力してください"
-        ))
     if errors:
         raise _Rejected(f"{len(errors)}件の問題があるため、何も取り込んでいません。直してからもう一度送ってください。", _problems(errors))
     if not result.programs:
@@ -188,9 +200,14 @@ def _import_catalogue(path: Path, fiscal_year: int | None, source_file: str) -> 
     report = import_catalogue(session=get_session(), records=result.programs, source_file=source_file, actor=_actor())
     years = "・".join(str(y) for y in report.fiscal_years)
     text = f"事業一覧を取り込みました（{years}年度）：追加 {report.added}件、更新 {report.updated}件、変更なし {report.unchanged}件"
+    if result.defaulted:
+        text += f"。年度の列がない行は{fiscal_year_label(current)}として取り込みました"
     if report.deactivated:
         text += f"。前年度までの {report.deactivated}件は過年度になりました"
-    return text + "。"
+    text += "。"
+    if report.added or report.updated or report.deactivated:
+        text += _queue_rematch(f"catalogue {source_file}")
+    return text
 
 
 def _import_keywords(path: Path, fiscal_year: int | None) -> str:
@@ -212,10 +229,8 @@ def _import_keywords(path: Path, fiscal_year: int | None) -> str:
         ) from exc
     except ValueError as exc:  # no programs at all
         raise _Rejected("事業がまだありません。先に事業一覧を取り込んでください。") from exc
-    return (
-        f"キーワードを取り込みました（{report.fiscal_year}年度）：更新 {report.updated}件、変更なし {report.unchanged}件。"
-        "次の再マッチング（夜間の一括処理）から照合に使われます。"
-    )
+    text = f"キーワードを取り込みました（{report.fiscal_year}年度）：更新 {report.updated}件、変更なし {report.unchanged}件。"
+    return text + _queue_rematch("keywords sheet") if report.updated else text
 
 
 def init_app(app: Flask) -> None:

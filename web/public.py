@@ -1,7 +1,9 @@
-"""The public side: the proposal form, its receipt and the private status page."""
+"""The public side: the proposal form, its receipt, the private status page
+and the re-issue of a lost status link (docs/form.md)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,16 +24,16 @@ from flask import (
 )
 from sqlmodel import Session
 
-from models.labels import LABELS, Stage
+from models.labels import CLOSED_STAGES, LABELS, Stage
 from models.proposals import get_proposal, get_proposal_by_token
 from models.tables import PROPOSAL_LIMITS, Proposal, ProposalCreate
 from models.workflow import project_of, published_answers
 from office.answers import withdraw_by_proposer
-from office.intake import receive_proposal
+from office.intake import receive_proposal, reissue_status_link
 from office.service import MatchingService
 from web.db import get_engine, get_matching, get_session
-from web.forms import ProposalForm
-from web.ratelimit import submit_limit
+from web.forms import PublicProposalForm, StatusRecoverForm, confirmation_nonce, confirmation_token
+from web.ratelimit import claim_once, is_post, limited_when, over_limit, release_once, too_many
 from web.workflow_forms import WithdrawForm
 
 bp = Blueprint("public", __name__)
@@ -117,23 +119,92 @@ def index():  # type: ignore[no-untyped-def]
 # the form with the input kept; anything else (the confirmation page's
 # 提案を送信, or a client posting directly) stores the proposal.
 CONFIRM, EDIT = "confirm", "edit"
+# The confirmation page's one-time token (web.forms.confirmation_token).
+ONCE_FIELD = "once"
+SENT_KEPT = 5  # confirmations remembered per browser session: enough for the back button
+
+
+def _once() -> str | None:
+    """The nonce of the posted confirmation token; None without one (or a forged one)."""
+    token = request.form.get(ONCE_FIELD)
+    return confirmation_nonce(current_app.config["SECRET_KEY"], token) if token else None
+
+
+def _sent_before(nonce: str | None) -> dict[str, Any] | None:
+    """The receipt of this browser's earlier post of the same confirmation."""
+    sent: dict[str, Any] = session.get("sent") or {}
+    return sent.get(nonce) if nonce else None
+
+
+def _counts_as_submission() -> bool:
+    """The rate limit counts the final 送信 (or a client's direct post), never the
+    confirm, edit or error rounds, nor a second post of a confirmation already sent."""
+    if request.method != "POST" or request.form.get("action", "") in (CONFIRM, EDIT):
+        return False
+    return _sent_before(_once()) is None
+
+
+def _form_page(form: PublicProposalForm) -> Any:
+    status = 400 if form.errors else 200
+    return render_template(
+        "proposal_form.html", form=form, rules=PROPOSAL_LIMITS, contact=current_app.config["SUPPORT_OFFICE_CONTACT"],
+        retention=current_app.config["PRIVACY_RETENTION"],
+    ), status
+
+
+def _confirm_page(form: PublicProposalForm) -> Any:
+    once = confirmation_token(current_app.config["SECRET_KEY"])
+    return render_template("proposal_confirm.html", form=form, once=once, readings=form.readings())
+
+
+def _show_receipt(shown: dict[str, Any], nonce: str | None = None) -> Any:
+    session["receipt"] = shown
+    if nonce:
+        sent = {**(session.get("sent") or {}), nonce: shown}
+        session["sent"] = dict(list(sent.items())[-SENT_KEPT:])
+    return redirect(url_for("public.receipt"), 303)
+
+
+def _send(form: PublicProposalForm) -> Any:
+    """Store the proposal once per confirmation page: a second post of the same
+    page (the back button, a double click) shows the first one's receipt."""
+    if ONCE_FIELD not in request.form:  # a client posting the fields directly
+        submitted = submit(form.proposal_data())
+        return _show_receipt({"id": submitted.proposal.id, "token": submitted.token})
+    nonce = _once()
+    if nonce is None:
+        flash("確認画面の有効期限が切れたため、まだ送信していません。内容を確認して、もう一度「提案を送信」を押してください。",
+              "warning")
+        return _confirm_page(form)
+    first = _sent_before(nonce)
+    if first is not None:
+        flash("この提案は送信済みです。受付番号は前回と同じです（二重には登録していません）。", "info")
+        return _show_receipt(first)
+    if not claim_once(nonce):  # the same page posted at the same moment (a double click)
+        return render_template(
+            "error.html", code=409, title="この提案は送信済みです",
+            message="同じ確認画面からの送信を、すでに受け付けています。二重には登録していません。"
+                    "受付番号と状況確認ページのリンクは、入力したメールアドレスにお送りします。",
+        ), 409
+    try:
+        submitted = submit(form.proposal_data())
+    except Exception:
+        release_once(nonce)  # nothing stored: the same page may be sent again
+        raise
+    return _show_receipt({"id": submitted.proposal.id, "token": submitted.token}, nonce)
 
 
 @bp.route("/proposals/new", methods=["GET", "POST"])
-@submit_limit
+@limited_when(_counts_as_submission)
 def new_proposal():  # type: ignore[no-untyped-def]
     """The proposal form, its confirmation page, then the receipt."""
-    form = ProposalForm()
+    form = PublicProposalForm()
     action = request.form.get("action", "")
-    if form.validate_on_submit():
-        if action == CONFIRM:
-            return render_template("proposal_confirm.html", form=form)
-        if action != EDIT:
-            submitted = submit(form.proposal_data())
-            session["receipt"] = {"id": submitted.proposal.id, "token": submitted.token}
-            return redirect(url_for("public.receipt"), 303)
-    status = 400 if form.errors else 200
-    return render_template("proposal_form.html", form=form), status
+    if not form.validate_on_submit() or action == EDIT:
+        return _form_page(form)
+    if action == CONFIRM:
+        return _confirm_page(form)
+    return _send(form)
 
 
 @bp.route("/proposals/receipt")
@@ -150,12 +221,21 @@ def receipt():  # type: ignore[no-untyped-def]
     )
 
 
+def _status_not_found() -> Response:
+    """The 404 of a status link, with the way to a new one (an old link, after a re-issue, lands here)."""
+    page = render_template(
+        "error.html", code=404, title="ページが見つかりません", recover=True,
+        message="この状況確認ページは見つかりません。リンクが途中で切れていないか確認してください。",
+    )
+    return Response(page, 404)
+
+
 def _proposal_of_token(token: str) -> Proposal:
     if not (20 <= len(token) <= 64) or not set(token) <= _TOKEN_CHARS:
-        abort(404)
+        abort(_status_not_found())
     proposal = get_proposal_by_token(session=get_session(), token=token)
     if proposal is None:
-        abort(404)
+        abort(_status_not_found())
     return proposal
 
 
@@ -173,8 +253,6 @@ def _status_page(token: str, proposal: Proposal, form: WithdrawForm, status: int
     ), status
 
 
-# Stages after which a proposal cannot be withdrawn by its NPO.
-CLOSED_STAGES = (Stage.WITHDRAWN.value, Stage.NOT_ADOPTED.value, Stage.COMPLETED.value)
 
 
 @bp.route("/status/<token>")
@@ -199,6 +277,36 @@ def withdraw(token: str):  # type: ignore[no-untyped-def]
         return _status_page(token, proposal, form, 400)
     flash("提案を取り下げました。", "info")
     return redirect(url_for("public.status", token=token), 303)
+
+
+# Re-issues per receipt number, from any address: someone who knows an NPO's
+# receipt number and address cannot keep replacing its link.
+RECOVER_PER_RECEIPT = "3/hour"
+
+
+def _receipt_key(typed: str) -> str:
+    # 2026-123 and 2026-000123 are one receipt number: counted together.
+    return "-".join(str(int(part)) for part in re.findall(r"[0-9]{1,12}", typed)) or typed
+
+
+@bp.route("/status/recover", methods=["GET", "POST"])
+@limited_when(is_post, scope="recover")
+def status_recover():  # type: ignore[no-untyped-def]
+    """A lost status link: the receipt number and the e-mail address; a new
+    link by e-mail if they match. The answer is the same whether they do or not."""
+    form = StatusRecoverForm()
+    if not form.validate_on_submit():
+        return render_template("status_recover.html", form=form), 400 if form.errors else 200
+    retry_after = over_limit("recover-receipt", _receipt_key(form.receipt_number.data), RECOVER_PER_RECEIPT)
+    if retry_after is not None:
+        return too_many(retry_after)
+    reissue_status_link(session=get_session(), receipt_number=form.receipt_number.data, email=form.email.data)
+    return redirect(url_for("public.status_recover_sent"), 303)
+
+
+@bp.route("/status/recover/sent")
+def status_recover_sent():  # type: ignore[no-untyped-def]
+    return render_template("status_recover_sent.html")
 
 
 def init_app(app: Flask) -> None:

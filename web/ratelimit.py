@@ -4,6 +4,11 @@ One limiter per app (kept in ``app.extensions``), so every test app starts
 with empty counters. ``RATELIMIT_STORAGE_URI`` may name a shared store
 (``redis://...``) when several gunicorn workers must share one count; the
 default, in memory, counts per worker process.
+
+What counts is the view's to say (``limited_when``): the proposal form counts
+the final 送信 only, never its confirm, edit or error rounds, so a person
+correcting a long proposal is not locked out. The same store keeps the
+one-time claims of the form's confirmation tokens (``claim_once``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from flask import Flask, current_app, jsonify, make_response, render_template, r
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+
+# A confirmation token is claimed once; a day is longer than any confirmation page stays open.
+_ONCE = parse("1/day")
 
 
 @dataclass
@@ -39,27 +47,83 @@ def init_app(app: Flask) -> None:
     app.extensions["submit_limiter"] = SubmitLimiter(MovingWindowRateLimiter(storage), item)
 
 
-def _too_many(retry_after: int) -> Any:
-    message = "送信が多すぎます。しばらく待ってから再度お試しください。"
+def _state() -> SubmitLimiter:
+    state: SubmitLimiter = current_app.extensions["submit_limiter"]
+    return state
+
+
+def wait_text(seconds: int) -> str:
+    """How long to wait, as a person says it: 約40秒, 約3分, 約2時間.
+
+    >>> wait_text(40), wait_text(61), wait_text(3599), wait_text(7200)
+    ('約40秒', '約2分', '約1時間', '約2時間')
+    """
+    if seconds < 60:
+        return f"約{seconds}秒"
+    minutes = math.ceil(seconds / 60)
+    return f"約{minutes}分" if minutes < 60 else f"約{math.ceil(seconds / 3600)}時間"
+
+
+def too_many(retry_after: int) -> Any:
+    """The 429: JSON under /api, else the Japanese page saying how long to wait (and Retry-After)."""
+    message = f"短い時間に送信が続いたため、受け付けを一時的に止めています。{wait_text(retry_after)}待ってから、もう一度お試しください。"
     if request.path.startswith("/api/"):
-        response = make_response(jsonify(error="too_many_requests", message=message), 429)
+        response = make_response(jsonify(error="too_many_requests", message=message, retry_after=retry_after), 429)
     else:
-        response = make_response(render_template("error.html", code=429, message=message), 429)
+        hint = "入力した内容は、まだ送信されていません。ブラウザの「戻る」で前の画面に戻ると、内容が残っています。"
+        page = render_template("error.html", code=429, title="送信が多すぎます", message=message, hint=hint)
+        response = make_response(page, 429)
     response.headers["Retry-After"] = str(retry_after)
     return response
 
 
-def submit_limit(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Count every POST to ``view`` against the client address's submission limit."""
+def over_limit(scope: str, identifier: str | None = None, limit: str | None = None) -> int | None:
+    """Count one hit of ``scope`` for ``identifier`` (default: the client
+    address) against ``limit`` (N/minute…; default: SUBMIT_RATE_LIMIT); the
+    seconds to wait when that is one too many, else None."""
+    state = _state()
+    if not state.enabled:
+        return None
+    item = parse(limit) if limit else state.item
+    key = identifier or request.remote_addr or "unknown"
+    if state.limiter.hit(item, scope, key):
+        return None
+    stats = state.limiter.get_window_stats(item, scope, key)
+    return max(1, math.ceil(stats.reset_time - time.time()))
 
-    @wraps(view)
-    def limited(*args: Any, **kwargs: Any) -> Any:
-        state: SubmitLimiter = current_app.extensions["submit_limiter"]
-        if request.method == "POST" and state.enabled:
-            address = request.remote_addr or "unknown"
-            if not state.limiter.hit(state.item, "submit", address):
-                stats = state.limiter.get_window_stats(state.item, "submit", address)
-                return _too_many(max(1, math.ceil(stats.reset_time - time.time())))
-        return view(*args, **kwargs)
 
-    return limited
+def limited_when(counts: Callable[[], bool], scope: str = "submit") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Count the requests to a view for which ``counts()`` is true against the
+    client address's limit of ``scope``; one too many gets the 429."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            if counts():
+                retry_after = over_limit(scope)
+                if retry_after is not None:
+                    return too_many(retry_after)
+            return view(*args, **kwargs)
+
+        return limited
+
+    return decorate
+
+
+def is_post() -> bool:
+    return request.method == "POST"
+
+
+# Every POST to the view is a submission (the API's create: a system submits, each attempt counts).
+submit_limit = limited_when(is_post)
+
+
+def claim_once(key: str) -> bool:
+    """True the first time ``key`` is claimed (in the shared store: two workers
+    receiving the same double click agree), False after."""
+    return _state().limiter.hit(_ONCE, "once", key)
+
+
+def release_once(key: str) -> None:
+    """Forget a claim whose work failed, so the same confirmation may be sent again."""
+    _state().limiter.clear(_ONCE, "once", key)

@@ -8,7 +8,6 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
-    Response,
     abort,
     current_app,
     flash,
@@ -23,19 +22,21 @@ from flask_login import current_user
 from models.clock import JST, utcnow
 from models.dashboard import audit_actions, audit_page
 from models.dashboard import dashboard as dashboard_counts
-from models.export import excel_csv, pairing_rows, pairings_csv
+from models.export import CSV_COLUMNS, PairingRow, excel_csv, excel_xlsx, pairing_rows, pairings_csv
 from models.labels import LABELS, Stage
 from models.outbox import counts_by_status, failed_messages
 from models.queue import SORTS, QueueFilters, review_queue
-from models.review import departments, proposal_view, search_programs
+from models.review import departments, program_by_reference, proposal_view, search_programs
 from models.tables import Proposal
 from models.workflow import drafts_for, overdue_requests, plan_progress, workflow_view
 from models.workflow_export import PROPOSAL_COLUMNS, proposal_rows
 from office import commands
 from office.answers import PROJECT_STAGES
-from office.commands import Actor
+from office.commands import Actor, StaleDecision
+from web.audit_text import names_for, sentence
 from web.auth import login_manager
 from web.db import get_matching, get_session
+from web.downloads import download
 from web.forms import VERDICTS, DecisionForm, PairForm, StageForm, UndoForm
 
 bp = Blueprint("review", __name__)
@@ -183,15 +184,39 @@ def decide_view(proposal_id: int):  # type: ignore[no-untyped-def]
     if not form.validate_on_submit() or not form.program_id.data.isdigit():
         flash("判断を記録できませんでした：" + " ".join(_errors(form)), "error")
         return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
+    from web.deciding import change_json, stale_json, wants_json
+
     try:
-        commands.decide(
+        change = commands.decide(
             session=get_session(), proposal=proposal, program_id=int(form.program_id.data),
-            verdict=form.verdict.data, note=form.note.data or "", actor=_actor(),
+            verdict=form.verdict.data, note=form.note.data or "", actor=_actor(), expected_version=_version(),
         )
     except LookupError:
         abort(404)
+    except StaleDecision as exc:
+        return stale_json(exc) if wants_json() else _stale(proposal_id, exc)
+    if wants_json():
+        return change_json(change)
     flash(f"「{VERDICTS[form.verdict.data]}」を記録しました。", "info")
     return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
+
+
+def program_id_of(reference: str) -> int:
+    """The program a hand pairing names (its number or the catalogue's id); -1 if none."""
+    found = program_by_reference(session=get_session(), reference=reference)
+    return found.id if found is not None and found.id is not None else -1
+
+
+def _version() -> int | None:
+    """The decision version the form was made on (None from a client that sends none)."""
+    raw = request.form.get("version", "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+
+
+def _stale(proposal_id: int, exc: StaleDecision) -> Any:
+    """Another coordinator decided first: say so and show the current state (409)."""
+    flash(exc.message, "error")
+    return _render_proposal(proposal_id, 409)
 
 
 def _errors(form: Any) -> list[str]:
@@ -208,9 +233,11 @@ def pair(proposal_id: int):  # type: ignore[no-untyped-def]
     raw = form.program_id.data
     try:
         commands.pair(
-            session=get_session(), proposal=proposal, program_id=int(raw) if raw.isdigit() else -1,
-            note=form.note.data or "", actor=_actor(),
+            session=get_session(), proposal=proposal, program_id=program_id_of(raw),
+            note=form.note.data or "", actor=_actor(), expected_version=_version(),
         )
+    except StaleDecision as exc:
+        return _stale(proposal_id, exc)
     except LookupError:
         form.program_id.errors = ["その事業IDの事業はありません。"]
         return _render_proposal(proposal_id, 400, form)
@@ -224,8 +251,12 @@ def undo(proposal_id: int):  # type: ignore[no-untyped-def]
     proposal = _proposal_or_404(proposal_id)
     if not UndoForm().validate_on_submit():
         abort(400)
-    undone = commands.undo(session=get_session(), proposal=proposal, actor=_actor())
-    flash("直前の判断を取り消しました。" if undone else "取り消す判断がありません。", "info")
+    try:
+        undone = commands.undo(session=get_session(), proposal=proposal, actor=_actor(), expected_version=_version())
+    except StaleDecision as exc:
+        return _stale(proposal_id, exc)
+    flash(f"決定 #{undone.event.entity_id if undone and undone.event else ''} を取り消しました。" if undone
+          else "取り消す判断がありません。", "info")
     return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
 
 
@@ -244,33 +275,43 @@ def change_stage(proposal_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("review.proposal", proposal_id=proposal_id)), 303
 
 
+def _pairings() -> list[PairingRow]:
+    """Each pair's current decision; ``?history=1`` for every decision ever made."""
+    return pairing_rows(session=get_session(), current_only=request.args.get("history") != "1")
+
+
 @bp.route("/export/pairings.csv")
 def export_csv():  # type: ignore[no-untyped-def]
     """Pairings and decisions as CSV, UTF-8 with BOM for Excel."""
-    rows = pairing_rows(session=get_session(), current_only=request.args.get("current") == "1")
-    return Response(
-        pairings_csv(rows),
-        mimetype="text/csv",
-        headers={"Content-Disposition": "attachment; filename=pairings.csv"},
-        content_type="text/csv; charset=utf-8",
-    )
+    name = "判断の履歴" if request.args.get("history") == "1" else "組み合わせと判断"
+    return download(pairings_csv(_pairings()), name=f"{name}.csv", fallback="pairings.csv")
+
+
+@bp.route("/export/pairings.xlsx")
+def export_xlsx():  # type: ignore[no-untyped-def]
+    """The same rows as an Excel workbook."""
+    name = "判断の履歴" if request.args.get("history") == "1" else "組み合わせと判断"
+    content = excel_xlsx(CSV_COLUMNS, _pairings(), sheet_name=name)
+    return download(content, name=f"{name}.xlsx", fallback="pairings.xlsx")
 
 
 @bp.route("/export/pairings.json")
 def export_json():  # type: ignore[no-untyped-def]
     """The same rows as JSON."""
-    rows = pairing_rows(session=get_session(), current_only=request.args.get("current") == "1")
-    return jsonify(pairings=[row.to_dict() for row in rows])
+    return jsonify(pairings=[row.to_dict() for row in _pairings()])
 
 
 @bp.route("/export/proposals.csv")
 def export_proposals_csv():  # type: ignore[no-untyped-def]
     """Every proposal with its stage (code and label), published stage, 所見 and 協働事業, for Excel."""
-    return Response(
-        excel_csv(PROPOSAL_COLUMNS, proposal_rows(session=get_session())),
-        headers={"Content-Disposition": "attachment; filename=proposals.csv"},
-        content_type="text/csv; charset=utf-8",
-    )
+    content = excel_csv(PROPOSAL_COLUMNS, proposal_rows(session=get_session()))
+    return download(content, name="提案一覧.csv", fallback="proposals.csv")
+
+
+@bp.route("/export/proposals.xlsx")
+def export_proposals_xlsx():  # type: ignore[no-untyped-def]
+    content = excel_xlsx(PROPOSAL_COLUMNS, proposal_rows(session=get_session()), sheet_name="提案一覧")
+    return download(content, name="提案一覧.xlsx", fallback="proposals.xlsx")
 
 
 @bp.route("/export/proposals.json")
@@ -285,8 +326,10 @@ def audit():  # type: ignore[no-untyped-def]
     db = get_session()
     action = (request.args.get("action") or "").strip() or None
     page = audit_page(session=db, action=action, page=_page_number())
+    names = names_for(session=db, events=page.rows)
     return render_template(
         "audit.html", page=page, action=action, actions=audit_actions(session=db),
+        sentence=lambda event: sentence(event, names),
         page_url=lambda n: url_for("review.audit", page=n, **({"action": action} if action else {})),
     )
 

@@ -50,6 +50,13 @@ SETTINGS: tuple[Setting, ...] = (
         "vectors stay in the database). Default: index in the instance folder.",
     ),
     Setting("SUBMIT_RATE_LIMIT", "10/minute", "Public proposal submissions allowed per client address, as N/second|minute|hour|day."),
+    Setting(
+        "PRIVACY_RETENTION",
+        "事業の終了後5年間",
+        "How long the support office keeps a proposal and its contact details, in the office's own words; "
+        "the form's 個人情報の取扱い notice shows it as the office's rule. Set it to what the office has "
+        "decided before going live: kyodo-match deletes nothing by itself.",
+    ),
     Setting("TOP_K", 5, "Suggestions stored per proposal.", int),
     Setting(
         "TARGET_NEW_PROJECTS",
@@ -117,6 +124,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SESSION_COOKIE_SECURE", False, "Send the session cookie over HTTPS only (set true behind TLS).", bool),
     Setting(
+        "LOGIN_RATE_LIMIT",
+        "5/15 minutes",
+        "Failed logins allowed per user name in a moving window (N/[n ]second|minute|hour|day); "
+        "past it, logins with that name get HTTP 429, even with the right password (docs/accounts.md).",
+    ),
+    Setting(
+        "LOGIN_ADDRESS_RATE_LIMIT",
+        "5/15 minutes",
+        "Failed logins allowed per client address, as LOGIN_RATE_LIMIT. Behind one office NAT every "
+        "coordinator shares the address: raise it there. Counts are kept in RATELIMIT_STORAGE_URI.",
+    ),
+    Setting(
         "MATCH_MODE",
         "auto",
         "How the rematch and online matching rank programs: lexical (TF-IDF alone), semantic "
@@ -124,6 +143,20 @@ SETTINGS: tuple[Setting, ...] = (
         "(semantic when the extra is installed and its model verifies, else lexical). When "
         "semantic is unavailable the engine logs one line and runs lexical.",
         choices=MATCH_MODES,
+    ),
+    Setting(
+        "QUEUE_URL",
+        "",
+        "The background job queue (huey, docs/jobs.md) that kyodo worker consumes: "
+        "redis://host:6379/0 in production (needs the extra kyodo-match[redis]), or "
+        "sqlite:///path. Empty: the SQLite file jobs.sqlite3 in the instance folder (no server needed; "
+        "the web app and the worker must share that folder).",
+    ),
+    Setting(
+        "REMATCH_AT",
+        "02:30",
+        "When the worker runs the nightly rematch, HH:MM in Japan time (JST). A rematch already "
+        "queued by an edit at that time is not run twice.",
     ),
 )
 

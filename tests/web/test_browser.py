@@ -65,6 +65,7 @@ def _fill_form(page) -> None:
                  "budget_thousand_yen"):
         page.get_by_label(_LABELS[name], exact=True).fill(PROPOSAL[name])
     page.get_by_label("共催").check()
+    page.get_by_label("上記の「個人情報の取扱い」に同意します").check()
 
 
 _LABELS = {

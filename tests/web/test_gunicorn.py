@@ -98,6 +98,7 @@ def test_submission_gets_fused_suggestions_after_the_response(served):
         "expected_effect": "孤立を防ぎ、地域のつながりが強まる。",
         "collaboration_type": "other",
         "budget_thousand_yen": "",
+        "consent": "y",
         "action": "submit",
     }).encode()
     response = opener.open(base + "/proposals/new", data=data, timeout=30)

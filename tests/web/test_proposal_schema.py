@@ -9,7 +9,7 @@ import json
 import pytest
 from pydantic import ValidationError
 from sqlmodel import select
-from webdata import PROPOSAL
+from webdata import PROPOSAL, PROPOSAL_FIELDS
 
 from models.proposals import COMPARED_FIELDS, IMPORT_KEYS
 from models.tables import PROPOSAL_LIMITS, Proposal, ProposalBase, ProposalCreate, ProposalPublic
@@ -17,7 +17,7 @@ from web.api import PROPOSAL_KEYS, proposal_json
 from web.forms import ProposalForm
 from web.openapi import SCHEMAS
 
-API_PROPOSAL = {**PROPOSAL, "budget_thousand_yen": 300}
+API_PROPOSAL = {**PROPOSAL_FIELDS, "budget_thousand_yen": 300}
 LIMITED = [(key, rule.max_length) for key, rule in PROPOSAL_LIMITS.items() if rule.max_length]
 
 

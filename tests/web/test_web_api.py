@@ -7,13 +7,13 @@ import re
 
 import pytest
 from sqlmodel import select
-from webdata import PROPOSAL
+from webdata import PROPOSAL, PROPOSAL_FIELDS
 
 from models.tables import Decision, Proposal
 from web.cli import cli
 from web.openapi import openapi_document
 
-API_PROPOSAL = {**PROPOSAL, "collaboration_type": "共催", "budget_thousand_yen": 300}
+API_PROPOSAL = {**PROPOSAL_FIELDS, "collaboration_type": "共催", "budget_thousand_yen": 300}
 
 
 def test_create_is_public_and_answers_201(client, session):

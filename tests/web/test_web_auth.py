@@ -17,6 +17,10 @@ PUBLIC_ENDPOINTS = {
     "auth.login", "auth.logout", "api.openapi", "api.create_proposal",
     # No login, but the secret of a link: the NPO's status token, the department's signed token.
     "public.withdraw", "opinion_page.opinion", "api.answer_opinion",
+    # A lost status link: the receipt number and e-mail address stand for the token.
+    "public.status_recover", "public.status_recover_sent",
+    # No login yet: the one-time first-run address, its secret in the path (404 for any other token).
+    "setup.setup",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from webdata import PASSWORD, PROPOSAL
+from webdata import PASSWORD, PROPOSAL, PROPOSAL_FIELDS
 
 from web import create_app
 from web.db import dispose
@@ -34,7 +34,7 @@ def test_forms_with_the_token_work_and_the_api_is_exempt(csrf_app):
     client = csrf_app.test_client()
     token = _token(client.get("/proposals/new").data.decode())
     assert client.post("/proposals/new", data={**PROPOSAL, "csrf_token": token}).status_code == 303
-    assert client.post("/api/v1/proposals", json={**PROPOSAL, "budget_thousand_yen": 3}).status_code == 201
+    assert client.post("/api/v1/proposals", json={**PROPOSAL_FIELDS, "budget_thousand_yen": 3}).status_code == 201
 
 
 def test_console_posts_need_the_token(csrf_app):

@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlmodel import select
 
+from models.suggestions import suggestions_for_proposal
 from models.tables import Decision, Program, Proposal, Suggestion
 
 
@@ -151,7 +152,12 @@ def test_queue_lists_filters_and_paginates(logged_in, submit, session, app):
     html = logged_in.get("/review").data.decode()
     assert html.count('data-testid="queue-row"') == 2
     assert f'href="/review/proposals/{first.id}">公園清掃の提案</a>' in html
+    # 判断済み: every suggestion of the proposal has a decision (one is not enough).
     logged_in.post(f"/review/proposals/{first.id}/decisions", data={"program_id": "1", "verdict": "deferred"})
+    assert "公園清掃の提案" not in logged_in.get("/review?reviewed=yes").data.decode()
+    for suggestion in suggestions_for_proposal(session=session, proposal_id=first.id):
+        logged_in.post(f"/review/proposals/{first.id}/decisions",
+                       data={"program_id": str(suggestion.program_id), "verdict": "rejected"})
     reviewed = logged_in.get("/review?reviewed=yes").data.decode()
     assert "公園清掃の提案" in reviewed and "防災訓練の提案" not in reviewed
     unreviewed = logged_in.get("/review?reviewed=no&sort=title").data.decode()
@@ -175,8 +181,13 @@ def test_queue_bad_filters_are_400_with_a_message(logged_in, query):
 def test_dashboard_counts(logged_in, submit, session):
     done = submit()
     submit(title="二件目")
-    logged_in.post(f"/review/proposals/{done.id}/decisions", data={"program_id": "2", "verdict": "accepted"})
+    for suggestion in suggestions_for_proposal(session=session, proposal_id=done.id):
+        logged_in.post(f"/review/proposals/{done.id}/decisions",
+                       data={"program_id": str(suggestion.program_id), "verdict": "accepted"})
     html = logged_in.get("/dashboard").data.decode()
+    # The dashboard's 未判断 count is the queue's (models.queue.reviewed_condition).
+    queue = logged_in.get("/review?reviewed=no").data.decode()
+    assert queue.count('data-testid="queue-row"') == 1 and "二件目" in queue
     # An accepted pair is triage, not a 協働事業: nothing counts toward the target yet.
     assert re.search(r'data-testid="projects-launched">0<', html)
     assert re.search(r'data-testid="awaiting">1<', html)

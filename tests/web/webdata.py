@@ -11,4 +11,8 @@ PROPOSAL = {
     "expected_effect": "公園がきれいになり、子どもの環境への関心が高まる。",
     "collaboration_type": "co_hosting",
     "budget_thousand_yen": "300",
+    "consent": "y",  # the form's 個人情報の取扱い box (not a key of the API)
 }
+# The proposal as a system sends it to POST /api/v1/proposals: no consent box
+# (the form's alone; the API refuses keys it does not know).
+PROPOSAL_FIELDS = {k: v for k, v in PROPOSAL.items() if k != "consent"}
