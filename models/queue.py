@@ -9,12 +9,14 @@ one ``IN`` query each. No Flask here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, exists, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from models.clock import JST
 from models.decisions import by_proposal, current_decisions
 from models.labels import CLOSED_STAGES, Verdict
 from models.pages import Page, clamp_page, like
@@ -44,6 +46,8 @@ class QueueFilters:
     reviewed: bool | None = None
     q: str | None = None
     sort: str = "newest"
+    received_from: date | None = None  # 受付日, in Japan time, both ends included
+    received_to: date | None = None
 
     def reads_best(self) -> bool:
         """Whether a filter reads the best-score aggregate (the count must join it)."""
@@ -115,12 +119,33 @@ def _text_condition(q: str) -> Any:
 
 
 def _department_condition(department: str, run_id: int) -> Any:
-    return exists().where(
-        col(Suggestion.proposal_id) == col(Proposal.id),
-        visible(run_id),
-        col(Program.id) == col(Suggestion.program_id),
-        col(Program.department).like(like(department), escape="\\"),
+    """The proposal's best suggestion, or a pair the coordinator accepted, is
+    in this department (not any of the top 5: the 5th is rarely the one)."""
+    named = col(Program.department).like(like(department), escape="\\")
+    best = exists().where(
+        col(Suggestion.proposal_id) == col(Proposal.id), visible(run_id), col(Suggestion.rank) == 1,
+        col(Program.id) == col(Suggestion.program_id), named,
     )
+    chosen, newer = aliased(Decision), aliased(Decision)
+    is_current = ~exists().where(col(newer.proposal_id) == col(chosen.proposal_id),
+                                 col(newer.program_id) == col(chosen.program_id), col(newer.id) > col(chosen.id))
+    accepted = exists().where(
+        col(chosen.proposal_id) == col(Proposal.id), col(chosen.verdict) == Verdict.ACCEPTED.value, is_current,
+        col(Program.id) == col(chosen.program_id), named,
+    )
+    return or_(best, accepted)
+
+
+def _received_conditions(filters: QueueFilters) -> list[Any]:
+    """受付日 from / to, as Japan's calendar days, turned into UTC bounds."""
+    conditions = []
+    if filters.received_from is not None:
+        start = datetime.combine(filters.received_from, time(), tzinfo=JST).astimezone(UTC)
+        conditions.append(col(Proposal.created_at) >= start)
+    if filters.received_to is not None:
+        end = datetime.combine(filters.received_to + timedelta(days=1), time(), tzinfo=JST).astimezone(UTC)
+        conditions.append(col(Proposal.created_at) < end)
+    return conditions
 
 
 def _standing(program_id: Any) -> Any:
@@ -161,6 +186,7 @@ def _conditions(filters: QueueFilters, best: Any, run: MatchRun | None, run_id: 
         conditions.append(best.c.best <= filters.max_score)
     if filters.q:
         conditions.append(_text_condition(filters.q))
+    conditions.extend(_received_conditions(filters))
     if filters.department:
         conditions.append(_department_condition(filters.department, run_id))
     if filters.reviewed is not None:

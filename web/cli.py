@@ -7,15 +7,46 @@ import click
 
 from matcher.cli import evaluate_command, match_command
 
+# Commands that may create the instance (its folder and SQLite database), and
+# those that never open it. Any other command run where there is no instance
+# stops instead of quietly starting a second, empty one.
+CREATES_INSTANCE = {"serve", "db"}
+NO_INSTANCE = {"match", "evaluate", "settings"}
+
 
 @click.group()
 @click.version_option(package_name="kyodo-match")
-def cli() -> None:
+@click.option("--create-instance", is_flag=True,
+              help="Let this command create the instance folder and database if there is none.")
+@click.pass_context
+def cli(ctx: click.Context, create_instance: bool) -> None:
     """協働マッチ (kyodo-match): match NPO proposals with the city's programs.
 
     Settings come from KYODO_* environment variables and the instance
-    folder's config.py (see docs/settings.md).
+    folder's config.py (see docs/settings.md). The instance folder is
+    KYODO_INSTANCE_PATH, else ./instance; `kyodo settings` says which.
     """
+    command = ctx.invoked_subcommand or ""
+    if create_instance or command in CREATES_INSTANCE | NO_INSTANCE:
+        return
+    missing = missing_instance()
+    if missing:
+        raise click.ClickException(missing)
+
+
+def missing_instance() -> str | None:
+    """Why there is no instance to work on here, or None when there is one
+    (a SQLite database or a config.py in the folder, or KYODO_DATABASE_URL)."""
+    import os
+    from pathlib import Path
+
+    from web.settings import ENV_PREFIX, instance_path
+
+    folder = Path(instance_path())
+    if os.environ.get(ENV_PREFIX + "DATABASE_URL") or (folder / "kyodo.sqlite3").exists() or (folder / "config.py").exists():
+        return None
+    return (f"no kyodo instance at {folder}: run this where `kyodo serve` was first run, set "
+            f"{ENV_PREFIX}INSTANCE_PATH, or pass --create-instance to start a new, empty one here")
 
 
 cli.add_command(match_command)
@@ -87,6 +118,9 @@ def settings_command() -> None:
 
     This is docs/settings.md: kyodo settings > docs/settings.md
     """
-    from web.settings import settings_document
+    from web.settings import instance_path, settings_document
 
     click.echo(settings_document(), nl=False)
+    # On standard error, so that `kyodo settings > docs/settings.md` stays the document.
+    state = "" if missing_instance() is None else " (none yet: kyodo serve creates it)"
+    click.echo(f"instance: {instance_path()}{state}", err=True)

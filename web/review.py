@@ -3,6 +3,7 @@ decisions, export and audit trail. Every route needs a login."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import (
@@ -89,9 +90,22 @@ def parse_filters(args: Any) -> tuple[QueueFilters, list[str]]:
         new_only=args.get("new") == "1",
         reviewed=reviewed,
         q=(args.get("q") or "").strip()[:100] or None,
+        received_from=_date_arg(args, "received_from", "受付日（から）", errors),
+        received_to=_date_arg(args, "received_to", "受付日（まで）", errors),
         sort=sort,
     )
     return filters, errors
+
+
+def _date_arg(args: Any, name: str, label: str, errors: list[str]) -> date | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        errors.append(f"{label}は 2026-04-01 の形の日付で指定してください。")
+        return None
 
 
 def _page_number() -> int:

@@ -103,3 +103,32 @@ def test_exports_give_current_decisions_by_default_in_csv_and_xlsx(logged_in, su
     assert memo == "'=1+1"  # a value, never a live formula
     proposals = load_workbook(io.BytesIO(logged_in.get("/export/proposals.xlsx").data)).active
     assert [c.value for c in next(proposals.iter_rows())][:3] == ["受付番号", "提案ID", "提案タイトル"]
+
+
+def test_the_department_filter_reads_the_best_suggestion_or_the_accepted_pair(logged_in, submitted, session):
+    from models.suggestions import suggestions_for_proposal
+
+    rows = suggestions_for_proposal(session=session, proposal_id=submitted.id)
+    best = session.get(Program, rows[0].program_id).department.split()[0]
+    others = {d for r in rows[1:] for d in session.get(Program, r.program_id).department.split()} - set(
+        session.get(Program, rows[0].program_id).department.split())
+    title = "公園の清掃と子どもの環境学習"
+    assert title in logged_in.get(f"/review?department={best}").data.decode()
+    if others:  # a department only lower in the list does not pick the proposal
+        lower = sorted(others)[0]
+        assert title not in logged_in.get(f"/review?department={lower}").data.decode()
+        program = next(r.program_id for r in rows[1:] if lower in session.get(Program, r.program_id).department)
+        logged_in.post(f"/review/proposals/{submitted.id}/decisions", data={"program_id": str(program),
+                                                                           "verdict": "accepted"})
+        assert title in logged_in.get(f"/review?department={lower}").data.decode()
+
+
+def test_the_received_date_filter(logged_in, submitted):
+    from models.clock import JST, utcnow
+
+    today = utcnow().astimezone(JST).date()
+    title = "公園の清掃と子どもの環境学習"
+    assert title in logged_in.get(f"/review?received_from={today}&received_to={today}").data.decode()
+    assert title not in logged_in.get(f"/review?received_to={today.replace(year=today.year - 1)}").data.decode()
+    bad = logged_in.get("/review?received_from=yesterday")
+    assert bad.status_code == 400 and "2026-04-01 の形" in bad.data.decode()
