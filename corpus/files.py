@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Excel on Japanese Windows saves "CSV" as cp932; newer Excel offers UTF-8 with BOM.
 CSV_ENCODINGS = ("utf-8-sig", "cp932")
@@ -88,6 +89,19 @@ def read_rows(path: str | Path) -> Iterator[Row]:
         yield from _read_csv(path)
 
 
+def _records(path: Path, reader: csv.DictReader[str]) -> Iterator[dict[str, Any]]:
+    """The reader's records; a cell over the csv module's limit (131,072
+    characters) is a FileFormatError naming its line, not a csv.Error."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise FileFormatError(path, f"unreadable CSV ({exc})", reader.line_num + 1,
+                                  ja="セルが長すぎるか、引用符（\"）の対応が崩れています") from None
+
+
 def _read_csv(path: Path) -> Iterator[Row]:
     text = decode_csv_bytes(path, path.read_bytes())
     sample = text[:4096]
@@ -97,7 +111,7 @@ def _read_csv(path: Path) -> Iterator[Row]:
         raise FileFormatError(path, "no header row", ja="見出しの行がありません")
     reader.fieldnames = [(h or "").strip() for h in reader.fieldnames]
     seen_any = False
-    for record in reader:
+    for record in _records(path, reader):
         seen_any = True
         values = {k: v for k, v in record.items() if k}
         if not any((v or "").strip() for v in values.values() if isinstance(v, str)):

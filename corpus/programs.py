@@ -46,6 +46,10 @@ MAX_FIELD_CHARS = 20_000
 # The coordinator's keywords of one program: a few dozen expressions, not a
 # document (a long text would outweigh the program's own words).
 MAX_KEYWORDS_CHARS = 2_000
+# Fields stored in narrower columns (models.tables.ProgramBase): refused by
+# line, never cut and never a database error.
+COLUMN_CHARS = {"id": 100, "department": 500, "policy_number": 50, "keywords": MAX_KEYWORDS_CHARS}
+BUDGET_MAX_THOUSAND_YEN = 100_000_000  # 千円: a city program is not a hundred billion yen
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ def record_from_row(path: str | Path, row: Row, fiscal_year: int | None = None) 
             ja="目的と取り組み内容がどちらも空です",
         )
     for key, text in values.items():
-        limit = MAX_KEYWORDS_CHARS if key == "keywords" else MAX_FIELD_CHARS
+        limit = COLUMN_CHARS.get(key, MAX_FIELD_CHARS)
         if len(text) > limit:
             raise FileFormatError(
                 path, f"{key} is longer than {limit} characters", row.line,
@@ -199,6 +203,9 @@ def record_from_row(path: str | Path, row: Row, fiscal_year: int | None = None) 
         budget_number = _int_or_none(values["budget_thousand_yen"])
     else:
         budget_number = parse_budget_thousand_yen(budget)
+    if budget_number is not None and not 0 <= budget_number <= BUDGET_MAX_THOUSAND_YEN:
+        raise FileFormatError(path, f"予算（千円） {budget_number} is outside 0-{BUDGET_MAX_THOUSAND_YEN}", row.line,
+                              ja=f"予算（千円）は0から{BUDGET_MAX_THOUSAND_YEN:,}の間で指定してください")
     year = fiscal_year if fiscal_year is not None else _row_fiscal_year(path, row, values.get("fiscal_year", ""))
     department = values.get("department", "")
     return ProgramRecord(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from web import settings
 
@@ -28,10 +29,20 @@ def _secret_key(instance: Path) -> str:
     return key
 
 
+class BoundedInt(IntegerConverter):
+    """``<int:…>`` of every route, bounded by the database's integer (2³¹ − 1)."""
+
+    def __init__(self, url_map: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, **kwargs)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults → instance config.py → KYODO_* environment → test_config."""
     instance = (test_config or {}).get("INSTANCE_PATH") or settings.instance_path()
     app = Flask(__name__, instance_path=instance, instance_relative_config=True)
+    # Ids beyond PostgreSQL's integer are no row of ours: such a URL is a 404, not an overflow.
+    app.url_map.converters["int"] = BoundedInt
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(settings.defaults())
     app.config.from_pyfile("config.py", silent=True)

@@ -96,7 +96,10 @@ def _unauthorized(message: str) -> Any:
 
 
 def _json_object() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # 100,000 nested brackets: no body of ours is that deep
+        raise BadRequest("本文のJSONの入れ子が深すぎます。") from None
     if not isinstance(data, dict):
         raise BadRequest("本文はJSONオブジェクト（Content-Type: application/json）で送ってください。")
     return data

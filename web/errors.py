@@ -6,7 +6,9 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from corpus.text import has_control_characters
 
 MESSAGES = {
     400: "リクエストの内容が正しくありません。",
@@ -51,7 +53,8 @@ def _slug(code: int) -> str:
 
 def handle_http_error(exc: HTTPException) -> Any:
     code = exc.code or 500
-    message = MESSAGES.get(code, exc.description or "エラーが発生しました。")
+    message = exc.description if isinstance(exc, ControlCharacters) else MESSAGES.get(
+        code, exc.description or "エラーが発生しました。")
     if isinstance(exc, CSRFError):
         message = "フォームの有効期限が切れたか、不正な送信です。ページを再読み込みしてやり直してください。"
     if wants_json():
@@ -66,5 +69,22 @@ def handle_http_error(exc: HTTPException) -> Any:
     return response
 
 
+class ControlCharacters(BadRequest):
+    """A query string or path with a NUL or another control character: no page
+    or database query can use it (PostgreSQL refuses NUL in any text)."""
+
+    description = "使用できない文字（制御文字）が含まれています。アドレスを確かめてください。"
+
+
+def refuse_control_characters() -> None:
+    """Before every request: a control character in the path or the query string is a 400."""
+    if has_control_characters(request.path) or any(
+        has_control_characters(key) or has_control_characters(value)
+        for key, values in request.args.lists() for value in values
+    ):
+        raise ControlCharacters()
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_control_characters)
     app.register_error_handler(HTTPException, handle_http_error)
