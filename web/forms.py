@@ -402,7 +402,20 @@ class ProgramsImportForm(FlaskForm):
             FileAllowed(["csv", "txt", "tsv", "xlsx", "jsonl"], message="CSV・XLSX・JSONL のファイルを選んでください。"),
         ],
     )
-    fiscal_year = IntegerField(
-        "年度（西暦、任意）",
-        validators=[Optional(), NumberRange(min=1900, max=2200, message="年度は西暦（例：2026）で入力してください。")],
+    year: int | None = None  # the 年度 read from fiscal_year once validated
+    fiscal_year = StringField(
+        "年度（任意：2026、令和8、R8）",
+        filters=[_strip],
+        validators=[Length(max=20, message="年度は 2026・令和8・R8 のように入力してください。")],
     )
+
+    def validate_fiscal_year(self, field: StringField) -> None:
+        """Read as corpus.programs.parse_fiscal_year does; the year itself is ``year``."""
+        from corpus.programs import parse_fiscal_year
+
+        self.year = None
+        if field.data:
+            try:
+                self.year = parse_fiscal_year(field.data)
+            except ValueError as exc:
+                raise ValidationError(str(exc) + "。") from None

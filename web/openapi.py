@@ -33,6 +33,8 @@ from models.workflow_tables import (
 from web.forms import COLLABORATION_TYPES
 
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+# corpus.text's control characters (Cc but tab, LF, CR): any URL holding one is a 400.
+NO_CONTROL_CHARACTERS = "^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -334,7 +336,8 @@ PATHS: dict[str, Any] = {
         "get": _op("The catalogue, searchable",
                    {"200": _json(_ref("ProgramPage"), "a page of programs"), "400": _error("bad query")},
                    parameters=[*_PAGING, {"name": "q", "in": "query", "required": False,
-                                          "schema": {"type": "string", "maxLength": 100}}]),
+                                          "schema": {"type": "string", "maxLength": 100,
+                                                     "pattern": NO_CONTROL_CHARACTERS}}]),
     },
     "/api/v1/programs/{program_id}": {
         "get": _op("One program", {"200": _json(_ref("Program"), "the program"), "404": _error("no such program")},

@@ -163,9 +163,9 @@ def upload():  # type: ignore[no-untyped-def]
         upload.save(path)
         try:
             if form.kind.data == "keywords":
-                message = _import_keywords(path, form.fiscal_year.data)
+                message = _import_keywords(path, form.year)
             else:
-                message = _import_catalogue(path, form.fiscal_year.data, (upload.filename or path.name)[:200])
+                message = _import_catalogue(path, form.year, (upload.filename or path.name)[:200])
         except _Rejected as rejected:
             form.file.errors = [rejected.summary]
             return render_template("programs_import.html", form=form, problems=rejected.problems), 400

@@ -122,3 +122,12 @@ def test_the_upload_may_exceed_the_general_body_limit(app, logged_in):
     app.config["MAX_UPLOAD_LENGTH"] = 1_000
     assert _upload(logged_in, big, "big.csv").status_code == 413
     assert logged_in.post("/programs/1", data={"keywords": "x" * 1_200}).status_code == 413
+
+
+def test_the_year_on_the_form_reads_reiwa_and_refuses_a_typo(logged_in, session):
+    # Written for testing: one program without a 年度 column.
+    content = "施策名,目的,事業名,取り組み内容,担当課\r\n環境美化,まちの環境を守る,水辺の清掃,市民参加の清掃,環境課\r\n".encode()
+    assert _upload(logged_in, content, "r9.csv", fiscal_year="令和9").status_code == 302
+    assert session.exec(select(Program).where(Program.name == "水辺の清掃")).one().fiscal_year == 2027
+    refused = _upload(logged_in, content, "typo.csv", fiscal_year="3000")
+    assert refused.status_code == 400 and "2000年度から2100年度の間" in refused.data.decode()
