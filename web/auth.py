@@ -41,6 +41,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from models.tables import User
 from office.accounts import log_in, log_out
+from office.commands import Actor
 from web.db import get_session
 from web.forms import LoginForm, LogoutForm
 
@@ -91,6 +92,18 @@ def start_session(user: User) -> None:
 def stamp_session(user: User) -> None:
     """Keep this browser's session after a change that ended the user's others (their own new password)."""
     session[VERSION_KEY] = user.session_version
+
+
+def require_login() -> Any:
+    """Every console blueprint's before_request: to /login unless logged in."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+def current_actor() -> Actor:
+    """The logged-in coordinator as the office commands' actor."""
+    return Actor(name=current_user.username, user_id=int(current_user.id))
 
 
 def safe_next(target: str | None) -> str | None:

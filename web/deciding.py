@@ -18,8 +18,10 @@ from models.suggestions import latest_run_id, suggestions_for_proposal
 from models.tables import Proposal
 from office import commands
 from office.commands import Change, StaleDecision
+from web.auth import current_actor as _actor
+from web.auth import require_login as _require_login
 from web.db import get_session
-from web.review import _actor, _require_login, _version
+from web.review import _version
 from web.workflow_forms import PublishForm
 
 bp = Blueprint("deciding", __name__)

@@ -24,14 +24,12 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user
 
 from corpus import FileFormatError, InvalidRowsError
 from models.departments import department_rows, export_csv, load_departments
 from models.workflow import all_departments, department_by_name
-from office.commands import Actor
 from office.departments import import_departments, update_department
-from web.auth import login_manager
+from web.auth import current_actor, require_login
 from web.db import get_session
 from web.department_forms import DepartmentForm, DepartmentsImportForm
 
@@ -48,15 +46,10 @@ def _allow_upload_size(endpoint: str | None, _values: dict[str, Any] | None) -> 
         request.max_content_length = current_app.config["MAX_UPLOAD_LENGTH"]
 
 
-@bp.before_request
-def _require_login() -> Any:
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    return None
+bp.before_request(require_login)
 
 
-def _actor() -> Actor:
-    return Actor(name=current_user.username, user_id=int(current_user.id))
+_actor = current_actor
 
 
 def _listing(form: DepartmentsImportForm, problems: list[str], status: int = 200) -> tuple[str, int]:

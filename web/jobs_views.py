@@ -18,7 +18,7 @@ from models.suggestions import recent_runs
 from models.tables import MatchOutcome, MatchRun, Proposal
 from office.rematch import REMATCH_LOCK
 from web import jobs
-from web.auth import login_manager
+from web.auth import require_login
 from web.db import get_engine
 
 bp = Blueprint("jobs", __name__)
@@ -26,11 +26,7 @@ WORKER_SILENT_AFTER = timedelta(minutes=3)  # the worker's mail task runs every 
 QUEUED_MESSAGE = "再マッチを予約しました（数分で候補に反映されます）"
 
 
-@bp.before_request
-def _require_login() -> Any:
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    return None
+bp.before_request(require_login)
 
 
 class RematchForm(FlaskForm):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -19,7 +18,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user
 
 from corpus import FileFormatError, InvalidRowsError, load_keywords, load_programs_report
 from corpus.programs import fiscal_year_label
@@ -36,8 +34,7 @@ from models.review import (
 from models.tables import Program
 from models.workflow import department_by_name
 from office.catalogue import import_catalogue, import_program_keywords, set_program_keywords
-from office.commands import Actor
-from web.auth import login_manager
+from web.auth import current_actor, require_login
 from web.db import get_session
 from web.forms import KeywordsForm, ProgramsImportForm
 from web.jobs import QueueError, request_rematch
@@ -45,15 +42,10 @@ from web.jobs import QueueError, request_rematch
 bp = Blueprint("programs", __name__)
 
 
-@bp.before_request
-def _require_login() -> Any:
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    return None
+bp.before_request(require_login)
 
 
-def _actor() -> Actor:
-    return Actor(name=current_user.username, user_id=int(current_user.id))
+_actor = current_actor
 
 
 def _queue_rematch(reason: str) -> str:

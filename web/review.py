@@ -18,7 +18,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user
 
 from models.clock import JST, utcnow
 from models.dashboard import audit_actions, audit_page
@@ -33,9 +32,9 @@ from models.workflow import drafts_for, overdue_requests, plan_progress, workflo
 from models.workflow_export import PROPOSAL_COLUMNS, proposal_rows
 from office import commands
 from office.answers import PROJECT_STAGES
-from office.commands import Actor, StaleDecision
+from office.commands import StaleDecision
 from web.audit_text import names_for, sentence
-from web.auth import login_manager
+from web.auth import current_actor, require_login
 from web.db import get_matching, get_session
 from web.downloads import download
 from web.forms import VERDICTS, DecisionForm, PairForm, StageForm, UndoForm
@@ -43,15 +42,10 @@ from web.forms import VERDICTS, DecisionForm, PairForm, StageForm, UndoForm
 bp = Blueprint("review", __name__)
 
 
-@bp.before_request
-def _require_login() -> Any:
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    return None
+bp.before_request(require_login)
 
 
-def _actor() -> Actor:
-    return Actor(name=current_user.username, user_id=int(current_user.id))
+_actor = current_actor
 
 
 def parse_filters(args: Any) -> tuple[QueueFilters, list[str]]:

@@ -28,9 +28,8 @@ from office.accounts import (
     set_email,
     set_password,
 )
-from office.commands import Actor
 from web import setup
-from web.auth import login_manager, stamp_session
+from web.auth import current_actor, login_manager, stamp_session
 from web.db import get_session
 from web.user_forms import ActionForm, EmailForm, PasswordForm, UserForm
 
@@ -47,8 +46,7 @@ def _require_admin() -> Any:
     return None
 
 
-def _actor() -> Actor:
-    return Actor(name=current_user.username, user_id=int(current_user.id))
+_actor = current_actor
 
 
 def _target(user_id: int) -> User:

@@ -16,8 +16,10 @@ from models.workflow import all_departments
 from models.workflow_tables import OpinionRequest, OpinionRequestCreate
 from office import answers, opinions
 from office.opinions import OpinionLinks, RequestClosed
+from web.auth import current_actor as _actor
+from web.auth import require_login as _require_login
 from web.db import get_session
-from web.review import _actor, _render_proposal, _require_login
+from web.review import _render_proposal
 from web.workflow_forms import AnswerForm, OpinionRequestForm, ProjectForm, PublishForm
 
 bp = Blueprint("workflow", __name__)
