@@ -29,11 +29,11 @@ from models.review import (
     departments,
     pairs_for_programs,
     programs_without_keywords,
-    search_programs,
 )
 from models.tables import Program
 from models.workflow import department_by_name
 from office.catalogue import import_catalogue, import_program_keywords, set_program_keywords
+from office.search import find_programs
 from web.auth import current_actor, require_login
 from web.db import get_session
 from web.forms import KeywordsForm, ProgramsImportForm
@@ -69,7 +69,7 @@ def catalogue():  # type: ignore[no-untyped-def]
     """Every program, searchable by text or department."""
     db = get_session()
     q = (request.args.get("q") or "").strip()[:100]
-    page = search_programs(session=db, q=q, page=_page_number(), page_size=current_app.config["PAGE_SIZE"])
+    page = find_programs(session=db, q=q, page=_page_number(), page_size=current_app.config["PAGE_SIZE"])
     return render_template(
         "programs.html", page=page, q=q, departments=departments(session=db),
         without_keywords=programs_without_keywords(session=db),

@@ -26,13 +26,14 @@ from models.export import CSV_COLUMNS, PairingRow, excel_csv, excel_xlsx, pairin
 from models.labels import LABELS, Stage
 from models.outbox import counts_by_status, failed_messages
 from models.queue import SORTS, QueueFilters, review_queue
-from models.review import departments, program_by_reference, proposal_view, search_programs
+from models.review import departments, program_by_reference, proposal_view
 from models.tables import Proposal
 from models.workflow import drafts_for, overdue_requests, plan_progress, workflow_view
 from models.workflow_export import PROPOSAL_COLUMNS, proposal_rows
 from office import commands
 from office.answers import PROJECT_STAGES
 from office.commands import StaleDecision
+from office.search import find_programs
 from web.audit_text import names_for, sentence
 from web.auth import current_actor, require_login
 from web.db import get_matching, get_session
@@ -168,7 +169,7 @@ def _render_proposal(proposal_id: int, status: int = 200, pair_form: PairForm | 
         abort(404)
     flow = workflow_view(session=db, proposal_id=proposal_id)
     pick = (request.args.get("pick") or "").strip()[:100]
-    picked = search_programs(session=db, q=pick, active_only=False, page_size=20) if pick else None
+    picked = find_programs(session=db, q=pick, active_only=False, page_size=20) if pick else None
     draft = flow.draft
     answer_form = forms.get("answer_form") or AnswerForm(
         stage=draft.stage if draft else view.proposal.stage, text=draft.text if draft else "")

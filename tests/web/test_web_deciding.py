@@ -132,3 +132,26 @@ def test_the_received_date_filter(logged_in, submitted):
     assert title not in logged_in.get(f"/review?received_to={today.replace(year=today.year - 1)}").data.decode()
     bad = logged_in.get("/review?received_from=yesterday")
     assert bad.status_code == 400 and "2026-04-01 の形" in bad.data.decode()
+
+
+def test_the_catalogue_search_reads_words_by_their_dictionary_form(logged_in, submitted, session):
+    from models.review import search_programs
+
+    # ぼうさい is in no program as typed; the programs that say 防災 are found by its lemma.
+    as_written = search_programs(session=session, q="防災", page_size=100).rows
+    assert as_written and not search_programs(session=session, q="ぼうさい").rows
+    page = logged_in.get("/programs?q=ぼうさい").data.decode()
+    assert all(p.name in page for p in as_written if p.active)
+    picker = logged_in.get(f"/review/proposals/{submitted.id}?pick=ぼうさい").data.decode()
+    assert f'href="/programs/{as_written[0].id}"' in picker
+    assert "該当する事業はありません" in logged_in.get(f"/review/proposals/{submitted.id}?pick=ぞうきん").data.decode()
+
+
+def test_find_programs_matches_kana_and_kanji_spellings(session):
+    """Test data written here: a program spelt 子ども, searched as こども and 子供."""
+    from office.search import find_programs
+
+    session.add(Program(fiscal_year=2099, external_id="T-1", name="子ども食堂の支援", purpose="地域の子どもの居場所"))
+    session.commit()
+    for typed in ("こども", "子供", "コドモ食堂"):
+        assert [p.name for p in find_programs(session=session, q=typed).rows] == ["子ども食堂の支援"], typed
