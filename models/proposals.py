@@ -3,7 +3,6 @@ lookup, status changes, and the import of old paper records."""
 
 from __future__ import annotations
 
-import secrets
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from models.audit import record_event
 from models.clock import to_jst
 from models.labels import parse_collaboration_type
 from models.tables import PROPOSAL_LIMITS, Proposal, ProposalBase, ProposalCreate, utcnow
-from models.tokens import hash_token
+from models.tokens import hash_token, new_status_token
 
 # The keys of the API and of `kyodo proposals import`: the proposal's fields.
 IMPORT_KEYS = tuple(ProposalBase.model_fields)
@@ -39,7 +38,7 @@ def add_proposal(*, session: Session, proposal_in: ProposalCreate) -> tuple[Prop
 
 
 def _new_proposal(session: Session, proposal_in: ProposalCreate) -> tuple[Proposal, str]:
-    token = secrets.token_urlsafe(24)
+    token = new_status_token()
     proposal = Proposal.model_validate(proposal_in, update={"status_token_hash": hash_token(token)})
     session.add(proposal)
     session.flush()  # the id makes the receipt number: unique without a counter table

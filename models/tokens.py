@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
+
+
+def new_status_token() -> str:
+    """A private status link's token: 32 characters of [A-Za-z0-9_-] (web.public checks that shape)."""
+    return secrets.token_urlsafe(24)
 
 
 def hash_token(token: str) -> str:

@@ -4,7 +4,6 @@ suggestions follow through the matching service (derived data, its own commit)."
 
 from __future__ import annotations
 
-import secrets
 import unicodedata
 from collections.abc import Iterable
 
@@ -19,7 +18,7 @@ from models.proposals import (
     import_proposals,
 )
 from models.tables import Proposal, ProposalCreate
-from models.tokens import hash_token
+from models.tokens import hash_token, new_status_token
 from office.commands import NOBODY, Actor
 
 
@@ -28,18 +27,24 @@ def receive_proposal(*, session: Session, proposal_in: ProposalCreate, actor: Ac
     ``proposal.received`` and the receipt e-mail (the only moment the private
     status link is known), commit once; returns it and its status token."""
     proposal, token = add_proposal(session=session, proposal_in=proposal_in)
+    _send_link(session, proposal, token, kind="receipt", action="proposal.received", actor=actor)
+    session.commit()
+    session.refresh(proposal)
+    return proposal, token
+
+
+def _send_link(session: Session, proposal: Proposal, token: str, *, kind: str, action: str, actor: Actor) -> None:
+    """The NPO's e-mail carrying its status link (the message's secret) and the
+    command's event, in the caller's transaction."""
     enqueue(
-        session=session, kind="receipt", to=proposal.email, secret=token, proposal_id=proposal.id,
+        session=session, kind=kind, to=proposal.email, secret=token, proposal_id=proposal.id,
         context={"receipt_number": proposal.receipt_number, "title": proposal.title,
                  "organization": proposal.organization, "representative": proposal.representative},
     )
     record_event(
-        session=session, action="proposal.received", entity="proposal", entity_id=proposal.id or "",
+        session=session, action=action, entity="proposal", entity_id=proposal.id or "",
         actor=actor.name, user_id=actor.user_id, detail={"receipt_number": proposal.receipt_number},
     )
-    session.commit()
-    session.refresh(proposal)
-    return proposal, token
 
 
 def import_paper_proposals(
@@ -79,17 +84,9 @@ def reissue_status_link(*, session: Session, receipt_number: str, email: str, ac
     proposal = get_proposal_by_receipt(session=session, receipt=number) if number else None
     if proposal is None or not wanted or _typed(proposal.email) != wanted:
         return False
-    token = secrets.token_urlsafe(24)  # as models.proposals makes the first one
+    token = new_status_token()
     proposal.status_token_hash = hash_token(token)
     session.add(proposal)
-    enqueue(
-        session=session, kind="status_link", to=proposal.email, secret=token, proposal_id=proposal.id,
-        context={"receipt_number": proposal.receipt_number, "title": proposal.title,
-                 "organization": proposal.organization, "representative": proposal.representative},
-    )
-    record_event(
-        session=session, action="proposal.link_reissued", entity="proposal", entity_id=proposal.id or "",
-        actor=actor.name, user_id=actor.user_id, detail={"receipt_number": proposal.receipt_number},
-    )
+    _send_link(session, proposal, token, kind="status_link", action="proposal.link_reissued", actor=actor)
     session.commit()
     return True

@@ -22,6 +22,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from corpus.programs import split_departments
+from models.audit import record_event
 from models.clock import utcnow
 from models.labels import LABELS, RequestStatus, Stage
 from models.outbox import enqueue
@@ -209,8 +210,6 @@ def queue_reminders(*, session: Session, links: OpinionLinks, today: date | None
         reminded.append(request.id)
     if not reminded:
         return 0
-    from models.audit import record_event
-
     record_event(session=session, action="opinion.remind", entity="opinion_request",
                  detail={"requests": reminded})
     session.commit()

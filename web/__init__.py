@@ -91,6 +91,7 @@ def _register(app: Flask) -> None:
         public,
         ratelimit,
         review,
+        uploads,
         users,
         workflow,
     )
@@ -98,9 +99,7 @@ def _register(app: Flask) -> None:
     if app.config["PROXY_COUNT"]:
         n = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
-    # Before CSRFProtect reads the form: the spreadsheet upload may be larger
-    # than any other request body.
-    app.before_request(programs.allow_upload_size)
+    app.before_request(uploads.allow_upload_size)  # before CSRFProtect reads the form
     csrf = CSRFProtect(app)
     ratelimit.init_app(app)
     filters.init_app(app)

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from flask import (
     Blueprint,
     Flask,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
-    request,
     url_for,
 )
 
@@ -34,18 +31,6 @@ from web.db import get_session
 from web.department_forms import DepartmentForm, DepartmentsImportForm
 
 bp = Blueprint("departments", __name__)
-UPLOAD_ENDPOINT = "departments.upload"
-
-
-@bp.url_value_preprocessor
-def _allow_upload_size(endpoint: str | None, _values: dict[str, Any] | None) -> None:
-    # As programs.allow_upload_size: the spreadsheet may be larger than any
-    # other request body. URL value preprocessors run before every
-    # before_request function, so this is set before CSRFProtect reads the form.
-    if endpoint == UPLOAD_ENDPOINT:
-        request.max_content_length = current_app.config["MAX_UPLOAD_LENGTH"]
-
-
 bp.before_request(require_login)
 
 

@@ -130,15 +130,6 @@ def export():  # type: ignore[no-untyped-def]
     )
 
 
-UPLOAD_ENDPOINT = "programs.upload"
-
-
-def allow_upload_size() -> None:
-    """The upload page accepts MAX_UPLOAD_LENGTH, every other request MAX_CONTENT_LENGTH."""
-    if request.endpoint == UPLOAD_ENDPOINT:
-        request.max_content_length = current_app.config["MAX_UPLOAD_LENGTH"]
-
-
 @bp.route("/programs/import", methods=["GET", "POST"])
 def upload():  # type: ignore[no-untyped-def]
     """Import the city's program list (or the coordinator's keywords) from the

@@ -38,7 +38,7 @@ def opinion_url(req: OpinionRequest) -> str:
     return base + path if base else url_for("opinion_page.opinion", token=opinion_links().token(req), _external=True)
 
 
-def request_form(proposal: Proposal | None = None) -> OpinionRequestForm:
+def request_form() -> OpinionRequestForm:
     """The 所見照会 form, with the active departments as its choices."""
     form = OpinionRequestForm()
     form.departments.choices = [(d.name, d.name + ("" if d.email_list else "（メール未登録）"))
@@ -61,7 +61,7 @@ def _back(proposal_id: int, anchor: str = "") -> Response:
 def ask(proposal_id: int) -> Any:
     """Ask the ticked departments for their 所見 (one e-mail each)."""
     proposal = _proposal_or_404(proposal_id)
-    form = request_form(proposal)
+    form = request_form()
     if not form.validate_on_submit():
         return _render_proposal(proposal_id, 400, request_form=form)
     wanted = [OpinionRequestCreate(department=name, message=form.message.data or "", due=form.due.data)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, sync_playwright
 from sqlmodel import Session
 from webdata import PASSWORD, PROPOSAL
@@ -45,19 +47,29 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """``app`` served by werkzeug on a free loopback port (its base URL), then
+    stopped and its engine closed: every browser test's server."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=5)
+        dispose(app)
+
+
 @pytest.fixture
 def server(tmp_path) -> Iterator[str]:
     """The app (CSRF on, SQLite) served by werkzeug on a free loopback port."""
     app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser"})
     with Session(get_engine(app)) as session:
         create_user(session=session, username="coord", password=PASSWORD)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=5)
-    dispose(app)
+    with served(app) as url:
+        yield url
 
 
 def _fill_form(page) -> None:

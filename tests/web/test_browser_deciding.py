@@ -4,20 +4,18 @@ page loads; then three undos in a row. A missing chromium fails, never skips."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 from sqlmodel import Session, select
-from test_browser import ARGS, CHROMIUM, _log_in, browser  # noqa: F401
+from test_browser import ARGS, CHROMIUM, _log_in, browser, served  # noqa: F401
 from webdata import PASSWORD, PROPOSAL
-from werkzeug.serving import make_server
 
 from models.tables import Decision, Proposal, ProposalCreate
 from office.accounts import create_user
 from office.intake import receive_proposal
 from web import create_app
-from web.db import dispose, get_engine, get_matching
+from web.db import get_engine, get_matching
 
 pytestmark = pytest.mark.browser
 # Written for testing: ten short proposals on the bundled catalogue's subjects.
@@ -35,13 +33,8 @@ def decided_site(tmp_path) -> Iterator[tuple[str, object]]:
                 {**PROPOSAL, "title": f"{subject}の提案", "body": f"{subject}を地域で行います。{PROPOSAL['body']}",
                  "budget_thousand_yen": 100}))
             get_matching(app).suggest_online(session=session, proposal_ids=[proposal.id])
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", app
-    httpd.shutdown()
-    thread.join(timeout=5)
-    dispose(app)
+    with served(app) as url:
+        yield url, app
 
 
 def test_ten_proposals_decided_with_the_keyboard_only(browser, decided_site):  # noqa: F811

@@ -5,17 +5,15 @@ width no page of the form scrolls sideways. A missing chromium fails, never skip
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 from sqlmodel import Session, select
-from test_browser import _fill_form, browser  # noqa: F401
-from werkzeug.serving import make_server
+from test_browser import _fill_form, browser, served  # noqa: F401
 
 from models.tables import Proposal
 from web import create_app
-from web.db import dispose, get_engine
+from web.db import get_engine
 
 pytestmark = pytest.mark.browser
 CONSENT = "上記の「個人情報の取扱い」に同意します"
@@ -25,13 +23,8 @@ CONSENT = "上記の「個人情報の取扱い」に同意します"
 def site(tmp_path) -> Iterator[tuple[str, object]]:
     """The app (CSRF on, SQLite) on a free loopback port, and the app, to count what was stored."""
     app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser"})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", app
-    httpd.shutdown()
-    thread.join(timeout=5)
-    dispose(app)
+    with served(app) as url:
+        yield url, app
 
 
 def _proposals(app) -> list[Proposal]:

@@ -7,17 +7,14 @@ chromium fails, never skips."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from test_browser import ARGS, CHROMIUM, browser  # noqa: F401
+from test_browser import ARGS, CHROMIUM, browser, served  # noqa: F401
 from webdata import PASSWORD
-from werkzeug.serving import make_server
 
 from web import create_app
-from web.db import dispose
 from web.setup import setup_message
 
 pytestmark = pytest.mark.browser
@@ -28,13 +25,8 @@ STAFF_PASSWORD = "staff password 12"
 def empty_site(tmp_path) -> Iterator[tuple[str, Flask]]:
     """A new instance (CSRF on, SQLite, no coordinator) on a free loopback port."""
     app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser"})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", app
-    httpd.shutdown()
-    thread.join(timeout=5)
-    dispose(app)
+    with served(app) as url:
+        yield url, app
 
 
 def test_first_run_setup_in_the_browser(browser, empty_site, tmp_path):  # noqa: F811

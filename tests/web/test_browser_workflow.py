@@ -10,7 +10,6 @@ an expired one. A missing chromium fails, never skips."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,16 +19,15 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from mailserver import SmtpServer
 from sqlmodel import Session, select
-from test_browser import ARGS, CHROMIUM, _fill_form, _log_in, browser, screenshots  # noqa: F401
+from test_browser import ARGS, CHROMIUM, _fill_form, _log_in, browser, screenshots, served  # noqa: F401
 from webdata import PASSWORD, PROPOSAL
-from werkzeug.serving import make_server
 
 from models.clock import utcnow
 from models.tables import Department, OpinionRequest
 from office.accounts import create_user
 from office.opinions import SALT
 from web import create_app
-from web.db import dispose, get_engine
+from web.db import get_engine
 from web.mail import start_background_sender
 
 pytestmark = pytest.mark.browser
@@ -54,17 +52,11 @@ def site(tmp_path, smtp) -> Iterator[tuple[str, object]]:
         department.emails = DEPARTMENT_MAIL
         session.add(department)
         session.commit()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    url = f"http://127.0.0.1:{httpd.server_port}"
-    app.config["PUBLIC_URL"] = url
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    sender = start_background_sender(app, interval=0.3)
-    yield url, app
-    sender.stop()
-    httpd.shutdown()
-    thread.join(timeout=5)
-    dispose(app)
+    with served(app) as url:
+        app.config["PUBLIC_URL"] = url  # the links in the e-mails
+        sender = start_background_sender(app, interval=0.3)
+        yield url, app
+        sender.stop()
 
 
 def _mail_to(smtp: SmtpServer, address: str, count: int, timeout: float = 20) -> list[EmailMessage]:
