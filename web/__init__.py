@@ -85,7 +85,6 @@ def _register(app: Flask) -> None:
         errors,
         filters,
         jobs_views,
-        mail,
         opinion_page,
         programs,
         public,
@@ -113,6 +112,5 @@ def _register(app: Flask) -> None:
     departments.init_app(app)
     workflow.init_app(app)
     opinion_page.init_app(app)
-    mail.init_app(app)
     jobs_views.init_app(app)  # the job queue (settings checked here) and the rematch card's route
     api.init_app(app, csrf)  # with the workflow routes of api_workflow, on the same blueprint

@@ -28,11 +28,6 @@ SMTP_TIMEOUT = 30.0
 LINK_PATHS = {"receipt": "/status/", "opinion_request": "/opinions/", "reminder": "/opinions/"}
 
 
-def init_app(app: Flask) -> None:
-    """Nothing to register: the sender is started by ``kyodo serve``
-    (start_background_sender) or run by ``kyodo mail send``, never per request."""
-
-
 def public_url(app: Flask) -> str:
     return (app.config.get("PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/")
 
