@@ -35,7 +35,7 @@ from web.mail import send_now  # noqa: E402
 
 def outbox_rate(server: SmtpServer, n: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
-        app = create_app({"INSTANCE_PATH": folder, "SECRET_KEY": "bench", "MAIL_SERVER": server.host,
+        app = create_app({"INSTANCE_PATH": folder, "SECRET_KEY": "bench" * 7, "MAIL_SERVER": server.host,
                           "MAIL_PORT": server.port, "MATCH_MODE": "lexical"})
         with Session(get_engine(app)) as session:
             for i in range(n):  # benchmark data, written here

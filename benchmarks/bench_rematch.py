@@ -7,7 +7,7 @@
 Generates the catalogue and proposals with benchmarks/generate.py, loads them
 into a fresh SQLite database in a temporary folder (and, with --postgres, into
 a database created on that server and dropped at the end), then runs
-``kyodo rematch`` and ``kyodo match --format jsonl --mode lexical`` (the
+``kyodo rematch`` and ``kyodo match --format jsonl --mode lexical --related 0`` (the
 rematch's engine: TF-IDF alone, not the e5 fusion) as subprocesses, alternating,
 ``--repeat`` times each. Each subprocess's peak RSS is read with
 ``resource.getrusage(RUSAGE_CHILDREN)`` from a fresh one-shot wrapper process,
@@ -192,7 +192,7 @@ def bench(
     rematch_argv = [str(BIN / "kyodo"), "rematch", "--jobs", str(jobs)]
     match_argv = [
         str(BIN / "kyodo"), "match", "--programs", str(programs_csv), "--proposals", str(proposals_jsonl),
-        "--format", "jsonl", "--jobs", str(jobs), "--mode", "lexical",
+        "--format", "jsonl", "--jobs", str(jobs), "--mode", "lexical", "--related", "0",
     ]
     rows = []
     if mode == "semantic":

@@ -6,11 +6,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from corpus.files import FileFormatError, Row, read_rows
+from corpus.files import DEFAULT_LIMITS, FileFormatError, ReadLimits, Row, read_rows
 from corpus.text import unquote_formula
 
 BUNDLED_PROGRAMS = Path(__file__).parent / "data" / "programs.csv"
@@ -236,24 +235,27 @@ class LoadResult:
 
 def load_programs_report(
     path: str | Path, *, fiscal_year: int | None = None, default_fiscal_year: int | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> LoadResult:
     """Read every row, keeping the valid records and the error of each bad row.
 
     ``fiscal_year`` sets every row's 年度; otherwise the file's column, and for a
     row without one ``default_fiscal_year`` (the importer passes the current
-    年度), which ``LoadResult.defaulted`` then reports.
+    年度), which ``LoadResult.defaulted`` then reports. The rows are streamed
+    (each kept only as its record) within ``limits`` (:func:`corpus.read_rows`).
     """
-    rows = list(read_rows(path))
-    _check_columns(path, rows)
     programs: list[ProgramRecord] = []
     errors: list[FileFormatError] = []
     seen: dict[str, int] = {}
+    keys: set[str] = set()
     defaulted = False
-    for row in rows:
+    for row in read_rows(path, limits):
+        keys.update(row.values)
         try:
             record = record_from_row(path, row, fiscal_year)
         except FileFormatError as exc:
-            errors.append(exc)
+            # Without its traceback: the frames would keep every bad row's cells alive.
+            errors.append(exc.with_traceback(None))
             continue
         if record.id in seen:
             errors.append(
@@ -268,13 +270,12 @@ def load_programs_report(
             record = replace(record, fiscal_year=default_fiscal_year)
             defaulted = True
         programs.append(record)
+    # A missing column is the file's one error, whatever its rows said.
+    _check_columns(path, keys)
     return LoadResult(programs, errors, defaulted)
 
 
-def _check_columns(path: str | Path, rows: Iterable[Row]) -> None:
-    keys: set[str] = set()
-    for row in rows:
-        keys.update(row.values)
+def _check_columns(path: str | Path, keys: set[str]) -> None:
     canonical = {key for key, aliases in HEADER_ALIASES.items() if keys & set(aliases)}
     if "name" not in canonical:
         raise FileFormatError(path, "missing required column 事業名 (or name)", ja="「事業名」の列がありません")
@@ -302,11 +303,11 @@ def load_programs(
     return result.programs
 
 
-def load_keywords(path: str | Path) -> dict[str, str]:
+def load_keywords(path: str | Path, limits: ReadLimits = DEFAULT_LIMITS) -> dict[str, str]:
     """Program id → キーワード, from a file of two columns (id, キーワード) in
-    any format of :func:`corpus.read_rows`; raises :class:`InvalidRowsError`
-    naming every bad line."""
-    rows = list(read_rows(path))
+    any format of :func:`corpus.read_rows` (within ``limits``); raises
+    :class:`InvalidRowsError` naming every bad line."""
+    rows = list(read_rows(path, limits))
     keys: set[str] = set()
     for row in rows:
         keys.update(row.values)

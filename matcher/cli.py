@@ -3,8 +3,10 @@ on files, with no database."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -18,9 +20,13 @@ from corpus import (
     read_rows,
     with_keywords,
 )
+from corpus.departments import DepartmentDuty, load_department_duties
+from matcher.duties import with_duties
 from matcher.evaluate import GoldProposal, evaluate_by_kind
-from matcher.index import KANJI_PREFIX, ProposalText
+from matcher.explain import SHOWN_KINDS
+from matcher.index import ProposalText
 from matcher.indexes import make_index
+from matcher.related import related_by_position, with_related
 from matcher.results import FIELD_LABELS, MatchResult
 from matcher.semantic import MODES, Exemplar, resolve_mode
 
@@ -127,6 +133,15 @@ def _exemplars_note(note: str | None, exemplars_path: Path | None, resolved: str
     type=click.IntRange(0, 64),
     help="Processes for tokenizing large files (0: one per core).",
 )
+@click.option(
+    "--departments",
+    "departments_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Department directory: CSV or XLSX with 担当課, 部, 所掌事務. Departments are then ranked by their "
+    'duties as well as through their programs; each entry of "departments" says which ("source").',
+)
+@click.option("--related", "related_k", default=5, show_default=True, type=click.IntRange(0, 100),
+              help='Other proposals of the file listed in each line\'s "related", most alike first (0: none, and no cost).')
 def match_command(
     programs_path: Path | None,
     keywords_path: Path | None,
@@ -136,6 +151,8 @@ def match_command(
     mode: str | None,
     exemplars_path: Path | None,
     jobs: int,
+    departments_path: Path | None = None,
+    related_k: int = 5,
 ) -> None:
     """Rank the city's programs for every proposal of a file, with the reasons.
 
@@ -144,7 +161,9 @@ def match_command(
     in its line; the other records still come out. In semantic mode each
     match also has lexical_score, semantic_score and carried_by, and score
     is the fused score; with --exemplars, also "exemplar" (the nearest
-    accepted proposal) where the program has one.
+    accepted proposal) where the program has one. Each line also has
+    "related": the file's other proposals most like this one ({"proposal_id",
+    "score"}, the score of kyodo themes).
     """
     resolved, embedder, note = resolve_mode(mode)
     note = _exemplars_note(note, exemplars_path, resolved)
@@ -158,11 +177,54 @@ def match_command(
     accepted = _resolve_gold(read_gold(exemplars_path), programs) if use_exemplars and exemplars_path else []
     exemplars = [Exemplar(g, a.proposal) for a in accepted for g in a.gold]
     results = index.fit_match(programs, proposals, exemplars=exemplars)
-    for result in results:
-        if fmt == "jsonl":
-            click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
-        else:
-            click.echo(format_table(result))
+    if departments_path is not None:
+        directory = _load_directory(departments_path)
+        duty_index = make_index(mode=resolved, embedder=embedder, top_k=top_k)
+        results = iter(with_duties(list(results), proposals, duty_index, directory, k=top_k))
+    # Issue 15: each line also names the file's proposals most like this one.
+    if related_k:
+        found = related_by_position(proposals, mode=resolved, embedder=embedder, k=related_k, n_jobs=jobs or os.cpu_count() or 1)
+        results = with_related(results, found)
+    write_results(results, fmt)
+
+
+def _load_directory(path: Path) -> list[DepartmentDuty]:
+    try:
+        return load_department_duties(path)
+    except FileFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+# Lines written at once: one write per thousand results, not per line.
+_WRITE_BATCH = 1000
+
+
+def write_results(results: Iterable[MatchResult], fmt: str) -> None:
+    """One compact JSON object per line (or a table), in batches of lines.
+
+    Iterating ``results`` runs the batch (fit, then match a chunk at a
+    time). The cyclic garbage collector is off meanwhile: the batch makes
+    millions of small acyclic objects (term counts, explanations, the JSON
+    dicts), which refcounting frees, and each collection would walk them
+    (about 4 % of the CPU time at 5,000 × 500, see docs/benchmarks.md).
+    """
+    # No circular check: the dicts are fresh trees, and the check costs 15 % of the encoding.
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+    render = (lambda r: encode(r.to_dict())) if fmt == "jsonl" else format_table
+    lines: list[str] = []
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for result in results:
+            lines.append(render(result))
+            if len(lines) >= _WRITE_BATCH:
+                click.echo("\n".join(lines))
+                lines.clear()
+    finally:
+        if was_enabled:
+            gc.enable()
+    if lines:
+        click.echo("\n".join(lines))
 
 
 def format_table(result: MatchResult) -> str:
@@ -170,11 +232,9 @@ def format_table(result: MatchResult) -> str:
     if result.error:
         lines.append(f"  error: {result.error}")
     for rank, match in enumerate(result.matches, start=1):
-        words = [t for t in match.terms if not t.term.startswith(KANJI_PREFIX)]
-        terms = "、".join(f"{t.term}({FIELD_LABELS[t.field]})" for t in words[:6])
-        kanji = " ".join(
-            t.term[len(KANJI_PREFIX) :] for t in match.terms if t.term.startswith(KANJI_PREFIX)
-        )
+        # What a person is shown: the proposal's words, no kanji features.
+        words = [t for t in match.terms if t.kind in SHOWN_KINDS]
+        terms = "、".join(f"{t.term}({FIELD_LABELS[t.field]})" for t in words)
         lines.append(
             f"  {rank}. {match.score:.3f}  {match.program_id} {match.program_name}"
             f"  [{match.department or '担当課未記載'}]"
@@ -188,8 +248,6 @@ def format_table(result: MatchResult) -> str:
             )
         if terms:
             lines.append(f"       共通語: {terms}")
-        if kanji:
-            lines.append(f"       共通の漢字: {kanji}")
     if result.departments:
         lines.append(
             "  担当課: " + "、".join(f"{d.department} {d.score:.3f}" for d in result.departments)
@@ -234,9 +292,15 @@ def _resolve_gold(items: list[GoldProposal], programs: list[ProgramRecord]) -> l
 @click.option(
     "--gold",
     "gold_path",
-    required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help='JSONL: proposals with "gold": [program ids or names] ([] = nothing fits).',
+)
+@click.option(
+    "--real",
+    "real_path",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The real-world benchmark folder (tests/data/realworld): department-family hit@1 / hit@3 of real "
+    "proposals by split, through programs, by the directory's duties, and both.",
 )
 @exemplars_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -244,10 +308,11 @@ def _resolve_gold(items: list[GoldProposal], programs: list[ProgramRecord]) -> l
 def evaluate_command(
     programs_path: Path | None,
     keywords_path: Path | None,
-    gold_path: Path,
+    gold_path: Path | None,
     exemplars_path: Path | None,
     fmt: str,
     mode: str | None,
+    real_path: Path | None = None,
 ) -> None:
     """Measure ranking quality on proposals with known partners.
 
@@ -259,7 +324,13 @@ def evaluate_command(
     also reported on its own. With --exemplars, also the fused ranking
     that reads the accepted pairings they stand for.
     """
+    if gold_path is None and real_path is None:
+        raise click.UsageError("give --gold FILE, --real DIR or both")
     resolved, embedder, note = resolve_mode(mode)
+    if real_path is not None:
+        click.echo(_evaluate_real(real_path, resolved, embedder, note, fmt))
+    if gold_path is None:
+        return
     note = _exemplars_note(note, exemplars_path, resolved)
     programs = _load_programs(programs_path, keywords_path)
     items = _resolve_gold(read_gold(gold_path), programs)
@@ -298,4 +369,31 @@ def format_metrics(results: dict) -> str:
             f"{name:<30}{m.hit_at_1:>8.3f}{m.hit_at_3:>8.3f}{m.mrr:>8.3f}"
             f"{pct(m.out_of_scope_flagged):>13}{pct(m.in_scope_flagged):>18}"
         )
+    for name, m in results.items():
+        if m.confidence:
+            rows.append(f"confidence of {name}: level, in-scope in it, its first right, out-of-scope in it")
+            rows.extend(
+                f"  {level:<8}{pct(r['in_scope']):>8}{pct(r['first_right']):>8}{pct(r['out_of_scope']):>8}"
+                for level, r in m.confidence.items()
+            )
+    return "\n".join(rows)
+
+
+def _evaluate_real(folder: Path, mode: str, embedder: object, note: str | None, fmt: str) -> str:
+    from matcher.realworld import evaluate_split, load_benchmark
+
+    try:
+        bench = load_benchmark(folder)
+    except (OSError, KeyError, ValueError, FileFormatError) as exc:
+        raise click.ClickException(f"{folder}: {exc}") from exc
+    splits = sorted({p.split for p in bench.proposals})
+    found = {s: evaluate_split(bench, s, lambda: make_index(mode=mode, embedder=embedder)) for s in splits}  # type: ignore[arg-type]
+    if fmt == "json":
+        return json.dumps({s: {m: v.__dict__ for m, v in r.items()} for s, r in found.items()}, ensure_ascii=False)
+    rows = [f"engine: {note}"] if note else []
+    for split, metrics in found.items():
+        first = next(iter(metrics.values()))
+        rows.append(f"[real, {split}] proposals: {first.n}; department family")
+        rows.append(f"{'method':<30}{'hit@1':>8}{'hit@3':>8}")
+        rows.extend(f"{name:<30}{m.hit_at_1:>8.3f}{m.hit_at_3:>8.3f}" for name, m in metrics.items())
     return "\n".join(rows)

@@ -5,11 +5,11 @@ weighting. Programs are counted per field, proposals with their title weighted.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from matcher.text import FIELDS, ProgramLike, ProposalText, proposal_error, proposal_parts
-from matcher.tokenize import tokenize_many
+from matcher.tokenize import WrittenForms, tokenize_many, tokenize_many_with_forms
 from matcher.weighting import count_terms
 
 # Prefix of single-kanji features (see ``ProgramIndex.kanji_weight``).
@@ -40,9 +40,21 @@ class TermCounter:
         out = tokenize_many(texts, compounds=self.compounds, n_jobs=self.n_jobs)
         if self.kanji:
             for tokens in out:
-                # The kanji of the content words, found by one regex scan.
-                tokens += [KANJI_PREFIX + ch for ch in _KANJI.findall("".join(tokens))]
+                self._add_kanji(tokens)
         return out
+
+    def tokens_many_with_forms(self, texts: list[str]) -> list[tuple[list[str], WrittenForms]]:
+        """:meth:`tokens_many`, and how each text wrote its terms."""
+        out = tokenize_many_with_forms(texts, compounds=self.compounds, n_jobs=self.n_jobs)
+        if self.kanji:
+            for tokens, _ in out:
+                self._add_kanji(tokens)
+        return out
+
+    @staticmethod
+    def _add_kanji(tokens: list[str]) -> None:
+        # The kanji of the content words, found by one regex scan.
+        tokens += [KANJI_PREFIX + ch for ch in _KANJI.findall("".join(tokens))]
 
     def program_field_counts(self, programs: Sequence[ProgramLike]) -> dict[str, list[dict[str, int]]]:
         """Per field of :data:`FIELDS`, the term counts of each program."""
@@ -58,28 +70,59 @@ class TermCounter:
         """Weighted term counts of each proposal (the body's, plus the
         title's times ``title_weight``); None for a proposal that cannot be
         matched (see :func:`matcher.text.proposal_error`)."""
+        return self._counts(proposals, with_forms=False)[0]
+
+    def proposal_counts_with_forms(
+        self, proposals: Sequence[ProposalText]
+    ) -> tuple[list[ProposalCounts], list[WrittenForms | None]]:
+        """:meth:`proposal_counts`, and how each proposal wrote its terms
+        (its title's spelling first, then its body's; None where the counts
+        are None)."""
+        return self._counts(proposals, with_forms=True)
+
+    def _counts(
+        self, proposals: Sequence[ProposalText], *, with_forms: bool
+    ) -> tuple[list[ProposalCounts], list[WrittenForms | None]]:
         # A slice at a time: the token lists of every proposal at once would
         # weigh more than all their counts (peak memory of a 10,000 batch).
-        out: list[ProposalCounts] = []
+        counts: list[ProposalCounts] = []
+        forms: list[WrittenForms | None] = []
         for start in range(0, len(proposals), COUNT_SLICE):
-            out += self._proposal_counts_slice(proposals[start : start + COUNT_SLICE])
-        return out
+            part = proposals[start : start + COUNT_SLICE]
+            counts += self._proposal_counts_slice(part, forms if with_forms else None)
+        return counts, forms if with_forms else [None] * len(counts)
 
-    def _proposal_counts_slice(self, proposals: Sequence[ProposalText]) -> list[ProposalCounts]:
+    def _proposal_counts_slice(
+        self, proposals: Sequence[ProposalText], forms: list[WrittenForms | None] | None
+    ) -> list[ProposalCounts]:
+        """Counts of each proposal; with ``forms``, their written forms are
+        appended to it."""
         valid = [proposal_error(p) is None for p in proposals]
         texts: list[str] = []
-        for proposal, ok in zip(proposals, valid, strict=True):
-            if ok:
-                title, body = proposal_parts(proposal)
-                texts += [body, title if self.title_weight else ""]
-        tokens = iter(self.tokens_many(texts))
+        for proposal in (p for p, ok in zip(proposals, valid, strict=True) if ok):
+            title_text, body_text = proposal_parts(proposal)
+            texts += [body_text, title_text if self.title_weight else ""]
+        tokens: Iterator[tuple[list[str], WrittenForms | None]]
+        if forms is None:
+            tokens = ((t, None) for t in self.tokens_many(texts))
+        else:
+            tokens = iter(self.tokens_many_with_forms(texts))
         out: list[ProposalCounts] = []
         for ok in valid:
             if not ok:
                 out.append(None)
+                if forms is not None:
+                    forms.append(None)
                 continue
-            counts: dict[str, float] = dict(count_terms(next(tokens), self.stop))
-            for term, c in count_terms(next(tokens), self.stop).items():
-                counts[term] = counts.get(term, 0.0) + self.title_weight * c
-            out.append(counts)
+            (body, body_forms), (title, title_forms) = next(tokens), next(tokens)
+            out.append(self._weighted(body, title))
+            if forms is not None and title_forms is not None and body_forms is not None:
+                forms.append(title_forms.then(body_forms, set(title)))
         return out
+
+    def _weighted(self, body: list[str], title: list[str]) -> dict[str, float]:
+        """The body's counts plus the title's times ``title_weight``."""
+        counts: dict[str, float] = dict(count_terms(body, self.stop))
+        for term, c in count_terms(title, self.stop).items():
+            counts[term] = counts.get(term, 0.0) + self.title_weight * c
+        return counts

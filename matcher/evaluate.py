@@ -51,6 +51,7 @@ class Ranked:
 
     program_ids: list[str]
     no_match: bool | None  # None: the method does not decide no_match
+    confidence: str | None = None  # "high" / "medium" / "low" (matcher.confidence), None: no rule
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,36 @@ class Metrics:
     mrr: float
     out_of_scope_flagged: float | None
     in_scope_flagged: float | None
+    # Reliability of each confidence level (None: the method has no rule):
+    # {level: {"in_scope": share of in-scope items in it, "first_right": share
+    # of those whose first program is right, "out_of_scope": share of
+    # out-of-scope items in it}}.
+    confidence: dict[str, dict[str, float | None]] | None = None
 
-    def as_dict(self) -> dict[str, float | int | None]:
+    def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def reliability(items: Sequence[GoldProposal], rankings: Sequence[Ranked]) -> dict[str, dict[str, float | None]] | None:
+    """For each confidence level: how many in-scope and out-of-scope items it
+    holds and how often its first suggestion is right."""
+    if not rankings or any(r.confidence is None for r in rankings):
+        return None
+    pairs = list(zip(items, rankings, strict=True))
+    return {level: _level_figures(pairs, level) for level in ("high", "medium", "low")}
+
+
+def _level_figures(pairs: list[tuple[GoldProposal, Ranked]], level: str) -> dict[str, float | None]:
+    n_in = sum(1 for i, _ in pairs if i.gold) or 1
+    n_out = sum(1 for i, _ in pairs if not i.gold) or 1
+    inside = [(i, r) for i, r in pairs if r.confidence == level and i.gold]
+    right = sum(1 for i, r in inside if r.program_ids and r.program_ids[0] in i.gold)
+    outside = sum(1 for i, r in pairs if r.confidence == level and not i.gold)
+    return {
+        "in_scope": len(inside) / n_in,
+        "first_right": right / len(inside) if inside else None,
+        "out_of_scope": outside / n_out,
+    }
 
 
 def score(items: Sequence[GoldProposal], rankings: Sequence[Ranked]) -> Metrics:
@@ -95,6 +123,7 @@ def score(items: Sequence[GoldProposal], rankings: Sequence[Ranked]) -> Metrics:
         mrr=reciprocal / in_scope if in_scope else 0.0,
         out_of_scope_flagged=(flagged_out / out_scope if out_scope else None) if decides else None,
         in_scope_flagged=(flagged_in / in_scope if in_scope else None) if decides else None,
+        confidence=reliability(items, rankings),
     )
 
 
@@ -108,7 +137,11 @@ def rank_with_index(
 ) -> list[Ranked]:
     results = index.fit_match(programs, [i.proposal for i in items], top_k=len(programs), **fit_params)
     return [
-        Ranked([m.program_id for m in r.matches], r.no_match if decides_no_match else None)
+        Ranked(
+            [m.program_id for m in r.matches],
+            r.no_match if decides_no_match else None,
+            r.confidence if decides_no_match else None,
+        )
         for r in results
     ]
 

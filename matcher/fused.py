@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
+from matcher.confidence import assess
 from matcher.embedder import DIM, Embedder, passage_key
 from matcher.explain import rank_departments_in_order
 from matcher.fusion import (
@@ -33,9 +34,11 @@ from matcher.fusion import (
     DEFAULT_SEMANTIC_WEIGHT,
     Exemplar,
     carried_by,
+    DEFAULT_REJECTION_WEIGHT,
+    bank_matrix,
+    rejection_push,
     exemplar_lift,
     fuse,
-    nearest_exemplars,
 )
 from matcher.index import DEFAULT_CHUNK_SIZE, FIELDS, ProgramIndex
 from matcher.results import MatchResult, ProgramMatch
@@ -119,6 +122,7 @@ class FusedIndex(BaseEstimator):
         exemplar_weight: float = DEFAULT_EXEMPLAR_WEIGHT,
         no_match_exemplar_factor: float = DEFAULT_NO_MATCH_EXEMPLAR_FACTOR,
         no_match_exemplar_threshold: float = DEFAULT_NO_MATCH_EXEMPLAR_THRESHOLD,
+        rejection_weight: float = DEFAULT_REJECTION_WEIGHT,
     ):
         self.lexical = lexical
         self.embedder = embedder
@@ -131,6 +135,7 @@ class FusedIndex(BaseEstimator):
         self.exemplar_weight = exemplar_weight
         self.no_match_exemplar_factor = no_match_exemplar_factor
         self.no_match_exemplar_threshold = no_match_exemplar_threshold
+        self.rejection_weight = rejection_weight
 
     # -- fitting -------------------------------------------------------------
 
@@ -138,7 +143,7 @@ class FusedIndex(BaseEstimator):
         unknown = set(self.embed_fields) - set(FIELDS)
         if unknown or not self.embed_fields:
             raise ValueError(f"embed_fields must be a non-empty subset of {FIELDS}")
-        if self.lexical_weight < 0 or self.semantic_weight < 0 or self.exemplar_weight < 0:
+        if min(self.lexical_weight, self.semantic_weight, self.exemplar_weight, self.rejection_weight) < 0:
             raise ValueError("weights must be non-negative")
         if self.lexical_weight == 0 and self.semantic_weight == 0:
             raise ValueError("at least one weight must be positive")
@@ -171,6 +176,7 @@ class FusedIndex(BaseEstimator):
         programs: Sequence[ProgramLike],
         proposals: Sequence[ProposalText] = (),
         exemplars: Sequence[Exemplar] = (),
+        rejections: Sequence[Exemplar] = (),
     ) -> FusedIndex:
         """Fit the TF-IDF index (see :meth:`ProgramIndex.fit`), embed the
         programs and the ``exemplars`` (those of programs not in ``programs``
@@ -183,10 +189,12 @@ class FusedIndex(BaseEstimator):
         self._validate()
         self.lexical_ = self._new_lexical()
         self.lexical_.fit(programs, proposals)
-        self._fit_semantic(list(programs), exemplars)
+        self._fit_semantic(list(programs), exemplars, rejections)
         return self
 
-    def _fit_semantic(self, programs: list[ProgramLike], exemplars: Sequence[Exemplar] = ()) -> None:
+    def _fit_semantic(
+        self, programs: list[ProgramLike], exemplars: Sequence[Exemplar] = (), rejections: Sequence[Exemplar] = ()
+    ) -> None:
         texts = [self.program_text(p) for p in programs]
         embedder = self.get_embedder()
         self.program_vectors_ = embedder.embed(texts, role="passage")
@@ -197,6 +205,12 @@ class FusedIndex(BaseEstimator):
         self.exemplar_vectors_ = embedder.embed([proposal_text(e.proposal) for e in kept], role="query")
         self.exemplar_programs_ = np.asarray([position[e.program_id] for e in kept], dtype=np.int64)
         self.exemplar_ids_ = [e.proposal.id for e in kept]
+        # Rejected pairings: the same bank, subtracted (a proposal like one the
+        # coordinator rejected for a program is pushed away from it).
+        pushed = [e for e in rejections if e.program_id in position]
+        self.rejection_vectors_ = embedder.embed([proposal_text(e.proposal) for e in pushed], role="query")
+        self.rejection_programs_ = np.asarray([position[e.program_id] for e in pushed], dtype=np.int64)
+        self.rejection_ids_ = [e.proposal.id for e in pushed]
 
     def fit_match(
         self,
@@ -206,16 +220,17 @@ class FusedIndex(BaseEstimator):
         top_k: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         exemplars: Sequence[Exemplar] = (),
+        rejections: Sequence[Exemplar] = (),
     ) -> Iterator[MatchResult]:
-        """Fit on ``programs`` (and ``proposals`` for the IDF) and
-        ``exemplars``, then match ``proposals``, tokenizing each proposal once
+        """Fit on ``programs`` (and ``proposals`` for the IDF), ``exemplars``
+        and ``rejections`` (rejected pairings), then match ``proposals``, tokenizing each proposal once
         (see :meth:`ProgramIndex.fit_match`). A proposal that is itself an
         exemplar is never compared with itself."""
         self._validate()
         proposals = list(proposals)
         self.lexical_ = self._new_lexical()
         queries = self.lexical_.fit_transform(programs, proposals)
-        self._fit_semantic(list(programs), exemplars)
+        self._fit_semantic(list(programs), exemplars, rejections)
         k = self.top_k if top_k is None else top_k
         for start in range(0, len(proposals), chunk_size):
             end = start + chunk_size
@@ -328,42 +343,45 @@ class FusedIndex(BaseEstimator):
         proposals: Sequence[ProposalText],
         ok: Sequence[bool] | None = None,
         vectors: np.ndarray | None = None,
+        *,
+        rejected: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The e5 cosine of each proposal with each program's nearest exemplar
         (NaN where a program has none other than the proposal itself), and
-        that exemplar's position in ``exemplar_ids_`` (-1 where none).
+        that exemplar's position in ``exemplar_ids_`` (-1 where none); with
+        ``rejected``, the same for the rejected pairings (``rejection_ids_``).
 
         ``ok``: rows to compute (the others stay NaN), e.g. the proposals that
         could be read; ``vectors``: their e5 vectors if already at hand.
         """
         n, m = len(proposals), len(self.lexical_.program_ids_)
         rows = [i for i in range(n) if ok is None or ok[i]]
-        if not len(self.exemplar_ids_) or not rows:
-            return np.full((n, m), np.nan), np.full((n, m), -1, dtype=np.int64)
-        if vectors is None:
+        bank = (
+            (self.rejection_vectors_, self.rejection_programs_, self.rejection_ids_)
+            if rejected
+            else (self.exemplar_vectors_, self.exemplar_programs_, self.exemplar_ids_)
+        )
+        if len(bank[2]) and rows and vectors is None:
             vectors = self.get_embedder().embed([proposal_text(proposals[i]) for i in rows], role="query")
-        sims = vectors.astype(np.float64) @ self.exemplar_vectors_.astype(np.float64).T
-        own: dict[str, list[int]] = {}
-        for column, proposal_id in enumerate(self.exemplar_ids_):
-            own.setdefault(proposal_id, []).append(column)
-        for r, i in enumerate(rows):
-            sims[r, own.get(proposals[i].id, [])] = -np.inf  # never one's own exemplar
-        return nearest_exemplars(sims, np.asarray(rows, dtype=np.int64), self.exemplar_programs_, (n, m))
+        own = [proposals[i].id for i in rows]
+        return bank_matrix(vectors if vectors is not None else np.zeros((0, DIM)), rows, own, bank, (n, m))
 
     def _match_chunk(
         self, proposals: list[ProposalText], k: int, queries: sp.csr_matrix | None = None
     ) -> Iterator[MatchResult]:
         queries, lexical, semantic, errors, vectors = self._score_matrices(proposals, queries)
         base = fuse(lexical, semantic, lexical_weight=self.lexical_weight, semantic_weight=self.semantic_weight)
-        exemplar, nearest = self.exemplar_matrix(proposals, [e is None for e in errors], vectors)
-        fused = base + self.exemplar_weight * exemplar_lift(exemplar)
+        ok = [e is None for e in errors]
+        exemplar, nearest = self.exemplar_matrix(proposals, ok, vectors)
+        rejection, _ = self.exemplar_matrix(proposals, ok, vectors, rejected=True)
+        fused = base + self.exemplar_weight * exemplar_lift(exemplar) - self.rejection_weight * rejection_push(exemplar, rejection)
         scores = _Scores(fused, base, lexical, semantic, exemplar, nearest)
         k = min(k, fused.shape[1])
         order_tiebreak = np.arange(fused.shape[1])
         for i, proposal in enumerate(proposals):
             error = errors[i]
             if error is not None:
-                yield MatchResult(proposal_id=proposal.id, no_match=True, error=error)
+                yield assess(MatchResult(proposal_id=proposal.id, no_match=True, error=error))
                 continue
             ranking = np.lexsort((order_tiebreak, -fused[i]))
             matches = [
@@ -372,7 +390,7 @@ class FusedIndex(BaseEstimator):
             ]
             best_lexical, best_semantic = float(lexical[i].max()), float(semantic[i].max())
             best_exemplar = float(np.nanmax(exemplar[i])) if (nearest[i] >= 0).any() else None
-            yield MatchResult(
+            yield assess(MatchResult(
                 proposal_id=proposal.id,
                 no_match=self.is_no_match(best_lexical, best_semantic, best_exemplar),
                 matches=matches,
@@ -380,7 +398,7 @@ class FusedIndex(BaseEstimator):
                 best_lexical=best_lexical,
                 best_semantic=best_semantic,
                 best_exemplar=best_exemplar,
-            )
+            ))
 
     def _program_match(
         self, queries: sp.csr_matrix, scores: _Scores, i: int, j: int, position: int
@@ -411,6 +429,7 @@ class FusedIndex(BaseEstimator):
             "exemplar_weight": self.exemplar_weight,
             "no_match_exemplar_factor": self.no_match_exemplar_factor,
             "no_match_exemplar_threshold": self.no_match_exemplar_threshold,
+            "rejection_weight": self.rejection_weight,
         }
 
     def save(self, directory: str | Path) -> Path:

@@ -5,6 +5,7 @@ matrices that :class:`matcher.fused.FusedIndex` composes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +23,13 @@ DEFAULT_SEMANTIC_WEIGHT = 1.5
 # rest (benchmarks/tune_keywords.py); an empty field adds nothing to the text,
 # so a program without keywords embeds as before.
 DEFAULT_EMBED_FIELDS: tuple[str, ...] = ("name", "purpose", "activities", "policy", "keywords")
-# no_match when best TF-IDF cosine + 2 × best e5 cosine < 1.82: the highest
-# threshold that flags no ordinary in-scope dev proposal (as for the lexical
-# 0.09). The sum separated in-scope from out-of-scope better (AUC 0.877) than
-# either score alone (0.857, 0.872) or anything read off the fused z-scores.
+# 低 / no_match when best TF-IDF cosine + 2 × best e5 cosine < 1.7838: the
+# highest threshold that puts at most 15 % of the in-scope dev proposals in 低
+# (benchmarks/tune_confidence.py). The sum separated in-scope from
+# out-of-scope better (AUC 0.877) than either score alone (0.857, 0.872) or
+# anything read off the fused z-scores; factors 1–8 were within 0.01 AUC.
 DEFAULT_NO_MATCH_SEMANTIC_FACTOR = 2.0
-DEFAULT_NO_MATCH_THRESHOLD = 1.82
+DEFAULT_NO_MATCH_THRESHOLD = 1.7838
 # Weight of the third term: the e5 cosine of a proposal with the nearest
 # proposal the coordinator accepted for each program (its exemplars), as
 # :func:`exemplar_lift`. Chosen on the dev split with every other dev
@@ -46,6 +48,14 @@ EXEMPLAR_REFERENCE_STD = 0.0163
 # a flag, never add one, so a young deployment with few accepted proposals
 # flags as without them. Chosen on dev, leave one out: the factor with the
 # fewest in-scope proposals flagged while ≥ 85 % of out-of-scope ones are.
+# Weight of the rejected pairings' term (subtracted, matcher.fusion.rejection_push):
+# a proposal closer to one the coordinator REJECTED for a program than to any
+# accepted for it is pushed away from that program. Chosen on the dev split
+# with decisions simulated from gold, leave one out
+# (benchmarks/tune_rejections.py, docs/quality.md): no weight raised dev MRR
+# (0.908 at 0 and 0.5, 0.902 at 1, 0.884 at 4); 0.5 is the largest that cost
+# nothing there, so a rejection counts without hurting.
+DEFAULT_REJECTION_WEIGHT = 0.5
 DEFAULT_NO_MATCH_EXEMPLAR_FACTOR = 4.0
 DEFAULT_NO_MATCH_EXEMPLAR_THRESHOLD = 5.39
 
@@ -158,3 +168,40 @@ def nearest_exemplars(
         nearest_score[rows[found], j] = score[found]
         nearest[rows[found], j] = columns[best][found]
     return nearest_score, nearest
+
+
+def bank_matrix(
+    vectors: np.ndarray,
+    rows: Sequence[int],
+    own_ids: Sequence[str],
+    bank: tuple[np.ndarray, np.ndarray, Sequence[str]],
+    shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_exemplars` for one bank of proposals tied to programs
+    (accepted or rejected pairings): ``bank`` is (their e5 vectors, their
+    programs' columns, their proposal ids); ``vectors`` the e5 vectors of the
+    proposals at ``rows``, whose ids are ``own_ids`` (a proposal never counts
+    as its own exemplar)."""
+    bank_vectors, bank_programs, bank_ids = bank
+    if not len(bank_ids) or not len(rows):
+        return np.full(shape, np.nan), np.full(shape, -1, dtype=np.int64)
+    sims = vectors.astype(np.float64) @ bank_vectors.astype(np.float64).T
+    own: dict[str, list[int]] = {}
+    for column, proposal_id in enumerate(bank_ids):
+        own.setdefault(proposal_id, []).append(column)
+    for r, proposal_id in enumerate(own_ids):
+        sims[r, own.get(proposal_id, [])] = -np.inf
+    return nearest_exemplars(sims, np.asarray(rows, dtype=np.int64), bank_programs, shape)
+
+
+def rejection_push(exemplar: np.ndarray, rejection: np.ndarray) -> np.ndarray:
+    """How far a proposal is pushed away from each program by the nearest
+    proposal the coordinator rejected for it: its :func:`exemplar_lift`
+    beyond that of the nearest accepted one, floored at 0. A proposal that
+    is as close to an accepted proposal of the program as to a rejected one
+    is not pushed: only the rejected side's extra likeness counts.
+
+    >>> rejection_push(np.array([[0.90, np.nan]]), np.array([[0.92, 0.91]])).round(3).tolist()
+    [[1.227, 2.393]]
+    """
+    return np.clip(exemplar_lift(rejection) - exemplar_lift(exemplar), 0.0, None)

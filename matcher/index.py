@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from matcher import weighting as wt
+from matcher.confidence import assess
 from matcher.counting import COUNT_SLICE, KANJI_PREFIX, ProposalCounts, TermCounter
 from matcher.defaults import (
     DEFAULT_FIELD_WEIGHTS,
@@ -29,7 +30,7 @@ from matcher.defaults import (
     DEFAULT_NO_MATCH_THRESHOLD,
     DEFAULT_STOP_WORDS,
 )
-from matcher.explain import rank_departments, shared_terms, top_programs
+from matcher.explain import MAX_TERMS, QueryRows, rank_departments, shared_terms, top_programs
 from matcher.results import MatchResult, ProgramMatch, Term
 from matcher.store import FORMAT_VERSION, corpus_fingerprint, load_program_index, save_program_index
 from matcher.text import (
@@ -185,9 +186,9 @@ class ProgramIndex(BaseEstimator):
         :meth:`transform` of ``proposals``, tokenizing each proposal once."""
         reject_string(proposals)
         proposals = list(proposals)
-        counts = self._counter().proposal_counts(proposals)
+        counts, forms = self._counter().proposal_counts_with_forms(proposals)
         self._fit(programs, counts if self.idf_from_proposals else [])
-        return self._transform(counts)
+        return self._transform(counts, forms)
 
     def fit_match(
         self,
@@ -197,13 +198,14 @@ class ProgramIndex(BaseEstimator):
         top_k: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         exemplars: Sequence[Exemplar] = (),
+        rejections: Sequence[Exemplar] = (),
     ) -> Iterator[MatchResult]:
         """Fit on ``programs`` (and ``proposals`` for the IDF), then match
         ``proposals``, tokenizing each proposal once.
 
         The nightly rematch and ``kyodo match`` use this; it yields as
-        :meth:`iter_match` does. ``exemplars`` (accepted pairings) need the
-        semantic layer (:class:`matcher.fused.FusedIndex`): TF-IDF ignores
+        :meth:`iter_match` does. ``exemplars`` and ``rejections`` (accepted
+        and rejected pairings) need the semantic layer (:class:`matcher.fused.FusedIndex`): TF-IDF ignores
         them; the parameter is here so that both indexes are called alike.
         """
         proposals = list(proposals)
@@ -321,9 +323,9 @@ class ProgramIndex(BaseEstimator):
         """
         self._check_fitted()
         reject_string(proposals)
-        return self._transform(self._counter().proposal_counts(list(proposals)))
+        return self._transform(*self._counter().proposal_counts_with_forms(list(proposals)))
 
-    def _transform(self, counts_list: Sequence[ProposalCounts]) -> sp.csr_matrix:
+    def _transform(self, counts_list: Sequence[ProposalCounts], forms: Sequence[Any] = ()) -> QueryRows:
         def unseen_scale(term: str) -> float:
             return self.kanji_weight if term.startswith(KANJI_PREFIX) else 1.0
 
@@ -339,20 +341,21 @@ class ProgramIndex(BaseEstimator):
                 indices += columns
                 data += values
             indptr.append(len(indices))
-        return sp.csr_matrix(
+        return QueryRows.of(sp.csr_matrix(
             (np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int32), indptr),
             shape=(len(counts_list), len(self.vocabulary_)),
-        )
+        ), forms)
 
-    def explain(self, queries: sp.csr_matrix, i: int, j: int) -> list[Term]:
-        """The terms row ``i`` of ``queries`` (from :meth:`transform`) shares
-        with program ``j``, weight descending then term; their weights add up
-        to the pair's cosine."""
-        start, end = queries.indptr[i], queries.indptr[i + 1]
-        return shared_terms(
-            self.program_matrix_, self.term_field_, self.feature_names_, FIELDS,
-            queries.indices[start:end], queries.data[start:end], j,
-        )
+    def explain(self, queries: sp.csr_matrix, i: int, j: int, *, limit: int | None = MAX_TERMS) -> list[Term]:
+        """The terms row ``i`` of ``queries`` (from :meth:`transform`) shares with program ``j``, as the
+        proposal wrote them: at most ``limit``, or all (None: adding up to the pair's cosine)."""
+        return self.explain_many(queries, i, [j], limit=limit)[0]
+
+    def explain_many(self, queries: sp.csr_matrix, i: int, js: Sequence[int], *,
+                     limit: int | None = MAX_TERMS) -> list[list[Term]]:
+        """:meth:`explain` of row ``i`` with each program of ``js``: see :func:`matcher.explain.shared_terms`."""
+        fitted = (self.program_matrix_, self.term_field_, self.feature_names_, FIELDS)
+        return shared_terms(*fitted, queries, i, js, limit)
 
     # -- matching ------------------------------------------------------------
 
@@ -400,25 +403,25 @@ class ProgramIndex(BaseEstimator):
         for i, proposal in enumerate(proposals):
             error = proposal_error(proposal)
             if error is not None:
-                yield MatchResult(proposal_id=proposal.id, no_match=True, error=error)
+                yield assess(MatchResult(proposal_id=proposal.id, no_match=True, error=error))
             else:
                 yield self._result(proposal.id, queries, i, scores[i], k)
 
     def _result(self, proposal_id: str, queries: sp.csr_matrix, i: int, row: np.ndarray, k: int) -> MatchResult:
         ordered = top_programs(row, k)
+        kept = [j for j in ordered.tolist() if row[j] > 0]
         matches = [
-            self.program_match(int(j), float(row[j]), self.explain(queries, i, int(j)))
-            for j in ordered
-            if row[j] > 0
+            self.program_match(j, float(row[j]), terms)
+            for j, terms in zip(kept, self.explain_many(queries, i, kept), strict=True)
         ]
         best = float(row[ordered[0]]) if len(ordered) else 0.0
-        return MatchResult(
+        return assess(MatchResult(
             proposal_id=proposal_id,
             no_match=self.is_no_match(best),
             matches=matches,
             departments=rank_departments(row, self.program_department_lists_, k),
             best_lexical=best,
-        )
+        ))
 
     def program_match(self, j: int, score: float, terms: list[Term], **scores: Any) -> ProgramMatch:
         """The :class:`ProgramMatch` of program ``j`` (``scores``: the

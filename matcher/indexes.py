@@ -67,8 +67,10 @@ class MatchIndex(Protocol):
         top_k: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         exemplars: Sequence[Exemplar] = (),
+        rejections: Sequence[Exemplar] = (),
     ) -> Iterator[MatchResult]:
-        """Fit, then match ``proposals``, tokenizing each once."""
+        """Fit, then match ``proposals``, tokenizing each once (``exemplars``,
+        ``rejections``: accepted and rejected pairings, semantic mode only)."""
 
     def match(self, proposals: Sequence[ProposalText], *, top_k: int | None = None) -> list[MatchResult]:
         """Rank the programs for each proposal."""

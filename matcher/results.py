@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # The program field a shared term occurs in, by matcher field name.
 FIELD_LABELS = {
@@ -16,18 +17,26 @@ FIELD_LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class Term:
-    """A term shared by a proposal and a program.
+class Term(NamedTuple):
+    """A term shared by a proposal and a program (a named tuple: hundreds of
+    thousands are made in a batch, and a frozen dataclass costs twice as much).
 
-    ``weight`` is its contribution to the cosine score: the product of its
-    weight in the two L2-normalized vectors, so a pair's term weights add up
-    to the pair's score.
+    ``term`` is written as the proposal wrote it (子ども, ため, 併せる: the
+    text's own spelling, uninflected; the kanji itself for a single-kanji
+    feature), ``lemma`` is the matcher's term (子供, 為, 合わせる, 字:災; ""
+    when it is ``term``). ``kind`` is ``"word"``, ``"keyword"`` (found in the
+    program's キーワード), ``"compound"`` (a joined noun bigram), ``"kanji"``
+    (a single-kanji feature) or ``"function"`` (a function word, never
+    listed in a match). ``weight`` is its contribution to the cosine score:
+    the product of its weight in the two L2-normalized vectors, so a pair's
+    term weights add up to the pair's TF-IDF cosine.
     """
 
     term: str
     weight: float
     field: str
+    kind: str = "word"
+    lemma: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,8 +45,8 @@ class ProgramMatch:
 
     In lexical mode ``score`` is the TF-IDF cosine and the three optional
     fields are None. With the semantic layer (``matcher.semantic``), ``score``
-    is the fused score, ``lexical_score`` the TF-IDF cosine (the sum of the
-    ``terms``' weights), ``semantic_score`` the e5 cosine, and ``carried_by``
+    is the fused score, ``lexical_score`` the TF-IDF cosine (the ``terms``'
+    weights plus ``other_weight``), ``semantic_score`` the e5 cosine, and ``carried_by``
     is ``"semantic"`` when the embedding placed the program higher than
     TF-IDF alone would have (the shared terms do not explain its place),
     ``"exemplar"`` when what placed it there is its likeness to a proposal
@@ -58,6 +67,14 @@ class ProgramMatch:
     exemplar_score: float | None = None
 
     @property
+    def other_weight(self) -> float:
+        """The weight of the shared terms not listed in ``terms`` (beyond
+        the first :data:`matcher.explain.MAX_TERMS`, function words, kanji
+        features not listed): ``terms``' weights + ``other_weight`` = the
+        TF-IDF cosine (``comparable_score``)."""
+        return max(0.0, self.comparable_score - math.fsum(t.weight for t in self.terms))
+
+    @property
     def comparable_score(self) -> float:
         """The score that is comparable across proposals: the TF-IDF cosine
         (``lexical_score`` in semantic mode, where ``score`` is a fused
@@ -66,17 +83,18 @@ class ProgramMatch:
         return self.lexical_score if self.lexical_score is not None else self.score
 
     def to_dict(self, *, digits: int = 4) -> dict[str, Any]:
-        """The JSON of one match; the semantic keys only when they are set,
-        so lexical output is unchanged."""
+        """The JSON of one match: its listed terms and ``other_weight``, the
+        semantic keys only when they are set."""
         data: dict[str, Any] = {
             "program_id": self.program_id,
             "program_name": self.program_name,
             "department": self.department,
             "score": round(self.score, digits),
             "terms": [
-                {"term": t.term, "weight": round(t.weight, digits), "field": t.field}
-                for t in self.terms
+                {"term": term, "weight": round(weight, digits), "field": field, "kind": kind}
+                for term, weight, field, kind, _ in self.terms
             ],
+            "other_weight": round(self.other_weight, digits),
         }
         if self.lexical_score is not None:
             data["lexical_score"] = round(self.lexical_score, digits)
@@ -102,6 +120,10 @@ class DepartmentScore:
 
     department: str
     score: float
+    # "program": ranked through its best program; "duties": by its 所掌事務
+    # (matcher.duties, when a department directory is given), whichever gave
+    # the larger share of the merged score.
+    source: str = "program"
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,11 @@ class MatchResult:
     best_lexical: float | None = None
     best_semantic: float | None = None
     best_exemplar: float | None = None
+    # matcher.confidence.assess: "high" / "medium" / "low" (low exactly when
+    # no_match), and whether the first two programs are a toss-up between
+    # departments. None / False until assessed.
+    confidence: str | None = None
+    ambiguous: bool = False
 
     def to_dict(self, *, digits: int = 4) -> dict[str, Any]:
         """The JSON shape of ``kyodo match`` (written out by hand: asdict's
@@ -133,9 +160,11 @@ class MatchResult:
         data: dict[str, Any] = {
             "proposal_id": self.proposal_id,
             "no_match": self.no_match,
+            "confidence": self.confidence,
+            "ambiguous": self.ambiguous,
             "matches": [m.to_dict(digits=digits) for m in self.matches],
             "departments": [
-                {"department": d.department, "score": round(d.score, digits)}
+                {"department": d.department, "score": round(d.score, digits), "source": d.source}
                 for d in self.departments
             ],
         }

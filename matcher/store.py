@@ -135,6 +135,9 @@ def save_fused_index(index: FusedIndex, directory: Path) -> Path:
         "exemplar_vectors": index.exemplar_vectors_,
         "exemplar_programs": index.exemplar_programs_,
         "exemplar_ids": np.asarray(index.exemplar_ids_, dtype=str),
+        "rejection_vectors": index.rejection_vectors_,
+        "rejection_programs": index.rejection_programs_,
+        "rejection_ids": np.asarray(index.rejection_ids_, dtype=str),
     }
     _write(directory, ("semantic", "semantic"), arrays, meta)
     return directory
@@ -162,6 +165,11 @@ def load_fused_index(cls: type[F], directory: Path, embedder: Embedder | None) -
         index.exemplar_vectors_ = arrays["exemplar_vectors"].reshape(-1, DIM)
         index.exemplar_programs_ = arrays["exemplar_programs"].astype(np.int64)
         index.exemplar_ids_ = [str(x) for x in arrays["exemplar_ids"].tolist()]
+        # Indexes saved before rejected pairings counted have none.
+        has = "rejection_ids" in arrays.files
+        index.rejection_vectors_ = arrays["rejection_vectors"].reshape(-1, DIM) if has else np.zeros((0, DIM))
+        index.rejection_programs_ = arrays["rejection_programs"].astype(np.int64) if has else np.zeros(0, np.int64)
+        index.rejection_ids_ = [str(x) for x in arrays["rejection_ids"].tolist()] if has else []
     index.model_version_ = meta["model_version"]
     embedder_.add_to_cache(index.program_keys_, index.program_vectors_)
     return index

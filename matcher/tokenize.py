@@ -13,6 +13,12 @@ Each pitfall of unidic on the seed text is handled on purpose:
 * Unknown words have no lemma: the surface is used.
 * Numbers and amounts (``2,000千円``, ``21年度``) are removed before parsing:
   unidic splits them into ``2 / , / 000`` noise.
+* Lemmas are dictionary spellings the NPO may never have written (子供 for
+  子ども, 為 for ため, 合わせる for 併せ): :func:`tokenize_with_forms` also
+  keeps, per text, each term as written (unidic's orthBase, the spelling of
+  the text in its uninflected form: 子ども, ため, 併せる) and marks function
+  words (形式名詞 such as 事 / 為, 複合辞 verbs such as 因る / 対する), so that
+  an explanation shows a person the proposal's own words and only words.
 * unidic's short units cut compounds (``市民活動総合保険制度``,
   ``ホーム + ページ``): adjacent content nouns are also emitted joined as a
   bigram (``市民活動``, ``保険制度``, ``ホームページ``), so a proposal naming the
@@ -26,7 +32,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 
 import fugashi
 
@@ -35,7 +44,11 @@ from corpus.text import blank_control_characters
 # One line per token: pos1, pos2, lemma, surface. -U formats unknown words,
 # which have no lemma field. -F is ignored unless -O '' is also given. POS
 # first, so the loop below can reject function words before splitting further.
+# parse_tokens and matcher.evaluate read this four-field format.
 _NODE_FORMAT = r"-O '' -F '%f[0]\t%f[1]\t%f[7]\t%m\n' -U '%f[0]\t%f[1]\t\t%m\n' -E ''"
+# The tokenizer's format: the same four fields and the orthBase (f[10], the
+# text's spelling uninflected), the surface again for an unknown word.
+_FORMS_FORMAT = r"-O '' -F '%f[0]\t%f[1]\t%f[7]\t%m\t%f[10]\n' -U '%f[0]\t%f[1]\t\t%m\t%m\n' -E ''"
 
 # (新)(拡)(継) with optional spaces, ASCII or full-width parentheses.
 PLAN_MARKER = re.compile(r"[(（]\s*[新拡継]\s*[)）]")
@@ -45,9 +58,21 @@ _NUMBER = re.compile(
 )
 
 _CONTENT_POS = frozenset({"名詞", "動詞", "形容詞", "形状詞"})
+# No other unidic pos1 (代名詞 連体詞 副詞 接続詞 感動詞 助動詞 助詞 接頭辞
+# 接尾辞 記号 補助記号 空白) starts with one of these characters.
+_CONTENT_FIRST = frozenset(pos[0] for pos in _CONTENT_POS)
 # pos2 values that are not content: 数詞 (numbers), 非自立可能 (する, なる, ある, いる),
 # 助数詞可能 stays (it includes 年, 回 used as nouns).
 _SKIP_POS2 = frozenset({"数詞", "非自立可能"})
+# Content by POS but grammar in use, so never shown to a person as a shared
+# word (they still count in the score): pos2 副詞可能 (ため, 今後, 場合, 一部)
+# and 助動詞語幹 (よう, そう), and the lemmas of formal nouns and of verbs
+# used as compound particles (による, に対して, に関する, に向けて, において).
+_FUNCTION_POS2 = frozenset({"副詞可能", "助動詞語幹"})
+FUNCTION_LEMMAS = frozenset({
+    "事", "物", "為", "所", "訳", "筈", "方", "的", "時", "点", "際", "上", "中", "内", "等",
+    "因る", "対する", "関する", "向ける", "於く", "通ずる", "通じる", "基づく", "伴う", "際する",
+})
 
 
 def normalize(text: str) -> str:
@@ -67,22 +92,75 @@ def _tagger() -> fugashi.Tagger:
     return fugashi.Tagger(_NODE_FORMAT)
 
 
+@lru_cache(maxsize=1)
+def _forms_tagger() -> fugashi.Tagger:
+    return fugashi.Tagger(_FORMS_FORMAT)
+
+
+@dataclass(slots=True)
+class WrittenForms:
+    """How one text wrote its terms: ``written``, the spelling of each lemma
+    the text writes otherwise (子供 → 子ども; the first occurrence wins);
+    ``hidden``, its function words; ``compounds``, its joined noun bigrams."""
+
+    written: dict[str, str] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)
+    compounds: set[str] = field(default_factory=set)
+
+    def display(self, lemma: str) -> str:
+        """``lemma`` as this text wrote it."""
+        return self.written.get(lemma, lemma)
+
+    def then(self, later: WrittenForms, own_terms: Collection[str]) -> WrittenForms:
+        """These forms of a text with the terms ``own_terms``, then
+        ``later``'s for the lemmas that text does not hold (a proposal's
+        title, then its body: the first spelling a reader meets wins)."""
+        written = {lemma: w for lemma, w in later.written.items() if lemma not in own_terms}
+        written.update(self.written)
+        return WrittenForms(written, self.hidden | later.hidden, self.compounds | later.compounds)
+
+
 def tokenize(text: str, *, compounds: bool = True) -> list[str]:
     """Content-word lemmas of ``text``, in order, plus joined noun bigrams.
 
     >>> tokenize("(新)市民活動総合保険制度の新設")
     ['市民', '活動', '市民活動', '総合', '活動総合', '保険', '総合保険', '制度', '保険制度', '新設']
     """
-    parsed = _tagger().parse(normalize(text))
+    return _scan(text, compounds, None)
+
+
+def tokenize_with_forms(text: str, *, compounds: bool = True) -> tuple[list[str], WrittenForms]:
+    """:func:`tokenize`, and how ``text`` wrote its terms.
+
+    >>> tokens, forms = tokenize_with_forms("子どものために")
+    >>> tokens, forms.display("子供"), sorted(forms.hidden)
+    (['子供', '為'], '子ども', ['為'])
+    """
+    forms = WrittenForms()
+    tokens = _scan(text, compounds, forms)
+    # Every first spelling was kept while scanning (the first one wins);
+    # only those that differ from the lemma are worth keeping per proposal.
+    forms.written = {lemma: w for lemma, w in forms.written.items() if w != lemma}
+    return tokens, forms
+
+
+def _scan(text: str, compounds: bool, forms: WrittenForms | None) -> list[str]:
+    # One loop for both: the hot path of every fit; ``forms`` only for proposals.
+    parsed = _forms_tagger().parse(normalize(text))
     tokens: list[str] = []
     append = tokens.append
-    previous_noun = ""
+    previous_noun = previous_written = ""
+    # Every lemma's first spelling, and whether it is a function word (a
+    # property of the lemma: looked at once per lemma, not per token).
+    first_spelling = forms.written if forms is not None else None
+    hidden = forms.hidden if forms is not None else set()
     for line in parsed.split("\n"):
-        pos1, _, rest = line.partition("\t")
-        if pos1 not in _CONTENT_POS:
+        # The first character tells a content POS (名詞 動詞 形容詞 形状詞)
+        # from every other unidic pos1: most lines are rejected unsplit.
+        if line[:1] not in _CONTENT_FIRST:
             previous_noun = ""
             continue
-        pos2, lemma, surface = rest.split("\t")
+        pos1, pos2, lemma, surface, written = line.split("\t")
         if pos2 in _SKIP_POS2:
             previous_noun = ""
             continue
@@ -95,10 +173,17 @@ def tokenize(text: str, *, compounds: bool = True) -> list[str]:
             previous_noun = ""
             continue  # unknown symbol runs, single letters
         append(token)
+        if first_spelling is not None and token not in first_spelling:
+            first_spelling[token] = written
+            if pos2 in _FUNCTION_POS2 or token in FUNCTION_LEMMAS:
+                hidden.add(token)
         if pos1 == "名詞":
             if compounds and previous_noun:
                 append(previous_noun + token)
-            previous_noun = token
+                if forms is not None:
+                    forms.compounds.add(previous_noun + token)
+                    forms.written.setdefault(previous_noun + token, previous_written + written)
+            previous_noun, previous_written = token, written
         else:
             previous_noun = ""
     return tokens
@@ -138,6 +223,11 @@ def _tokenize_batch(args: tuple[list[str], bool]) -> list[list[str]]:
     return [tokenize(text, compounds=compounds) if text else [] for text in texts]
 
 
+def _forms_batch(args: tuple[list[str], bool]) -> list[tuple[list[str], WrittenForms]]:
+    texts, compounds = args
+    return [tokenize_with_forms(text, compounds=compounds) if text else ([], WrittenForms()) for text in texts]
+
+
 def tokenize_many(
     texts: list[str], *, compounds: bool = True, n_jobs: int = 1, batch_size: int = 256
 ) -> list[list[str]]:
@@ -146,8 +236,25 @@ def tokenize_many(
     Tokenizing is 90 % of a fit, and MeCab holds the GIL, so threads do not
     help; worker processes share the memory-mapped dictionary.
     """
+    return _map_batches(_tokenize_batch, texts, compounds, n_jobs, batch_size)
+
+
+def tokenize_many_with_forms(
+    texts: list[str], *, compounds: bool = True, n_jobs: int = 1, batch_size: int = 256
+) -> list[tuple[list[str], WrittenForms]]:
+    """:func:`tokenize_with_forms` over many texts, as :func:`tokenize_many`."""
+    return _map_batches(_forms_batch, texts, compounds, n_jobs, batch_size)
+
+
+_Out = TypeVar("_Out")
+
+
+def _map_batches(
+    function: Callable[[tuple[list[str], bool]], list[_Out]],
+    texts: list[str], compounds: bool, n_jobs: int, batch_size: int,
+) -> list[_Out]:
     if n_jobs <= 1 or len(texts) < 4 * batch_size:
-        return _tokenize_batch((texts, compounds))
+        return function((texts, compounds))
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -156,7 +263,7 @@ def tokenize_many(
     # Only the batch commands ask for n_jobs > 1, never the threaded web app.
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
-        out: list[list[str]] = []
-        for batch in pool.map(_tokenize_batch, batches):
+        out: list[_Out] = []
+        for batch in pool.map(function, batches):
             out.extend(batch)
     return out

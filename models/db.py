@@ -10,11 +10,18 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func
 from sqlmodel import Session, select
 
+import models.program_imports  # noqa: F401  (registers the rule that hides staged programs on every Session)
 from models.tables import Program
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUNDLED_FISCAL_YEAR = 2008  # the seed documents are the 平成20年度 plan
-SQLITE_BUSY_TIMEOUT_MS = 15_000
+# How long a SQLite write waits for the one writer before "database is locked".
+# Measured (benchmarks/bench_import_contention.py, docs/benchmarks.md): the
+# longest hold of the write lock is a catalogue import's chunk or flip, about
+# 0.1 s at 200,000 rows, and a rematch's clean-up, 0.15 s at 20,000 proposals
+# (about 0.8 s at 100,000). Ten times the largest, with room for a slow disk's
+# fsync, and well under the 30 s a gunicorn worker may take for a request.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def make_engine(url: str) -> Engine:
@@ -27,6 +34,7 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # On every new connection (the engine's "connect" event): pragmas are per connection.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     # WAL: readers keep reading the published run while the rematch writes.
@@ -72,10 +80,11 @@ def seed_departments(*, session: Session) -> int:
 
 def seed_bundled_programs(*, session: Session) -> int:
     """Load the bundled catalogue (fiscal year 2008) into an empty program table."""
-    if session.exec(select(func.count()).select_from(Program)).one():
+    # Staged rows count too: a catalogue being imported is not an empty table.
+    if session.exec(select(func.count()).select_from(Program).execution_options(include_staged=True)).one():
         return 0
     from corpus import BUNDLED_PROGRAMS, load_programs
-    from models.programs import import_programs
+    from models.program_imports import import_programs
 
     records = load_programs(BUNDLED_PROGRAMS, fiscal_year=BUNDLED_FISCAL_YEAR)
     report = import_programs(session=session, records=records, source_file="bundled:programs.csv")

@@ -24,21 +24,14 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from corpus import FileFormatError, InvalidRowsError, Row, read_rows, split_departments
+from corpus.departments import HEADER_ALIASES  # the headers an import accepts, one home
+from corpus.files import DEFAULT_LIMITS, ReadLimits
 from models.clock import utcnow
 from models.export import formula_safe  # the pairings export's rule for Excel cells
 from models.tables import Program
 from models.workflow import all_departments, department_by_name
 from models.workflow_tables import Department, DepartmentCreate
 
-# The headers an import accepts for each field: the office's Japanese first
-# (also the export's), then the English keys.
-HEADER_ALIASES: dict[str, tuple[str, ...]] = {
-    "name": ("担当課", "name"),
-    "parent": ("部", "parent"),
-    "emails": ("メールアドレス", "emails", "email"),
-    "duties": ("所掌事務", "duties"),
-    "active": ("有効", "active"),
-}
 LABELS = {key: aliases[0] for key, aliases in HEADER_ALIASES.items()}
 # The fields an edit or an import may change: never the name, which the
 # programs' 担当課 cells hold.
@@ -68,11 +61,11 @@ class DepartmentImportReport:
 # -- reading a file -----------------------------------------------------------------
 
 
-def load_departments(path: str | Path) -> list[DepartmentCreate]:
+def load_departments(path: str | Path, limits: ReadLimits = DEFAULT_LIMITS) -> list[DepartmentCreate]:
     """Every row of a CSV (UTF-8, BOM or cp932), XLSX or JSONL file as a
     department; any bad row raises :class:`InvalidRowsError` naming every bad
     line, a file that cannot be read at all :class:`FileFormatError`."""
-    rows = list(read_rows(path))
+    rows = list(read_rows(path, limits))
     keys: set[str] = set()
     for row in rows:
         keys.update(row.values)

@@ -84,6 +84,15 @@ class RunStatus(StrEnum):
     FAILED = "failed"
 
 
+class Confidence(StrEnum):
+    """How sure the matcher is of a proposal's first suggestion
+    (matcher.confidence; stored on match_outcome)."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"  # the same as 該当なしの可能性 (no_match)
+
+
 class _Labels(dict[StrEnum, str]):
     """Labels by enum member. StrEnum members hash and compare as their string,
     so ``Stage.WITHDRAWN`` and ``Verdict.WITHDRAWN`` (both "withdrawn") would
@@ -131,6 +140,9 @@ LABELS: dict[StrEnum, str] = _Labels([
     (CollaborationType.CO_HOSTING, "共催"),
     (CollaborationType.ENDORSEMENT, "後援"),
     (CollaborationType.OTHER, "その他"),
+    (Confidence.HIGH, "高"),
+    (Confidence.MEDIUM, "中"),
+    (Confidence.LOW, "低"),
     (Verdict.ACCEPTED, "採用"),
     (Verdict.REJECTED, "見送り"),
     (Verdict.DEFERRED, "保留"),
@@ -184,6 +196,10 @@ AUDIT_ACTIONS: dict[str, str] = {
     "answer.draft": "回答の下書き",
     "answer.publish": "回答の公開",
     "project.save": "協働事業の記録",
+    "project.joint": "複数の提案による協働事業の提案",
+    "theme.rename": "テーマ名の変更",
+    "theme.split": "テーマの分割",
+    "theme.join": "テーマの統合",
     "programs.import": "事業一覧の取り込み",
     "programs.keywords": "キーワードの編集",
     "departments.import": "担当課の取り込み",
@@ -200,4 +216,8 @@ AUDIT_ACTIONS: dict[str, str] = {
     "auth.login_failed": "ログインの失敗",
     "auth.logout": "ログアウト",
     "proposal.link_reissued": "状況確認リンクの再発行",
+    "rematch.request": "再マッチの予約（今すぐ再マッチ）",
+    "proposal.merge": "重複した提案の統合",
+    "proposal.unmerge": "提案の統合の取り消し",
+    "proposal.not_duplicate": "重複ではないとの確認",
 }

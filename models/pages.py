@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, select
 
 
@@ -42,3 +42,11 @@ def like(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere, its own % and _ escaped (ESCAPE '\\\\')."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def contains_exactly(session: Session, text: Any, part: str) -> ColumnElement[bool]:
+    """SQL condition: ``part`` occurs in ``text`` exactly, letter case included
+    (SQLite's LIKE ignores ASCII case; PostgreSQL's does not)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.strpos(text, part) > 0
+    return func.instr(text, part) > 0

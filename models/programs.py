@@ -1,23 +1,23 @@
-"""The program catalogue: idempotent import by (fiscal year, id), export, and
-the records the matcher reads."""
+"""The program catalogue: the record of a file's row, export, キーワード, and
+the records the matcher reads. Imports, keyed by (fiscal year, id), are staged
+and published by :mod:`models.program_imports`."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from corpus import ProgramRecord, split_departments
 from corpus.text import formula_safe_text
 from models.audit import record_event
-from models.locks import rowcount_of
 from models.tables import Program, ProgramCreate, utcnow
 
 # Compared to tell an updated row from an unchanged one.
@@ -94,124 +94,6 @@ def program_in_from_record(record: ProgramRecord, *, source_file: str = "") -> P
         keywords=normalize_keywords(record.keywords or ""),
         source_file=source_file,
     )
-
-
-def upsert_program(
-    *, session: Session, program_in: ProgramCreate, keep_keywords: bool = False,
-    history: dict[str, list[tuple[int, str]]] | None = None,
-) -> tuple[Program, str]:
-    """Insert or update by (fiscal_year, external_id); returns the row and
-    ``"added"``, ``"updated"`` or ``"unchanged"``. Does not commit.
-
-    ``keep_keywords``: the file has no キーワード column, so the coordinator's
-    keywords stay as they are; a program new in this fiscal year takes those
-    of the same id in the latest earlier year (from ``history``, see
-    :func:`_keyword_history`, read here when not given).
-    """
-    program = session.exec(
-        select(Program).where(
-            col(Program.fiscal_year) == program_in.fiscal_year,
-            col(Program.external_id) == program_in.external_id,
-        )
-    ).first()
-    if program is None:
-        program = Program.model_validate(program_in)
-        if keep_keywords:
-            if history is None:
-                history = _keyword_history(session, [program_in.external_id])
-            program.keywords = next(
-                (text for year, text in history.get(program_in.external_id, []) if year < program_in.fiscal_year), ""
-            )
-        session.add(program)
-        return program, "added"
-    fields = CONTENT_FIELDS if keep_keywords else (*CONTENT_FIELDS, "keywords")
-    changes = {
-        name: getattr(program_in, name)
-        for name in fields
-        if getattr(program, name) != getattr(program_in, name)
-    }
-    if not changes:
-        return program, "unchanged"
-    for name, value in changes.items():
-        setattr(program, name, value)
-    program.source_file = program_in.source_file
-    program.updated_at = utcnow()
-    session.add(program)
-    return program, "updated"
-
-
-def _keyword_history(session: Session, external_ids: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
-    """External id → its stored (fiscal year, keywords), newest year first: one
-    query per import instead of one per new program."""
-    history: dict[str, list[tuple[int, str]]] = {}
-    ids = sorted(set(external_ids))
-    for start in range(0, len(ids), 500):  # bounded IN lists
-        rows = session.exec(
-            select(col(Program.external_id), col(Program.fiscal_year), col(Program.keywords))
-            .where(col(Program.external_id).in_(ids[start:start + 500]))
-            .order_by(col(Program.fiscal_year).desc())
-        )
-        for external_id, year, text in rows:
-            history.setdefault(external_id, []).append((year, text))
-    return history
-
-
-def import_programs(
-    *,
-    session: Session,
-    records: Sequence[ProgramRecord],
-    source_file: str = "",
-    actor: str = "",
-) -> ImportReport:
-    """Upsert every record and flush, with its event (the calling command commits them in one transaction).
-
-    Programs of the newest fiscal year in the table are active; older years
-    stay (their suggestions and decisions keep pointing at them) but inactive.
-    """
-    report = ImportReport()
-    years: set[int] = set()
-    history = _keyword_history(session, (r.id for r in records if r.keywords is None))
-    for record in records:
-        program_in = program_in_from_record(record, source_file=source_file)
-        years.add(program_in.fiscal_year)
-        _, outcome = upsert_program(
-            session=session, program_in=program_in, keep_keywords=record.keywords is None, history=history
-        )
-        setattr(report, outcome, getattr(report, outcome) + 1)
-    session.flush()
-    report.fiscal_years = sorted(years)
-    report.deactivated = _activate_newest_year(session)
-    record_event(
-        session=session,
-        action="programs.import",
-        entity="program",
-        actor=actor,
-        detail={
-            "source_file": source_file,
-            "added": report.added,
-            "updated": report.updated,
-            "unchanged": report.unchanged,
-            "fiscal_years": report.fiscal_years,
-        },
-    )
-    return report
-
-
-def _activate_newest_year(session: Session) -> int:
-    newest = session.exec(select(func.max(col(Program.fiscal_year)))).one()
-    if newest is None:
-        return 0
-    session.execute(
-        update(Program)
-        .where(col(Program.fiscal_year) == newest, col(Program.active).is_(False))
-        .values(active=True)
-    )
-    result = session.execute(
-        update(Program)
-        .where(col(Program.fiscal_year) < newest, col(Program.active).is_(True))
-        .values(active=False)
-    )
-    return rowcount_of(result)
 
 
 def list_programs(

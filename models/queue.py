@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from models.clock import JST
 from models.decisions import by_proposal, current_decisions
-from models.labels import CLOSED_STAGES, Verdict
+from models.labels import CLOSED_STAGES, Confidence, Verdict
 from models.pages import Page, clamp_page, like
 from models.review import programs_by_id
 from models.suggestions import (
@@ -31,7 +31,8 @@ from models.suggestions import (
 )
 from models.tables import Answer, Decision, MatchOutcome, MatchRun, Program, Proposal, Suggestion
 
-SORTS = ("newest", "oldest", "score", "title")
+SORTS = ("newest", "oldest", "score", "title", "confidence")
+CONFIDENCES = tuple(c.value for c in Confidence)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class QueueFilters:
     sort: str = "newest"
     received_from: date | None = None  # 受付日, in Japan time, both ends included
     received_to: date | None = None
+    confidence: str | None = None  # "high" / "medium" / "low" of the published outcome
 
     def reads_best(self) -> bool:
         """Whether a filter reads the best-score aggregate (the count must join it)."""
@@ -109,6 +111,23 @@ def _best_scores(run_id: int) -> Any:
         .outerjoin(online, online.c.proposal_id == col(Proposal.id))
         .where(or_(batch.c.proposal_id.is_not(None), has_online))
         .subquery()
+    )
+
+
+def _confidence_of_proposal(run_id: int) -> Any:
+    """Correlated scalar: the published outcome's confidence as a number
+    (high 0, medium 1, low 2; 3 when there is none), for sorting and filtering."""
+    rank = case(
+        (col(MatchOutcome.confidence) == Confidence.HIGH.value, 0),
+        (col(MatchOutcome.confidence) == Confidence.MEDIUM.value, 1),
+        (col(MatchOutcome.confidence) == Confidence.LOW.value, 2),
+        else_=3,
+    )
+    return (
+        select(rank)
+        .where(col(MatchOutcome.proposal_id) == col(Proposal.id), visible(run_id, MatchOutcome))
+        .limit(1)
+        .scalar_subquery()
     )
 
 
@@ -189,6 +208,9 @@ def _conditions(filters: QueueFilters, best: Any, run: MatchRun | None, run_id: 
     conditions.extend(_received_conditions(filters))
     if filters.department:
         conditions.append(_department_condition(filters.department, run_id))
+    if filters.confidence in CONFIDENCES:
+        wanted = CONFIDENCES.index(str(filters.confidence))
+        conditions.append(func.coalesce(_confidence_of_proposal(run_id), 3) == wanted)
     if filters.reviewed is not None:
         reviewed = reviewed_condition(run_id)
         conditions.append(reviewed if filters.reviewed else ~reviewed)
@@ -198,7 +220,9 @@ def _conditions(filters: QueueFilters, best: Any, run: MatchRun | None, run_id: 
     return conditions
 
 
-def _order(filters: QueueFilters, best: Any) -> list[Any]:
+def _order(filters: QueueFilters, best: Any, run_id: int) -> list[Any]:
+    if filters.sort == "confidence":
+        return [func.coalesce(_confidence_of_proposal(run_id), 3), col(Proposal.id).desc()]
     if filters.sort == "oldest":
         return [col(Proposal.id)]
     if filters.sort == "score":
@@ -212,16 +236,16 @@ Found = list[tuple[Proposal, float | None, Any]]
 
 
 def _page_rows(session: Session, filters: QueueFilters, best: Any, conditions: list[Any],
-               window: int, size: int) -> Found:
+               window: int, size: int, run_id: int) -> Found:
     """The page's proposals, with the aggregate's best score and new flag when joined."""
     if filters.joins_best():
         query = (
             select(Proposal, best.c.best, best.c.any_new)
             .outerjoin(best, best.c.proposal_id == col(Proposal.id))
-            .where(*conditions).order_by(*_order(filters, best)).offset(window).limit(size)
+            .where(*conditions).order_by(*_order(filters, best, run_id)).offset(window).limit(size)
         )
         return [(p, b, n) for p, b, n in session.exec(query)]
-    plain = select(Proposal).where(*conditions).order_by(*_order(filters, best)).offset(window).limit(size)
+    plain = select(Proposal).where(*conditions).order_by(*_order(filters, best, run_id)).offset(window).limit(size)
     return [(p, None, None) for p in session.exec(plain)]
 
 
@@ -245,7 +269,7 @@ def review_queue(
     conditions = _conditions(filters, best, run, run_id)
     total = _count(session, filters, best, conditions)
     page = clamp_page(page, total, page_size)
-    found = _page_rows(session, filters, best, conditions, (page - 1) * page_size, page_size)
+    found = _page_rows(session, filters, best, conditions, (page - 1) * page_size, page_size, run_id)
     rows = _queue_rows(session, found, run, top, joined=filters.joins_best())
     ids = {s.program_id for r in rows for s in r.suggestions} | {pid for r in rows for pid in r.decided}
     return QueueResult(page=Page(rows, page, page_size, total), programs=programs_by_id(session=session, ids=ids),

@@ -232,4 +232,8 @@ class MatchOutcome(SQLModel, table=True):
     best_semantic: float | None = None  # e5 cosine of the best program (semantic mode)
     best_exemplar: float | None = None  # e5 cosine of the nearest accepted proposal
     no_match: bool = False  # 該当なしの可能性: no program is a credible partner
+    # matcher.confidence: "high" / "medium" / "low" (low exactly when no_match);
+    # None for outcomes stored before levels existed.
+    confidence: str | None = Field(default=None, max_length=8)
+    ambiguous: bool = False  # the first two programs are a toss-up between departments
     created_at: datetime = Field(default_factory=utcnow)

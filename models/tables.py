@@ -49,14 +49,19 @@ class ProgramBase(SQLModel):
 
 
 class Program(ProgramBase, table=True):
-    # The stored row; (fiscal_year, external_id) is the catalogue key.
-    __table_args__ = (UniqueConstraint("fiscal_year", "external_id"),)
+    # The stored row; (fiscal_year, external_id) is the catalogue key. The
+    # import's flip finds the rows it (de)activates by (active, fiscal_year).
+    __table_args__ = (UniqueConstraint("fiscal_year", "external_id"),
+                      Index("ix_program_active_fiscal_year", "active", "fiscal_year"))
 
     id: int | None = Field(default=None, primary_key=True)
     source_file: str = Field(default="", max_length=500)
     active: bool = Field(default=True, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # The import that staged the row; seen only once it is published
+    # (models.program_imports). No foreign key: a plain ADD COLUMN on SQLite.
+    import_id: int | None = Field(default=None, index=True)
 
 
 class ProgramCreate(ProgramBase):
@@ -147,6 +152,9 @@ class Proposal(ProposalBase, table=True):
     external_ref: str | None = Field(default=None, max_length=EXTERNAL_REF_LENGTH, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Set when merged into another proposal (office.merging); no foreign key:
+    # a plain ADD COLUMN on SQLite (migration 0012).
+    merged_into_id: int | None = Field(default=None, index=True)
 
 
 def _bounded(name: str) -> Any:
@@ -329,6 +337,8 @@ class AuditEvent(AuditEventBase, table=True):
 
 # The matcher's runs and what they write, in a module of their own; imported
 # here so that every table has this one import path.
+from models.import_tables import ProgramChange, ProgramImport  # noqa: E402
+from models.related_tables import NotDuplicate, RelatedProposal, RelatedProposalPublic  # noqa: E402
 from models.run_tables import (  # noqa: E402
     BatchLock,
     EmbeddingCache,
@@ -339,6 +349,7 @@ from models.run_tables import (  # noqa: E402
     SuggestionItem,
     SuggestionPublic,
 )
+from models.theme_tables import ProjectProposal, Theme, ThemeMember  # noqa: E402, F401
 from models.workflow_tables import (  # noqa: E402
     Answer,
     AnswerCreate,
@@ -363,7 +374,9 @@ __all__ = [
     "OpinionRequestPublic", "Project", "ProjectCreate", "ProjectPublic",
     "ApiToken", "ApiTokenCreate", "AuditEvent", "AuditEventBase",
     "BatchLock", "Decision", "DecisionBase", "DecisionCreate", "DecisionPublic", "EmbeddingCache",
-    "MatchOutcome", "MatchRun", "MatchRunPublic", "Program", "ProgramBase", "ProgramCreate", "ProgramPublic",
+    "MatchOutcome", "MatchRun", "MatchRunPublic", "NotDuplicate", "RelatedProposal", "RelatedProposalPublic",
+    "Program", "ProgramBase", "ProgramChange", "ProgramCreate",
+    "ProgramImport", "ProgramPublic",
     "Proposal", "ProposalBase", "ProposalCreate", "ProposalPublic", "Suggestion", "SuggestionItem",
     "SuggestionPublic", "User", "UserBase", "UserCreate", "utcnow",
 ]

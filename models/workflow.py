@@ -13,6 +13,7 @@ from corpus.programs import split_departments
 from models.labels import RequestStatus, Stage
 from models.outbox import messages_for
 from models.tables import Proposal
+from models.theme_tables import ProjectProposal
 from models.workflow_tables import Answer, Department, MailMessage, OpinionRequest, Project
 
 # -- answers ------------------------------------------------------------------------
@@ -83,12 +84,18 @@ def unreminded_overdue(*, session: Session, today: date) -> list[tuple[OpinionRe
 
 
 def project_of(*, session: Session, proposal_id: int) -> Project | None:
-    return session.exec(select(Project).where(col(Project.proposal_id) == proposal_id)).first()
+    """The proposal's 協働事業: the one it leads, else the joint one it is linked to."""
+    led = session.exec(select(Project).where(col(Project.proposal_id) == proposal_id)).first()
+    if led is not None:
+        return led
+    query = select(Project).join(ProjectProposal, col(ProjectProposal.project_id) == col(Project.id))
+    return session.exec(query.where(col(ProjectProposal.proposal_id) == proposal_id)).first()
 
 
 def projects_launched(*, session: Session, start: date, end: date) -> list[Project]:
     """協働事業 whose agreement (協定締結日) falls in the plan period, in date order.
-    One row per proposal, so a second accepted pair never counts twice."""
+    One row per project, so a second accepted pair never counts twice, nor a
+    joint project of several proposals (models.theme_tables.ProjectProposal)."""
     query = select(Project).where(
         col(Project.agreement_date).is_not(None), col(Project.agreement_date) >= start, col(Project.agreement_date) <= end
     )

@@ -52,11 +52,12 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
-def check_password(password: str, username: str = "", *, minimum: int = MIN_PASSWORD_LENGTH) -> None:
-    """AccountError unless ``password`` follows the rule (PASSWORD_RULE)."""
-    if len(password) < minimum:
-        raise AccountError(f"the password must have at least {minimum} characters",
-                           f"パスワードは{minimum}文字以上にしてください。")
+def check_password(password: str, username: str = "") -> None:
+    """AccountError unless ``password`` follows the rule (PASSWORD_RULE): the
+    one check of every way a password is set (setup, /users, the commands)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
+                           f"パスワードは{MIN_PASSWORD_LENGTH}文字以上にしてください。")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise AccountError(f"the password must have at most {MAX_PASSWORD_LENGTH} characters",
                            f"パスワードは{MAX_PASSWORD_LENGTH}文字以内にしてください。")
@@ -109,13 +110,15 @@ def create_user(
     *, session: Session, username: str, password: str, display_name: str = "", email: str = "",
     is_admin: bool = False, actor: Actor = NOBODY,
 ) -> User:
-    """Store a coordinator with a hashed password and its event, commit; ValueError if the name is taken.
+    """Store a coordinator with a hashed password and its event, commit;
+    AccountError if the name is taken or the password breaks the rule.
 
     The first coordinator of an office is always an administrator, so an
     office set up from the command line can manage its users in the browser.
     """
     if user_by_name(session=session, username=username) is not None:
         raise AccountError(f"user {username!r} already exists", f"ユーザー名「{username}」はすでに使われています。")
+    check_password(password, username)
     check_email(email)
     is_admin = is_admin or not has_users(session=session)
     user = User(username=username, display_name=display_name or username, email=email, is_admin=is_admin,

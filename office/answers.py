@@ -9,7 +9,7 @@ transaction: its rows, its events, its e-mails, one commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -20,6 +20,7 @@ from models.clock import to_jst, utcnow
 from models.labels import CLOSED_STAGES, LABELS, RequestStatus, Stage
 from models.outbox import enqueue
 from models.tables import Proposal
+from models.themes import is_open, link_proposals, projects_of
 from models.workflow import draft_answer, project_of, requests_for
 from models.workflow_tables import Answer, AnswerCreate, Project, ProjectCreate
 from office.commands import NOBODY, Actor, Change, finish, move_stage
@@ -119,13 +120,55 @@ def save_project(*, session: Session, proposal: Proposal, project_in: ProjectCre
     if proposal.stage not in PROJECT_STAGES:
         raise ValueError(proposal.stage)
     project = project_of(session=session, proposal_id=proposal.id) or Project(proposal_id=proposal.id, name="")
+    _fill(session, project, project_in)
+    finish(session, Change(proposal=proposal), action="project.save", entity="project", entity_id=project.id or "",
+           actor=actor, detail={"proposal_id": proposal.id, "name": project.name,
+                                "agreement_date": project.agreement_date.isoformat() if project.agreement_date else None})
+    return project
+
+
+def _fill(session: Session, project: Project, project_in: ProjectCreate) -> None:
     for name, value in project_in.model_dump().items():
         setattr(project, name, value)
     project.collaboration_type = project_in.collaboration_type.value
     project.updated_at = utcnow()
     session.add(project)
     session.flush()
-    finish(session, Change(proposal=proposal), action="project.save", entity="project", entity_id=project.id or "",
-           actor=actor, detail={"proposal_id": proposal.id, "name": project.name,
-                                "agreement_date": project.agreement_date.isoformat() if project.agreement_date else None})
+
+
+class JointProjectError(ValueError):
+    """A joint 協働事業 that cannot be proposed; ``message`` says why, in Japanese."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def propose_joint_project(*, session: Session, proposals: Sequence[Proposal], project_in: ProjectCreate,
+                          actor: Actor = NOBODY) -> Project:
+    """One 協働事業 of several open proposals (from a theme, or selected): the
+    first one received leads (``Project.proposal_id``, so the pages of a single
+    project keep working; a project it already leads becomes the joint one;
+    any other proposal already in a 協働事業 is refused: JointProjectError),
+    every one is linked (``ProjectProposal``); one project, counted once toward
+    the plan. Each NPO sees it once an answer to its proposal is published."""
+    chosen = sorted({p.id: p for p in proposals if p.id is not None}.values(), key=lambda p: p.id or 0)
+    if len(chosen) < 2:
+        raise JointProjectError("共同の協働事業には、提案を二つ以上選んでください。")
+    if any(not is_open(p) for p in chosen):
+        raise JointProjectError("不採択・取り下げ・完了の提案、統合された提案は選べません。")
+    lead = chosen[0]
+    assert lead.id is not None
+    led = project_of(session=session, proposal_id=lead.id)
+    project = led if led is not None and led.proposal_id == lead.id else Project(proposal_id=lead.id, name="")
+    taken = projects_of(session=session, proposal_ids=[p.id for p in chosen if p.id is not None])
+    if any(pid != project.id for pid in taken.values()):
+        raise JointProjectError("選んだ提案の中に、すでに別の協働事業に含まれている提案があります。")
+    _fill(session, project, project_in)
+    assert project.id is not None
+    link_proposals(session=session, project_id=project.id, proposal_ids=[p.id for p in chosen if p.id is not None])
+    record_event(session=session, action="project.joint", entity="project", entity_id=project.id,
+                 actor=actor.name, user_id=actor.user_id,
+                 detail={"proposal_ids": [p.id for p in chosen], "lead_id": lead.id, "name": project.name})
+    session.commit()
     return project

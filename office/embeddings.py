@@ -75,6 +75,24 @@ def store_embeddings(*, engine: Engine, embedder: Embedder, keys: Iterable[str])
     return len(rows)
 
 
+class EmbeddingWriter:
+    """Stores the vectors a run computes as it goes (after each chunk), so a
+    run that fails or is killed later keeps those it paid for; each key is
+    written once (``stored``: the keys the table already holds)."""
+
+    def __init__(self, *, engine: Engine, embedder: Embedder, stored: set[str]):
+        self.engine, self.embedder, self.stored = engine, embedder, set(stored)
+
+    def write(self, keys: Iterable[str]) -> int:
+        """Store the cached vectors of ``keys`` not yet stored; the rows written."""
+        new = [key for key in dict.fromkeys(keys) if key not in self.stored]
+        if not new:
+            return 0
+        written = store_embeddings(engine=self.engine, embedder=self.embedder, keys=new)
+        self.stored.update(key for key in new if key in self.embedder.cache)
+        return written
+
+
 @dataclass
 class EmbeddingReport:
     n_texts: int

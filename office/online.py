@@ -19,6 +19,7 @@ from models.labels import Verdict
 from models.suggestions import newest_run_id, visible_pairs
 from models.tables import MatchOutcome, Suggestion
 from office.embeddings import store_embeddings
+from office.related import relate_online
 from office.rows import (
     DEFAULT_CHUNK_SIZE,
     DecisionContext,
@@ -119,4 +120,6 @@ def suggest_online(
     if embedder is not None:  # the nightly rematch then finds these texts embedded
         keys = [query_key(p, model_version=embedder.model_version) for p in texts]
         store_embeddings(engine=engine_of(session), embedder=embedder, keys=keys)
+    if not lexical_only:  # related proposals (the deferred full call does them when the form answers lexically)
+        relate_online(session=session, index=index, proposal_ids=proposal_ids)
     return len(rows)

@@ -23,18 +23,20 @@ from models.clock import utcnow
 from models.labels import RunStatus
 from models.locks import DEFAULT_STALE_AFTER, acquire, is_free, rowcount_of
 from models.programs import active_program_records
-from models.tables import MatchOutcome, MatchRun, Suggestion
-from office.embeddings import load_embeddings, store_embeddings
+from models.tables import MatchOutcome, MatchRun, RelatedProposal, Suggestion
+from office.embeddings import EmbeddingWriter, load_embeddings
 from office.online import Chunk, decision_context, full_ranking, ranked_rows
+from office.related import store_for_run
 from office.rows import DEFAULT_CHUNK_SIZE, DecisionContext, Row, outcome_row, rows_for_result
 from office.texts import all_proposal_texts
+from office.themes import regroup as regroup_themes
 
 if TYPE_CHECKING:
     from office.service import MatchingService
 
 REMATCH_LOCK = "rematch"
 STALE = "stale: the process running it stopped without finishing"
-PUBLISHED_TABLES = (Suggestion, MatchOutcome)
+PUBLISHED_TABLES = (Suggestion, MatchOutcome, RelatedProposal)
 
 
 @dataclass
@@ -72,7 +74,8 @@ def fit_ranked_rows(
     """
     by_id = {p.id: p for p in proposals}
     results = index.fit_match(
-        records, proposals, top_k=top_k, chunk_size=chunk_size, exemplars=context.exemplars(proposals)
+        records, proposals, top_k=top_k, chunk_size=chunk_size, exemplars=context.exemplars(proposals),
+        rejections=context.rejections(proposals),
     )
     rows: list[Row] = []
     outcomes: list[Row] = []
@@ -171,6 +174,7 @@ def rematch(
         run = _Run(engine, _start_run(engine, top_k, index.mode), lock.heartbeat, on_progress, after_chunk)
         try:
             report = run.execute(index, top_k, chunk_size)
+            store_for_run(engine=engine, run_id=run.run_id, index=index)  # related proposals, published with the run
             index.save(service.store.run_folder(run.run_id))
             _publish(engine, report, index.fingerprint())
         except BaseException as exc:
@@ -179,6 +183,7 @@ def rematch(
             raise
         _clean_up(engine, run.run_id)
         service.store.remove_older(run.run_id)
+        regroup_themes(engine=engine, index=index)  # after publication: the open proposals' themes
         return report
     finally:
         lock.release()
@@ -192,6 +197,7 @@ class _Run:
         self.engine, self.run_id, self.heartbeat = engine, run_id, heartbeat
         self.on_progress, self.after_chunk = on_progress, after_chunk
         self.written = self.new = self.done = 0
+        self.keep_embeddings: Callable[[Chunk], None] | None = None
 
     def execute(self, index: MatchIndex, top_k: int, chunk_size: int) -> RematchReport:
         started = time.perf_counter()
@@ -202,16 +208,20 @@ class _Run:
             context = decision_context(session)
         proposals = all_proposal_texts(self.engine)
         embedder = index.get_embedder()
-        stored = load_embeddings(engine=self.engine, embedder=embedder) if embedder else set()
         embedded_before = embedder.n_embedded if embedder else 0
+        if embedder is not None:
+            writer = EmbeddingWriter(engine=self.engine, embedder=embedder,
+                                     stored=load_embeddings(engine=self.engine, embedder=embedder))
+            self.keep_embeddings = _chunk_embeddings(index, writer, proposals)
         for chunk in fit_ranked_rows(index, records, proposals, context, top_k, chunk_size):
             self._write(chunk, len(proposals))
         self._redo_decided_meanwhile(index, proposals, context, top_k, chunk_size)
         n_embedded = 0
         if embedder is not None:
             n_embedded = embedder.n_embedded - embedded_before
-            used = [*index.passage_keys(), *(query_key(p, model_version=embedder.model_version) for p in proposals)]
-            store_embeddings(engine=self.engine, embedder=embedder, keys=[k for k in used if k not in stored])
+            # Every chunk stored its own; this writes what none did (nothing, as the rows stand).
+            writer.write([*index.passage_keys(),
+                          *(query_key(p, model_version=embedder.model_version) for p in proposals)])
         return RematchReport(
             self.run_id, len(proposals), len(records), self.written, self.new, time.perf_counter() - started,
             mode=index.mode, n_embedded=n_embedded,
@@ -259,6 +269,8 @@ class _Run:
         count, rows, outcomes = chunk
         with self.engine.begin() as connection:
             self._insert(connection, rows, outcomes)
+        if self.keep_embeddings:  # before the callbacks: a failure after this chunk keeps its vectors
+            self.keep_embeddings(chunk)
         self.written += len(rows)
         self.new += sum(1 for row in rows if row["is_new"])
         self.done += count
@@ -267,6 +279,26 @@ class _Run:
             self.on_progress(self.done, total)
         if self.after_chunk:
             self.after_chunk(self.run_id, self.written)
+
+
+def _chunk_embeddings(index: MatchIndex, writer: EmbeddingWriter, proposals: list[ProposalText]) -> Callable[[Chunk], None]:
+    """What stores a chunk's vectors. After the first chunk: every vector the
+    fit made (the programs', and the accepted and rejected pairings' proposals
+    of the exemplar banks) with the chunk's proposals'; after each other one,
+    the vectors of its proposals (one outcome row each)."""
+    version = writer.embedder.model_version
+    keys = {int(p.id): query_key(p, model_version=version) for p in proposals}
+    first = True
+
+    def keep(chunk: Chunk) -> None:
+        nonlocal first
+        if first:  # the keys of texts not embedded yet are skipped by the writer
+            writer.write([*index.passage_keys(), *keys.values()])
+            first = False
+        else:
+            writer.write(keys[row["proposal_id"]] for row in chunk[2] if row["proposal_id"] in keys)
+
+    return keep
 
 
 def _verdicts(context: DecisionContext, proposal_id: int) -> tuple[set[int], set[int]]:

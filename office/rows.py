@@ -54,18 +54,40 @@ class DecisionContext:
     def exemplars(self, proposals: Iterable[ProposalText]) -> list[Exemplar]:
         """The accepted pairings as exemplars of the semantic layer: each
         accepted proposal's text stands for its program."""
-        by_id = {p.id: p for p in proposals}
-        return [
-            Exemplar(str(program_id), by_id[str(proposal_id)])
-            for proposal_id, program_ids in sorted(self.accepted.items())
-            if str(proposal_id) in by_id
-            for program_id in sorted(program_ids)
-        ]
+        return _pairings(self.accepted, proposals)
+
+    def rejections(self, proposals: Iterable[ProposalText]) -> list[Exemplar]:
+        """The rejected pairings, as negative exemplars of the semantic layer:
+        a new proposal like a rejected one is pushed away from its program."""
+        return _pairings(self.rejected, proposals)
+
+
+def _pairings(pairs: dict[int, set[int]], proposals: Iterable[ProposalText]) -> list[Exemplar]:
+    by_id = {p.id: p for p in proposals}
+    return [
+        Exemplar(str(program_id), by_id[str(proposal_id)])
+        for proposal_id, program_ids in sorted(pairs.items())
+        if str(proposal_id) in by_id
+        for program_id in sorted(program_ids)
+    ]
 
 
 def terms(match: ProgramMatch) -> list[list[Any]]:
-    """The stored form of a match's explanation: ``[[term, weight, field], ...]``."""
-    return [[t.term, round(t.weight, 5), t.field] for t in match.terms[:STORED_TERMS]]
+    """The stored form of a match's explanation: ``[[term, weight, field], ...]``
+    with, when they are not the defaults, the kind (``"word"``) and the
+    matcher's lemma (the term itself): ``[term, weight, field, kind, lemma]``.
+    Rows stored before kinds existed are the three-item form, read alike
+    (web.highlight.stored_terms)."""
+    out = []
+    for t in match.terms[:STORED_TERMS]:
+        row: list[Any] = [t.term, round(t.weight, 5), t.field]
+        lemma = t.lemma or t.term
+        if t.kind != "word" or lemma != t.term:
+            row.append(t.kind)
+            if lemma != t.term:
+                row.append(lemma)
+        out.append(row)
+    return out
 
 
 def scores(match: ProgramMatch | None) -> Row:
@@ -148,4 +170,6 @@ def outcome_row(result: MatchResult) -> Row:
         "best_semantic": result.best_semantic,
         "best_exemplar": result.best_exemplar,
         "no_match": bool(result.no_match),
+        "confidence": result.confidence,
+        "ambiguous": bool(result.ambiguous),
     }

@@ -200,7 +200,7 @@ def app(database_url: str, tmp_path):
         {
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "DATABASE_URL": database_url,
-            "SECRET_KEY": "test",
+            "SECRET_KEY": "test" * 8,
             "TESTING": True,
             "WTF_CSRF_ENABLED": False,
         }

@@ -35,11 +35,12 @@ def test_match_jsonl_output_shape(runner, tmp_path):
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["proposal_id"] for line in lines] == ["a", "b"]
     first = lines[0]
-    assert set(first) == {"proposal_id", "no_match", "matches", "departments"}
+    assert set(first) == {"proposal_id", "no_match", "confidence", "ambiguous", "matches", "departments", "related"}
+    assert first["confidence"] in {"high", "medium", "low"} and isinstance(first["ambiguous"], bool)
     assert len(first["matches"]) == 3
     assert first["matches"][0]["program_id"] == "KN-B2001"
-    assert set(first["matches"][0]) == {"program_id", "program_name", "department", "score", "terms"}
-    assert set(first["matches"][0]["terms"][0]) == {"term", "weight", "field"}
+    assert set(first["matches"][0]) == {"program_id", "program_name", "department", "score", "terms", "other_weight"}
+    assert set(first["matches"][0]["terms"][0]) == {"term", "weight", "field", "kind"}
     assert lines[1]["matches"][0]["program_id"] == "H20-05"
     assert lines[1]["departments"][0]["department"] == "人事秘書課"
 
@@ -50,8 +51,9 @@ def test_match_table_and_csv_proposals(runner, tmp_path):
     result = runner.invoke(cli, ["match", "--proposals", str(path), "--format", "table"])
     assert result.exit_code == 0, result.output
     assert "■ a" in result.output and "共通語" in result.output and "担当課" in result.output
-    assert "共通の漢字: " in result.output
-    assert not re.search(r"字:\S", result.output)  # no raw 字:X feature names
+    # A person's table lists words only: no kanji features, with or without 字:.
+    assert "共通の漢字" not in result.output
+    assert not re.search(r"字:\S", result.output)
 
 
 def test_match_with_a_city_programs_file(runner, tmp_path):

@@ -93,7 +93,7 @@ def jobs(app, queue_kind: str, tmp_path: Path) -> Iterator[Jobs]:
 @pytest.fixture
 def bare_app(tmp_path: Path) -> Iterator:
     """An app whose database is never touched (queue-only tests)."""
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "t", "TESTING": True,
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "t" * 32, "TESTING": True,
                       "REMATCH_AT": _away_from_now()})
     yield app
     dispose(app)
@@ -159,19 +159,19 @@ def test_the_nightly_task_joins_a_rematch_already_queued(bare_jobs):
 def test_a_bad_rematch_at_stops_the_app_with_a_clear_error(tmp_path, monkeypatch, bad):
     monkeypatch.setenv("KYODO_REMATCH_AT", bad)
     with pytest.raises(ValueError, match=r"KYODO_REMATCH_AT: expected HH:MM in Japan time"):
-        create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "t"})
+        create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "t" * 32})
 
 
 def test_an_unknown_queue_url_stops_the_app(tmp_path, monkeypatch):
     monkeypatch.setenv("KYODO_QUEUE_URL", "amqp://127.0.0.1/")
     with pytest.raises(ValueError, match="KYODO_QUEUE_URL: expected redis://"):
-        create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "t"})
+        create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "t" * 32})
 
 
 def test_the_default_queue_is_a_sqlite_file_in_the_instance_folder(tmp_path):
     from web.jobs import get_jobs
 
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "inst"), "SECRET_KEY": "t"})
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "inst"), "SECRET_KEY": "t" * 32})
     huey = get_jobs(app).huey
     assert type(huey).__name__ == "SqliteHuey" and huey.storage.filename == str(tmp_path / "inst" / "jobs.sqlite3")
 
@@ -293,7 +293,7 @@ def worker_process_main() -> None:
     """The killed worker: a real ``run_worker`` consumer with the probe registered."""
     from web.jobs import run_worker
 
-    app = create_app({"INSTANCE_PATH": os.environ["PROBE_INSTANCE"], "SECRET_KEY": "t",
+    app = create_app({"INSTANCE_PATH": os.environ["PROBE_INSTANCE"], "SECRET_KEY": "t" * 32,
                       "REMATCH_AT": _away_from_now()})
     _register_probe(install_jobs(app, url=os.environ["PROBE_QUEUE_URL"], name=os.environ["PROBE_NAME"]))
     run_worker(app)

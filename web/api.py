@@ -16,7 +16,8 @@ from sqlmodel import select
 from werkzeug.datastructures import MultiDict
 
 from models.decisions import current_decisions, decision_history, is_standing
-from models.labels import Stage, parse_collaboration_type
+from models.labels import LABELS, Stage, parse_collaboration_type
+from models.related import RelatedItem, related_for
 from models.review import programs_by_id, search_programs
 from models.suggestions import outcomes_for, recent_runs, suggestions_for_proposal
 from models.tables import (
@@ -29,6 +30,7 @@ from models.tables import (
     Proposal,
     ProposalBase,
     ProposalPublic,
+    RelatedProposalPublic,
     Suggestion,
     SuggestionItem,
 )
@@ -154,6 +156,17 @@ def suggestion_json(s: Suggestion, program: Program | None, decision: Decision |
     return SuggestionItem.model_validate(s, update=joined).model_dump(mode="json")
 
 
+def related_json(item: RelatedItem) -> dict[str, Any]:
+    """RelatedProposalPublic as JSON: the other proposal, the pair's scores rounded to 4 places."""
+    other, row = item.other, item.row
+    return RelatedProposalPublic(
+        proposal_id=other.id or 0, receipt_number=other.receipt_number, title=other.title, stage=other.stage,
+        stage_label=LABELS[Stage(other.stage)], rank=row.rank, score=round(row.score, 4),
+        lexical_score=round(row.lexical, 4), semantic_score=None if row.semantic is None else round(row.semantic, 4),
+        terms=[str(t) for t in row.terms], likely_duplicate=item.duplicate,
+    ).model_dump(mode="json")
+
+
 def _page_json(rows: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:
     return {"items": rows, "page": page, "per_page": per_page, "total": total,
             "pages": max(1, math.ceil(total / per_page))}
@@ -259,7 +272,21 @@ def suggestions(proposal_id: int):  # type: ignore[no-untyped-def]
     current = {program: d for (_, program), d in current_decisions(session=db, proposal_ids=[proposal_id]).items()}
     items = [suggestion_json(s, programs.get(s.program_id), current.get(s.program_id)) for s in found]
     outcome = outcomes_for(session=db, proposal_ids=[proposal_id]).get(proposal_id)
-    return jsonify({"proposal_id": proposal.id, "no_match": unlikely_match(outcome), "items": items})
+    return jsonify({
+        "proposal_id": proposal.id, "no_match": unlikely_match(outcome),
+        "confidence": outcome.confidence if outcome is not None else None,
+        "ambiguous": bool(outcome is not None and outcome.ambiguous), "items": items,
+    })
+
+
+@bp.route("/proposals/<int:proposal_id>/related")
+@token_required
+def related(proposal_id: int):  # type: ignore[no-untyped-def]
+    """The most similar other proposals (any stage, any year), best first, with the duplicate flag."""
+    proposal = _proposal_or_404(proposal_id)
+    items = related_for(session=get_session(), proposal_id=proposal_id)
+    return jsonify({"proposal_id": proposal.id, "merged_into_id": proposal.merged_into_id,
+                    "items": [related_json(item) for item in items]})
 
 
 @bp.route("/proposals/<int:proposal_id>/decisions", methods=["GET"])

@@ -126,6 +126,8 @@ SENTENCES: dict[str, Callable[[AuditEvent, Names], Markup]] = {
     "answer.draft": _simple("{who}が{proposal}への回答（{stage}）を下書き保存"),
     "answer.publish": _simple("{who}が{proposal}への回答（{stage}）を公開"),
     "project.save": _simple("{who}が{proposal}の協働事業「{name}」を記録"),
+    "rematch.request": lambda event, names: Markup("{}が今すぐ再マッチを{}").format(
+        _who(event), "予約" if (event.detail or {}).get("queued") else "依頼（実行中の再マッチに合流）"),
 }
 
 

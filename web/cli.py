@@ -6,12 +6,13 @@ from __future__ import annotations
 import click
 
 from matcher.cli import evaluate_command, match_command
+from matcher.cli_themes import themes_command
 
 # Commands that may create the instance (its folder and SQLite database), and
 # those that never open it. Any other command run where there is no instance
 # stops instead of quietly starting a second, empty one.
 CREATES_INSTANCE = {"serve", "db"}
-NO_INSTANCE = {"match", "evaluate", "settings"}
+NO_INSTANCE = {"match", "evaluate", "themes", "settings"}
 
 
 @click.group()
@@ -51,6 +52,7 @@ def missing_instance() -> str | None:
 
 cli.add_command(match_command)
 cli.add_command(evaluate_command)
+cli.add_command(themes_command)
 
 
 @cli.command("serve")
@@ -62,7 +64,8 @@ def serve_command(host: str, port: int) -> None:
     The job queue's worker runs inside it (e-mail every minute, the nightly
     rematch at KYODO_REMATCH_AT, rematches queued by edits; docs/jobs.md), so no
     cron is needed. On an instance with no coordinator yet it prints a one-time
-    setup address. For production run gunicorn 'web:create_app()' and
+    setup address. For production run gunicorn -c python:web.gunicorn_conf
+    'web:create_app()' (docs/production.md) and
     kyodo worker beside it.
     """
     from web import create_app

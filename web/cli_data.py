@@ -21,7 +21,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from corpus import FileFormatError, InvalidRowsError, load_programs_report, read_rows
+from corpus import FileFormatError, InvalidRowsError, read_rows
+from web.uploads import read_limits
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
 
@@ -135,30 +136,48 @@ def programs_import_command(path: Path, fiscal_year_text: str | None, skip_inval
     from corpus.programs import fiscal_year_label, parse_fiscal_year
     from models.clock import fiscal_year as fiscal_year_of
     from models.clock import utcnow
-    from office.catalogue import import_catalogue
-    from office.commands import Actor
+    from models.program_imports import report_of
+    from office.catalogue import ImportFile
 
     try:
         fiscal_year = parse_fiscal_year(fiscal_year_text) if fiscal_year_text else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fiscal-year") from None
-    current = fiscal_year_of(utcnow())
-    try:
-        result = load_programs_report(path, fiscal_year=fiscal_year, default_fiscal_year=current)
-    except FileFormatError as exc:
-        raise click.ClickException(str(exc)) from exc
-    errors = list(result.errors)
-    records = list(result.programs)
-    if result.defaulted:
-        click.echo(f"年度の列も --fiscal-year もない行は {fiscal_year_label(current)} として取り込みます", err=True)
-    if errors and not skip_invalid:
-        raise _bad_rows(path, errors)
-    with _database() as (app, engine), Session(engine) as session:
-        report = import_catalogue(session=session, records=records, source_file=path.name, actor=Actor(name="cli"))
-        changed = report.added or report.updated or report.deactivated
+    with _database() as (app, engine):
+        file = ImportFile(path, fiscal_year, fiscal_year_of(utcnow()), read_limits(app.config), skip_invalid)
+        batch = _import_programs(engine, file)
+        if batch.default_fiscal_year is not None:
+            label = fiscal_year_label(batch.default_fiscal_year)
+            click.echo(f"年度の列も --fiscal-year もない行は {label} として取り込みます", err=True)
+        changed = batch.added or batch.updated or batch.deactivated
         queued = _queue_rematch(app, f"catalogue {path.name}") if changed else ""
-    skipped = f"; skipped {len(errors)} invalid rows" if errors else ""
-    click.echo(f"{path.name}: {report.summary()}{skipped}{queued}")
+    skipped = f"; skipped {batch.skipped} invalid rows" if batch.skipped else ""
+    click.echo(f"{path.name}: {report_of(batch).summary()}{skipped}{queued}")
+
+
+def _import_programs(engine: Engine, file: Any) -> Any:
+    """office.catalogue.import_catalogue with a progress bar on a terminal; a
+    refused file is one ClickException line, as before the database is touched."""
+    from models.import_tables import BAD_ROWS, PUBLISHED
+    from models.locks import LockHeld
+    from office.catalogue import import_catalogue
+    from office.commands import Actor
+
+    def progress(done: int, total: int) -> None:
+        click.echo(f"\rstaged {done:,} / {total:,} rows", nl=done == total, err=True)
+
+    try:
+        batch = import_catalogue(engine=engine, file=file, actor=Actor(name="cli"),
+                                 after_chunk=progress if sys.stderr.isatty() else None)
+    except LockHeld as exc:
+        raise click.ClickException(f"another import is running ({exc}); try again when it ends") from None
+    if batch.status == PUBLISHED:
+        return batch
+    if batch.failure == BAD_ROWS:
+        lines = "; ".join(f"line {p['line']}: {p['message']}" if p.get("line") else p["message"] for p in batch.problems)
+        raise click.ClickException(f"{file.path.name}: {len(batch.problems)} invalid rows, nothing imported ({lines}); "
+                                   "fix them or pass --skip-invalid")
+    raise click.ClickException(batch.error or f"{file.path.name}: nothing imported")
 
 
 @programs_group.command("export")
@@ -205,7 +224,7 @@ def programs_keywords_command(path: Path, fiscal_year: int | None) -> None:
     from office.commands import Actor
 
     try:
-        keywords = load_keywords(path)
+        keywords = load_keywords(path, read_limits(_app().config))
     except InvalidRowsError as exc:
         lines = "; ".join(f"line {e.line}: {e.message}" for e in exc.errors)
         raise click.ClickException(f"{path.name}: {len(exc.errors)} invalid rows, nothing changed ({lines})") from exc
@@ -249,7 +268,7 @@ def proposals_import_command(path: Path, skip_invalid: bool) -> None:
     from web.db import get_matching
 
     try:
-        rows = list(read_rows(path))
+        rows = list(read_rows(path, read_limits(_app().config)))
         proposals_in = proposals_from_rows(path, rows, skip_invalid=skip_invalid)
     except InvalidRowsError as exc:
         raise _bad_rows(path, exc.errors) from exc

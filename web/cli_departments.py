@@ -10,7 +10,8 @@ import click
 from sqlmodel import Session
 
 from corpus import FileFormatError, InvalidRowsError
-from web.cli_data import _database
+from web.cli_data import _app, _database
+from web.uploads import read_limits
 
 
 @click.group("departments")
@@ -34,7 +35,7 @@ def departments_import_command(path: Path) -> None:
     from office.departments import import_departments
 
     try:
-        records = load_departments(path)
+        records = load_departments(path, read_limits(_app().config))
     except InvalidRowsError as exc:
         lines = "\n".join(f"line {e.line}: {e.message}" if e.line else e.message for e in exc.errors)
         raise click.ClickException(f"{path.name}: {len(exc.errors)} invalid rows, nothing imported\n{lines}") from exc

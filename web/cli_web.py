@@ -16,8 +16,6 @@ from sqlmodel import Session, select
 from models.tables import ApiToken, User
 from office.commands import Actor
 
-LEGACY_MIN_PASSWORD_LENGTH = 8  # kyodo users create only; see there
-
 
 @contextmanager
 def _session() -> Iterator[Session]:
@@ -52,14 +50,11 @@ def _read_password(password_stdin: bool) -> str:
 @click.option("--admin", is_flag=True, help="Make the user an administrator (manages users at /users). "
               "The first user always is one.")
 def users_create(name: str, password_stdin: bool, display_name: str, email: str, admin: bool) -> None:
-    """Create the coordinator NAME; asks for the password twice unless --password-stdin."""
+    """Create the coordinator NAME (a password of at least 12 characters, not
+    the name); asks for the password twice unless --password-stdin."""
     from office.accounts import AccountError, create_user
 
     password = _read_password(password_stdin)
-    # 8, not the 12 of the browser and `users password`: scripts written
-    # against this command before the rule was raised keep working.
-    if len(password) < LEGACY_MIN_PASSWORD_LENGTH:
-        raise click.ClickException(f"the password must have at least {LEGACY_MIN_PASSWORD_LENGTH} characters")
     if not name.strip() or len(name) > 100:
         raise click.ClickException("NAME must have 1 to 100 characters")
     with _session() as session:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from models.db import init_db, make_engine
+from office.catalogue import recover_interrupted_imports
 from office.rematch import recover_stale_runs
 from office.service import MatchingService
 
@@ -33,6 +34,7 @@ class _State:
                 engine = make_engine(self.url)
                 init_db(engine)
                 recover_stale_runs(engine=engine)
+                recover_interrupted_imports(engine=engine)
                 self.engine = engine
             return self.engine
 

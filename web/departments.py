@@ -2,33 +2,39 @@
 (the ``kyodo departments import`` of the command line), the export, and an
 edit form per department. Login required.
 
-A department's own page (its programs and their proposals) stays the
-``programs.department`` view, which other pages link to.
+A department's own page (its programs and the proposals matched to them, a
+page of each at a time) is :func:`department_page`, served as the
+``programs.department`` endpoint that other pages link to.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from flask import (
     Blueprint,
     Flask,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
+    request,
     url_for,
 )
 
 from corpus import FileFormatError, InvalidRowsError
+from models.department_page import department_pairs_page, department_programs_page
 from models.departments import department_rows, export_csv, load_departments
 from models.workflow import all_departments, department_by_name
 from office.departments import import_departments, update_department
 from web.auth import current_actor, require_login
 from web.db import get_session
 from web.department_forms import DepartmentForm, DepartmentsImportForm
+from web.uploads import read_limits
 
 bp = Blueprint("departments", __name__)
 bp.before_request(require_login)
@@ -60,7 +66,7 @@ def upload():  # type: ignore[no-untyped-def]
         path = Path(folder) / f"upload{Path(upload.filename or '').suffix.lower()}"
         upload.save(path)
         try:
-            records = load_departments(path)
+            records = load_departments(path, read_limits())
         except InvalidRowsError as exc:
             form.file.errors = [f"{len(exc.errors)}件の問題があるため、何も取り込んでいません。直してからもう一度送ってください。"]
             problems = [f"{e.line}行目：{e.ja}" if e.line else e.ja for e in exc.errors]
@@ -104,6 +110,29 @@ def edit(name: str):  # type: ignore[no-untyped-def]
         flash("保存できませんでした。入力欄の説明を確認してください。", "error")
     status = 400 if form.errors else 200
     return render_template("departments_edit.html", department=department, form=form), status
+
+
+def _page_number(name: str) -> int:
+    raw = request.args.get(name, "1")
+    return int(raw) if raw.isdecimal() and raw.isascii() and 0 < len(raw) < 7 else 1
+
+
+def department_page(name: str) -> Any:
+    """One department (its 部, e-mail and 所掌事務, when it is a record), a page
+    of its programs (``?page=``) and a page of the proposals matched or paired
+    with them (``?pairs=``): one link to send."""
+    db = get_session()
+    size = current_app.config["PAGE_SIZE"]
+    programs = department_programs_page(session=db, department=name, page=_page_number("page"), page_size=size)
+    record = department_by_name(session=db, name=name)
+    if programs.total == 0 and record is None:
+        abort(404)
+    pairs = department_pairs_page(session=db, department=name, page=_page_number("pairs"), page_size=size)
+    return render_template(
+        "department.html", name=name, record=record, programs=programs, pairs_page=pairs, pairs=pairs.rows,
+        programs_url=lambda n: url_for("programs.department", name=name, page=n, pairs=pairs.number),
+        pairs_url=lambda n: url_for("programs.department", name=name, page=programs.number, pairs=n),
+    )
 
 
 def init_app(app: Flask) -> None:

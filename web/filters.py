@@ -7,7 +7,6 @@ from datetime import datetime
 from flask import Flask
 
 from corpus.programs import split_departments
-from matcher.index import KANJI_PREFIX
 from models.clock import to_jst
 from models.labels import (
     AUDIT_ACTIONS,
@@ -23,7 +22,7 @@ from models.labels import (
 from models.suggestions import comparable_score
 from models.tables import MatchOutcome
 from web.db import get_matching
-from web.highlight import highlight
+from web.highlight import highlight, shown_terms, term_lemmas
 
 
 def jst(value: datetime | None, fmt: str = "%Y年%m月%d日 %H:%M") -> str:
@@ -57,20 +56,6 @@ def verdict_label(code: str | None) -> str:
     return "未判断"
 
 
-def word_terms(terms: list) -> list[str]:
-    """Shared words of a suggestion (its stored ``[term, weight, field]`` rows)."""
-    return [t[0] for t in terms if not str(t[0]).startswith(KANJI_PREFIX)]
-
-
-def kanji_terms(terms: list) -> list[str]:
-    """Shared single kanji (the matcher's ``字:`` features), without the prefix.
-
-    Shown apart and not highlighted: marking every 地 or 市 in two texts would
-    bury the words that explain the pairing.
-    """
-    return [str(t[0])[len(KANJI_PREFIX) :] for t in terms if str(t[0]).startswith(KANJI_PREFIX)]
-
-
 def unlikely_match(outcome: MatchOutcome | None) -> bool:
     """該当なしの可能性: the matcher's no_match verdict for the published run,
     as it computed it (stored beside the suggestions). A proposal without an
@@ -87,7 +72,8 @@ def score_width(score: float | None) -> float:
 
 _CODES = {"request": RequestStatus, "opinion": Opinion, "mail": MailStatus, "stage": Stage}
 MAIL_KINDS = {"receipt": "受付のお知らせ", "answer": "回答のお知らせ", "opinion_request": "所見のご依頼",
-              "reminder": "所見の督促", "digest": "日次のまとめ"}
+              "reminder": "所見の督促", "digest": "日次のまとめ",
+              "merged": "提案の統合のお知らせ"}
 
 
 def code_label(code: str | None, kind: str) -> str:
@@ -120,8 +106,8 @@ def init_app(app: Flask) -> None:
     app.add_template_global(unlikely_match)
     app.add_template_filter(score_width)
     app.add_template_filter(comparable_score)
-    app.add_template_filter(word_terms)
-    app.add_template_filter(kanji_terms)
+    app.add_template_filter(shown_terms)
+    app.add_template_filter(term_lemmas)
     app.add_template_filter(jst)
     app.add_template_filter(jst_date)
     app.add_template_filter(stage_label)

@@ -6,16 +6,69 @@ misses inflected verbs and full-width letters. The text is parsed with the
 matcher's own tagger; each token whose lemma (or whose lemma joined with its
 neighbour's) is a term is marked, and its span is mapped back to the
 original characters. Everything else is escaped.
+
+A suggestion's stored terms are read here too (:func:`stored_terms`, old rows
+included): a person is shown the proposal's words (:func:`shown_terms`), and
+the texts are marked by their lemmas (:func:`term_lemmas`).
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from markupsafe import Markup, escape
 
-from matcher.tokenize import parse_tokens
+from matcher.counting import KANJI_PREFIX
+from matcher.explain import SHOWN_KINDS
+from matcher.tokenize import FUNCTION_LEMMAS, parse_tokens
+
+
+class StoredTerm(NamedTuple):
+    """One stored shared term of a suggestion: as the proposal wrote it, its
+    weight, the program's field, its kind and the matcher's lemma."""
+
+    term: str
+    weight: float
+    field: str
+    kind: str
+    lemma: str
+
+
+def stored_terms(rows: Any) -> list[StoredTerm]:
+    """A suggestion's stored ``terms``: ``[term, weight, field, kind, lemma]``
+    (kind and lemma left out when they are ``"word"`` and the term itself),
+    or rows stored before kinds existed, ``[term, weight, field]`` with a
+    lemma as term: their kind is inferred (a ``字:`` feature is a kanji, a
+    function-word lemma a function word). Anything else is skipped."""
+    out = []
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, list | tuple) or len(row) < 3 or not isinstance(row[0], str):
+            continue
+        term, weight, field = row[0], row[1], str(row[2])
+        weight = float(weight) if isinstance(weight, int | float) else 0.0
+        if len(row) > 3:
+            lemma = str(row[4]) if len(row) > 4 else term
+            out.append(StoredTerm(term, weight, field, str(row[3]), lemma))
+        elif term.startswith(KANJI_PREFIX):
+            out.append(StoredTerm(term[len(KANJI_PREFIX) :], weight, field, "kanji", term))
+        else:
+            kind = "function" if term in FUNCTION_LEMMAS else "keyword" if field == "keywords" else "word"
+            out.append(StoredTerm(term, weight, field, kind, term))
+    return out
+
+
+def shown_terms(rows: Any) -> list[StoredTerm]:
+    """The stored terms a person is shown: words, キーワード and compounds,
+    never single-kanji features or function words."""
+    return [t for t in stored_terms(rows) if t.kind in SHOWN_KINDS]
+
+
+def term_lemmas(rows: Any) -> list[str]:
+    """The lemmas of :func:`shown_terms`, what :func:`highlight` marks (a
+    program may write 子供 where the proposal wrote 子ども)."""
+    return [t.lemma for t in shown_terms(rows)]
 
 
 def _normalized_with_map(text: str) -> tuple[str, list[int]]:

@@ -7,6 +7,7 @@ registry. ``kyodo worker`` calls ``create_app()`` (the same factory and
 KYODO_* settings as the web app) and runs the consumer of that app's huey;
 the web processes build the same tasks to enqueue them. Both sides only need
 the same KYODO_QUEUE_URL. huey's own ``huey_consumer`` command is not used.
+The catalogue import's task hands its work to :mod:`web.catalogue_import`.
 
 Times: huey runs with ``utc=True``, so the consumer hands naive UTC times to
 the periodic validators; :func:`at_jst` converts them to Japan time before
@@ -48,6 +49,7 @@ SEEN_KEY = "kyodo:worker-seen"  # refreshed every minute by the mail task: is a 
 REMATCH_RETRIES = 2  # a failed or killed rematch runs again twice, 5 minutes apart
 REMATCH_RETRY_DELAY = 300
 LOCKED_RETRY_DELAY = 60  # another rematch (cron, a second worker) holds the lock: try again
+IMPORT_RETRIES = 2  # an import whose worker was killed starts over, twice at most
 # A queued flag older than this whose task is nowhere (queue, schedule, lease)
 # was left by a lost task; a new request replaces it instead of waiting forever.
 ORPHAN_AFTER = timedelta(minutes=2)
@@ -129,6 +131,7 @@ class Jobs:
     send_mail: Any = None
     nightly_rematch: Any = None
     recover: Any = None
+    import_programs: Any = None
 
     def flag(self, task_id: str, reason: str) -> dict[str, str]:
         return {"task_id": task_id, "reason": reason, "queued_at": utcnow().isoformat()}
@@ -169,7 +172,15 @@ def _register_tasks(jobs: Jobs) -> None:
     def recover() -> None:
         recover_interrupted(jobs)
 
+    @huey.task(retries=IMPORT_RETRIES, retry_delay=LOCKED_RETRY_DELAY, context=True, name="import_programs")
+    def import_programs(import_id: int, path: str, fiscal_year: int | None = None,
+                        default_fiscal_year: int | None = None, task: Any = None) -> None:
+        from web.catalogue_import import run_queued_import
+
+        run_queued_import(app, import_id, path, fiscal_year, default_fiscal_year)
+
     jobs.rematch, jobs.send_mail, jobs.nightly_rematch, jobs.recover = rematch, send_mail, nightly_rematch, recover
+    jobs.import_programs = import_programs
 
 
 def _run_rematch(jobs: Jobs, reason: str, task: Any) -> None:

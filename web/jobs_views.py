@@ -17,9 +17,10 @@ from models.locks import is_free
 from models.suggestions import recent_runs
 from models.tables import MatchOutcome, MatchRun, Proposal
 from office.rematch import REMATCH_LOCK
+from office.rematch_requests import record_rematch_request
 from web import jobs
-from web.auth import require_login
-from web.db import get_engine
+from web.auth import current_actor, require_login
+from web.db import get_engine, get_session
 
 bp = Blueprint("jobs", __name__)
 WORKER_SILENT_AFTER = timedelta(minutes=3)  # the worker's mail task runs every minute
@@ -45,6 +46,7 @@ def rematch_now():  # type: ignore[no-untyped-def]
         current_app.logger.exception("jobs: 今すぐ再マッチ could not be queued")
         flash("再マッチを予約できませんでした（ジョブキューに接続できません）。管理者に連絡してください。", "error")
         return redirect(url_for("review.dashboard"))
+    record_rematch_request(session=get_session(), queued=queued, actor=current_actor())
     flash(QUEUED_MESSAGE if queued else "再マッチはすでに予約されています（数分で候補に反映されます）", "info")
     return redirect(url_for("review.dashboard"))
 

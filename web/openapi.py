@@ -21,6 +21,7 @@ from models.tables import (
     ProposalBase,
     ProposalCreate,
     ProposalPublic,
+    RelatedProposalPublic,
     SuggestionItem,
 )
 from models.workflow_tables import (
@@ -64,6 +65,7 @@ SHOWN: dict[str, type[SQLModel]] = {
     "Decision": DecisionPublic,
     "Run": MatchRunPublic,
     "Suggestion": SuggestionItem,
+    "RelatedProposal": RelatedProposalPublic,
     "OpinionRequest": OpinionRequestPublic,
     "Answer": AnswerPublic,
 }
@@ -170,15 +172,37 @@ SCHEMAS: dict[str, Any] = {
     },
     "SuggestionList": {
         "type": "object",
-        "required": ["proposal_id", "no_match", "items"],
+        "required": ["proposal_id", "no_match", "confidence", "ambiguous", "items"],
         "properties": {
             "proposal_id": _ID,
             "no_match": {
                 "type": "boolean",
-                "description": "no suggested program is a credible partner: the rule of the index that scored "
-                "them (lexical: best score < 0.09; semantic: best lexical_score + 2 × best semantic_score < 1.82)",
+                "description": "no suggested program is a credible partner (confidence low): the rule of the index "
+                "that scored them (lexical: best score < 0.0568; semantic: best lexical_score + 2 × best "
+                "semantic_score < 1.7838)",
+            },
+            "confidence": {
+                "type": "string",
+                "nullable": True,
+                "enum": ["high", "medium", "low", None],
+                "description": "how sure the matcher is of the first suggestion (docs/quality.md): high, medium, "
+                "or low (= no_match); null when the proposal was matched before levels existed or not yet",
+            },
+            "ambiguous": {
+                "type": "boolean",
+                "description": "the first two programs belong to different departments and are within the "
+                "calibrated margin of each other",
             },
             "items": {"type": "array", "items": _ref("Suggestion")},
+        },
+    },
+    "RelatedList": {
+        "type": "object",
+        "required": ["proposal_id", "merged_into_id", "items"],
+        "properties": {
+            "proposal_id": _ID,
+            "merged_into_id": _nullable({**_ID, "description": "the proposal this one was merged into (統合先)"}),
+            "items": {"type": "array", "items": _ref("RelatedProposal")},
         },
     },
     "DecisionCreate": {
@@ -318,6 +342,11 @@ PATHS: dict[str, Any] = {
     "/api/v1/proposals/{proposal_id}/suggestions": {
         "get": _op("Suggested programs, best first",
                    {"200": _json(_ref("SuggestionList"), "suggestions"), "404": _error("no such proposal")},
+                   parameters=[_PROPOSAL_ID]),
+    },
+    "/api/v1/proposals/{proposal_id}/related": {
+        "get": _op("The most similar other proposals (any stage, any fiscal year), best first",
+                   {"200": _json(_ref("RelatedList"), "related proposals"), "404": _error("no such proposal")},
                    parameters=[_PROPOSAL_ID]),
     },
     "/api/v1/proposals/{proposal_id}/decisions": {

@@ -19,27 +19,45 @@ from flask import (
     url_for,
 )
 
-from corpus import FileFormatError, InvalidRowsError, load_keywords, load_programs_report
-from corpus.programs import fiscal_year_label
+from corpus import FileFormatError, InvalidRowsError, load_keywords
+from models.clock import as_utc, utcnow
 from models.clock import fiscal_year as fiscal_year_of
-from models.clock import utcnow
+from models.import_tables import FINISHED, PUBLISHED
+from models.locks import LockHeld
+from models.program_imports import recent_imports
 from models.programs import UnknownProgramIds, export_csv, list_programs
 from models.review import (
-    department_programs,
     departments,
     pairs_for_programs,
     programs_without_keywords,
 )
-from models.tables import Program
-from models.workflow import department_by_name
-from office.catalogue import import_catalogue, import_program_keywords, set_program_keywords
+from models.tables import Program, ProgramImport
+from office.catalogue import (
+    ImportFile,
+    fail_unqueued,
+    import_program_keywords,
+    run_import,
+    set_program_keywords,
+    start_import,
+)
 from office.search import find_programs
 from web.auth import current_actor, require_login
-from web.db import get_session
+from web.catalogue_import import (
+    failure_summary,
+    problem_lines,
+    queue_import,
+    queue_rematch_after,
+    result_message,
+    upload_path,
+)
+from web.db import get_engine, get_session
+from web.departments import department_page
 from web.forms import KeywordsForm, ProgramsImportForm
-from web.jobs import QueueError, request_rematch
+from web.jobs import QueueError, last_seen_worker, request_rematch
+from web.uploads import read_limits
 
 bp = Blueprint("programs", __name__)
+REFRESH_SECONDS = 3  # how often a running import's page reloads itself
 
 
 bp.before_request(require_login)
@@ -105,18 +123,8 @@ def program(program_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/departments/<path:name>")
 def department(name: str):  # type: ignore[no-untyped-def]
-    """One department (its 部, e-mail and 所掌事務, when it is a record), its
-    programs and the proposals matched to them: one link to send."""
-    db = get_session()
-    programs = department_programs(session=db, department=name)
-    record = department_by_name(session=db, name=name)
-    if not programs and record is None:
-        abort(404)
-    ids = [p.id for p in programs if p.id is not None]
-    return render_template(
-        "department.html", name=name, record=record, programs=programs,
-        pairs=pairs_for_programs(session=db, program_ids=ids),
-    )
+    """One department's page, paginated (web.departments.department_page)."""
+    return department_page(name)
 
 
 @bp.route("/programs/export.csv")
@@ -134,26 +142,93 @@ def export():  # type: ignore[no-untyped-def]
 def upload():  # type: ignore[no-untyped-def]
     """Import the city's program list (or the coordinator's keywords) from the
     spreadsheet it already has: the ``kyodo programs import`` / ``keywords``
-    of the command line, all or nothing, each bad line named."""
+    of the command line, all or nothing, each bad line named. A large program
+    list is imported by the worker: the page of its progress follows."""
     form = ProgramsImportForm()
     if not form.validate_on_submit():
-        status = 400 if form.errors else 200
-        return render_template("programs_import.html", form=form, problems=[]), status
+        return _upload_page(form, [], 400 if form.errors else 200)
     upload = form.file.data
-    suffix = Path(upload.filename or "").suffix.lower()
+    if form.kind.data != "keywords":
+        return _upload_catalogue(form)
     with tempfile.TemporaryDirectory(prefix="kyodo-upload-") as folder:
-        path = Path(folder) / f"upload{suffix}"
+        path = Path(folder) / f"upload{Path(upload.filename or '').suffix.lower()}"
         upload.save(path)
         try:
-            if form.kind.data == "keywords":
-                message = _import_keywords(path, form.year)
-            else:
-                message = _import_catalogue(path, form.year, (upload.filename or path.name)[:200])
+            message = _import_keywords(path, form.year)
         except _Rejected as rejected:
             form.file.errors = [rejected.summary]
-            return render_template("programs_import.html", form=form, problems=rejected.problems), 400
+            return _upload_page(form, rejected.problems, 400)
     flash(f"{upload.filename}：{message}", "info")
     return redirect(url_for("programs.catalogue"))
+
+
+def _upload_page(form: ProgramsImportForm, problems: list[str], status: int):  # type: ignore[no-untyped-def]
+    recent = recent_imports(session=get_session(), limit=5)
+    return render_template("programs_import.html", form=form, problems=problems, recent=recent), status
+
+
+def _upload_catalogue(form: ProgramsImportForm):  # type: ignore[no-untyped-def]
+    """Keep the file, then import it now (small) or queue it (large, or another import is running)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    upload = form.file.data
+    source_file = (upload.filename or "upload")[:200]
+    batch = start_import(session=get_session(), source_file=source_file, actor=_actor(), fiscal_year=form.year)
+    path = upload_path(app, batch.id or 0, Path(source_file).suffix.lower())
+    upload.save(path)
+    file = ImportFile(path, form.year, fiscal_year_of(utcnow()), read_limits())
+    if path.stat().st_size <= app.config["IMPORT_BACKGROUND_BYTES"]:
+        try:
+            batch = run_import(engine=get_engine(), import_id=batch.id or 0, file=file)
+        except LockHeld:
+            pass  # another import is running: this one waits for it in the worker
+        else:
+            path.unlink(missing_ok=True)
+            return _imported(form, batch, app)
+    try:
+        queue_import(app, batch, file)
+    except QueueError as exc:
+        current_app.logger.exception("jobs: import %s could not be queued", batch.id)
+        path.unlink(missing_ok=True)
+        fail_unqueued(session=get_session(), batch=batch, error=str(exc))
+        form.file.errors = ["取り込みを予約できませんでした（ジョブキューに接続できません）。管理者に連絡してください。"]
+        return _upload_page(form, [], 503)
+    return redirect(url_for("programs.import_status", import_id=batch.id))
+
+
+def _imported(form: ProgramsImportForm, batch: ProgramImport, app: Flask):  # type: ignore[no-untyped-def]
+    if batch.status != PUBLISHED:
+        form.file.errors = [failure_summary(batch)]
+        return _upload_page(form, problem_lines(batch), 400)
+    flash(f"{batch.source_file}：{result_message(batch)}{queue_rematch_after(app, batch)}", "info")
+    return redirect(url_for("programs.catalogue"))
+
+
+@bp.route("/programs/imports/<int:import_id>")
+def import_status(import_id: int):  # type: ignore[no-untyped-def]
+    """One import's progress (the page reloads itself until it ends), then its result."""
+    batch = get_session().get(ProgramImport, import_id)
+    if batch is None:
+        abort(404)
+    running = batch.status not in FINISHED
+    percent = int(100 * batch.rows_done / batch.rows_total) if batch.rows_total else 0
+    page = render_template(
+        "programs_import_status.html", batch=batch, running=running, percent=percent,
+        summary=result_message(batch) if batch.status == PUBLISHED else failure_summary(batch),
+        problems=problem_lines(batch), worker_silent=running and _worker_silent(),
+    )
+    # A Refresh header rather than a script: the page works under a CSP without inline scripts.
+    return page, 200, {"Refresh": str(REFRESH_SECONDS)} if running else {}
+
+
+def _worker_silent() -> bool:
+    """No worker has run its every-minute task lately: a queued import waits for one."""
+    from web.jobs_views import WORKER_SILENT_AFTER
+
+    try:
+        seen = last_seen_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    except Exception:  # the queue is down: say nothing more here
+        return False
+    return seen is None or utcnow() - as_utc(seen) > WORKER_SILENT_AFTER
 
 
 class _Rejected(Exception):
@@ -169,33 +244,9 @@ def _problems(errors: list[FileFormatError]) -> list[str]:
     return [f"{e.line}行目：{e.ja}" if e.line else e.ja for e in errors]
 
 
-def _import_catalogue(path: Path, fiscal_year: int | None, source_file: str) -> str:
-    current = fiscal_year_of(utcnow())
-    try:
-        result = load_programs_report(path, fiscal_year=fiscal_year, default_fiscal_year=current)
-    except FileFormatError as exc:
-        raise _Rejected(f"読み込めませんでした：{exc.ja}。") from exc
-    errors = list(result.errors)
-    if errors:
-        raise _Rejected(f"{len(errors)}件の問題があるため、何も取り込んでいません。直してからもう一度送ってください。", _problems(errors))
-    if not result.programs:
-        raise _Rejected("事業が1件もありません。")
-    report = import_catalogue(session=get_session(), records=result.programs, source_file=source_file, actor=_actor())
-    years = "・".join(str(y) for y in report.fiscal_years)
-    text = f"事業一覧を取り込みました（{years}年度）：追加 {report.added}件、更新 {report.updated}件、変更なし {report.unchanged}件"
-    if result.defaulted:
-        text += f"。年度の列がない行は{fiscal_year_label(current)}として取り込みました"
-    if report.deactivated:
-        text += f"。前年度までの {report.deactivated}件は過年度になりました"
-    text += "。"
-    if report.added or report.updated or report.deactivated:
-        text += _queue_rematch(f"catalogue {source_file}")
-    return text
-
-
 def _import_keywords(path: Path, fiscal_year: int | None) -> str:
     try:
-        keywords = load_keywords(path)
+        keywords = load_keywords(path, read_limits())
     except InvalidRowsError as exc:
         raise _Rejected(
             f"{len(exc.errors)}件の問題があるため、何も変えていません。", _problems(exc.errors)

@@ -33,7 +33,17 @@ from office.intake import receive_proposal, reissue_status_link
 from office.service import MatchingService
 from web.db import get_engine, get_matching, get_session
 from web.forms import PublicProposalForm, StatusRecoverForm, confirmation_nonce, confirmation_token
-from web.ratelimit import claim_once, is_post, limited_when, over_limit, release_once, too_many
+from web.ratelimit import (
+    claim_once,
+    is_post,
+    keep_once,
+    limited_when,
+    over_limit,
+    release_once,
+    take_once,
+    too_many,
+)
+from web.security import no_store
 from web.workflow_forms import WithdrawForm
 
 bp = Blueprint("public", __name__)
@@ -122,6 +132,9 @@ CONFIRM, EDIT = "confirm", "edit"
 # The confirmation page's one-time token (web.forms.confirmation_token).
 ONCE_FIELD = "once"
 SENT_KEPT = 5  # confirmations remembered per browser session: enough for the back button
+# The status token waits this long, server-side, for the receipt page that
+# shows it once (the GET that follows the POST's redirect); never in the cookie.
+RECEIPT_SECONDS = 600
 
 
 def _once() -> str | None:
@@ -157,6 +170,13 @@ def _confirm_page(form: PublicProposalForm) -> Any:
     return render_template("proposal_confirm.html", form=form, once=once, readings=form.readings())
 
 
+def _receipt_of(submitted: Submitted) -> dict[str, Any]:
+    """What the session carries to the receipt page: the proposal's id and the
+    key of the one-time record holding its status token (the token stays
+    server-side: the session cookie is signed, not encrypted)."""
+    return {"id": submitted.proposal.id, "ref": keep_once(submitted.token, RECEIPT_SECONDS)}
+
+
 def _show_receipt(shown: dict[str, Any], nonce: str | None = None) -> Any:
     session["receipt"] = shown
     if nonce:
@@ -169,8 +189,7 @@ def _send(form: PublicProposalForm) -> Any:
     """Store the proposal once per confirmation page: a second post of the same
     page (the back button, a double click) shows the first one's receipt."""
     if ONCE_FIELD not in request.form:  # a client posting the fields directly
-        submitted = submit(form.proposal_data())
-        return _show_receipt({"id": submitted.proposal.id, "token": submitted.token})
+        return _show_receipt(_receipt_of(submit(form.proposal_data())))
     nonce = _once()
     if nonce is None:
         flash("確認画面の有効期限が切れたため、まだ送信していません。内容を確認して、もう一度「提案を送信」を押してください。",
@@ -191,7 +210,7 @@ def _send(form: PublicProposalForm) -> Any:
     except Exception:
         release_once(nonce)  # nothing stored: the same page may be sent again
         raise
-    return _show_receipt({"id": submitted.proposal.id, "token": submitted.token}, nonce)
+    return _show_receipt(_receipt_of(submitted), nonce)
 
 
 @bp.route("/proposals/new", methods=["GET", "POST"])
@@ -209,16 +228,19 @@ def new_proposal():  # type: ignore[no-untyped-def]
 
 @bp.route("/proposals/receipt")
 def receipt():  # type: ignore[no-untyped-def]
-    """The receipt of this browser session's last submission."""
+    """The receipt of this browser session's last submission; its status link
+    the first time only (afterwards: in the receipt e-mail)."""
     shown = session.get("receipt")
     if not shown:
         abort(404)
     proposal = get_proposal(session=get_session(), proposal_id=int(shown["id"]))
     if proposal is None:
         abort(404)
-    return render_template(
-        "receipt.html", proposal=proposal, status_url=status_url(shown["token"]), rules=PROPOSAL_LIMITS
+    token = take_once(str(shown["ref"])) if shown.get("ref") else None
+    page = render_template(
+        "receipt.html", proposal=proposal, status_url=status_url(token) if token else None, rules=PROPOSAL_LIMITS
     )
+    return no_store(Response(page))
 
 
 def _status_not_found() -> Response:

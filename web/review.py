@@ -25,7 +25,7 @@ from models.dashboard import dashboard as dashboard_counts
 from models.export import CSV_COLUMNS, PairingRow, excel_csv, excel_xlsx, pairing_rows, pairings_csv
 from models.labels import LABELS, Stage
 from models.outbox import counts_by_status, failed_messages
-from models.queue import SORTS, QueueFilters, review_queue
+from models.queue import CONFIDENCES, SORTS, QueueFilters, review_queue
 from models.review import departments, program_by_reference, proposal_view
 from models.tables import Proposal
 from models.workflow import drafts_for, overdue_requests, plan_progress, workflow_view
@@ -37,6 +37,7 @@ from office.search import find_programs
 from web.audit_text import names_for, sentence
 from web.auth import current_actor, require_login
 from web.db import get_matching, get_session
+from office.duties import department_candidates
 from web.downloads import download
 from web.forms import VERDICTS, DecisionForm, PairForm, StageForm, UndoForm
 
@@ -77,6 +78,10 @@ def parse_filters(args: Any) -> tuple[QueueFilters, list[str]]:
         errors.append("並び順の指定が正しくありません。")
         sort = "newest"
     reviewed = {"yes": True, "no": False}.get(args.get("reviewed", ""))
+    confidence = args.get("confidence") or None
+    if confidence and confidence not in CONFIDENCES:
+        errors.append("確からしさの指定が正しくありません。")
+        confidence = None
     filters = QueueFilters(
         stage=stage,
         department=(args.get("department") or "").strip()[:100] or None,
@@ -88,6 +93,7 @@ def parse_filters(args: Any) -> tuple[QueueFilters, list[str]]:
         received_from=_date_arg(args, "received_from", "受付日（から）", errors),
         received_to=_date_arg(args, "received_to", "受付日（まで）", errors),
         sort=sort,
+        confidence=confidence,
     )
     return filters, errors
 
@@ -182,6 +188,7 @@ def _render_proposal(proposal_id: int, status: int = 200, pair_form: PairForm | 
         request_form=forms.get("request_form") or request_form(), answer_form=answer_form,
         project_form=project_form, plain_form=PublishForm(), opinion_url=opinion_url,
         project_stages=PROJECT_STAGES,
+        candidates=department_candidates(session=db, proposal_id=proposal_id, matching=get_matching()),
     ), status
 
 

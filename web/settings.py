@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from corpus.files import DEFAULT_LIMITS
 from office.service import MATCH_MODES
 
 
@@ -40,8 +41,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SECRET_KEY",
         None,
-        "Key that signs session cookies and CSRF tokens. Default: generated on first "
-        "start and kept in the instance folder (file secret_key).",
+        "Key that signs session cookies, CSRF tokens and the departments' links, at least 32 bytes "
+        "(a shorter one refuses to start). Default: generated on first start and kept in the "
+        "instance folder (file secret_key, mode 0600).",
     ),
     Setting(
         "INDEX_PATH",
@@ -108,12 +110,35 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest spreadsheet a coordinator may upload at /programs/import, in bytes (larger: HTTP 413).",
         int,
     ),
+    Setting(
+        "IMPORT_MAX_ROWS",
+        DEFAULT_LIMITS.max_rows,
+        "Rows under the header an imported file may have (programs, キーワード, departments, proposals; "
+        "the upload pages and the kyodo commands). More: the file is refused before anything is stored.",
+        int,
+    ),
+    Setting(
+        "IMPORT_MAX_BYTES",
+        DEFAULT_LIMITS.max_bytes,
+        "Largest imported file once expanded, in bytes: a CSV's or JSONL's size, an XLSX's unpacked XML "
+        "(checked from the zip's directory before it is read: a zip bomb is refused at once). Larger: refused.",
+        int,
+    ),
+    Setting(
+        "IMPORT_BACKGROUND_BYTES",
+        1_000_000,
+        "A program list uploaded at /programs/import larger than this, in bytes, is imported by the "
+        "worker while a page shows its progress; a smaller one at once, in the request (about a second).",
+        int,
+    ),
     Setting("PAGE_SIZE", 25, "Rows per page in the review queue and lists.", int),
     Setting(
         "RATELIMIT_STORAGE_URI",
         "memory://",
-        "Where submission counts are kept: memory:// counts per worker process; "
-        "redis://host:6379 shares one count between gunicorn workers.",
+        "Where the rate limits' counts (submissions, logins) and the receipt page's one-time "
+        "status link are kept: memory:// in the process (kyodo serve, or gunicorn with one worker; "
+        "with more workers the app refuses to start), or redis://host:6379 (needs the extra "
+        "kyodo-match[redis]): one count for every worker, kept across restarts.",
     ),
     Setting(
         "PROXY_COUNT",

@@ -65,7 +65,7 @@ def served(app: Flask) -> Iterator[str]:
 @pytest.fixture
 def server(tmp_path) -> Iterator[str]:
     """The app (CSRF on, SQLite) served by werkzeug on a free loopback port."""
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser"})
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser" * 5})
     with Session(get_engine(app)) as session:
         create_user(session=session, username="coord", password=PASSWORD)
     with served(app) as url:

@@ -24,7 +24,7 @@ STAFF_PASSWORD = "staff password 12"
 @pytest.fixture
 def empty_site(tmp_path) -> Iterator[tuple[str, Flask]]:
     """A new instance (CSRF on, SQLite, no coordinator) on a free loopback port."""
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser"})
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser" * 5})
     with served(app) as url:
         yield url, app
 

@@ -44,7 +44,7 @@ def smtp() -> Iterator[SmtpServer]:
 @pytest.fixture
 def site(tmp_path, smtp) -> Iterator[tuple[str, object]]:
     """The app (CSRF on, SQLite) on a free port, mailing through ``smtp``, with its sender running."""
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser",
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "browser" * 5,
                       "MAIL_SERVER": smtp.host, "MAIL_PORT": smtp.port})
     with Session(get_engine(app)) as session:
         create_user(session=session, username="coord", password=PASSWORD)
@@ -162,7 +162,7 @@ def test_the_workflow_from_submission_to_a_published_answer(browser, site, smtp,
     with Session(get_engine(app)) as session:
         req = session.exec(select(OpinionRequest)).one()
         assert (req.opinion, req.status) == ("conditional", "answered")
-        expired = URLSafeTimedSerializer("browser", salt=SALT, signer=_AgedSigner).dumps([req.id, req.link_nonce])
+        expired = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=SALT, signer=_AgedSigner).dumps([req.id, req.link_nonce])
     response = department.goto(f"{url}/opinions/{expired}")
     assert response is not None and response.status == 410
     assert "有効期限" in department.get_by_test_id("refused").inner_text()

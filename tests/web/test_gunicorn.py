@@ -59,7 +59,7 @@ def served(tmp_path) -> tuple[str, str]:
         KYODO_DATABASE_URL=url,
         KYODO_INSTANCE_PATH=str(tmp_path / "instance"),
         KYODO_MATCH_MODE="semantic",
-        KYODO_SECRET_KEY="test-gunicorn",
+        KYODO_SECRET_KEY="test-gunicorn-" * 3,
     )
     subprocess.run([str(BIN / "kyodo"), "rematch"], env=env, check=True, capture_output=True, text=True)
     port = _free_port()

@@ -13,7 +13,7 @@ from web.db import dispose
 
 @pytest.fixture
 def csrf_app(database_url, tmp_path):
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "csrf"), "DATABASE_URL": database_url, "SECRET_KEY": "t"})
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "csrf"), "DATABASE_URL": database_url, "SECRET_KEY": "t" * 32})
     assert app.config["WTF_CSRF_ENABLED"] is True
     yield app
     dispose(app)

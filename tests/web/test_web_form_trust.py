@@ -47,7 +47,7 @@ def _proposals(session) -> list[Proposal]:
 
 
 def _limited_app(database_url, tmp_path, limit: str):
-    return create_app({"INSTANCE_PATH": str(tmp_path / "rl"), "DATABASE_URL": database_url, "SECRET_KEY": "t",
+    return create_app({"INSTANCE_PATH": str(tmp_path / "rl"), "DATABASE_URL": database_url, "SECRET_KEY": "t" * 32,
                        "WTF_CSRF_ENABLED": False, "SUBMIT_RATE_LIMIT": limit})
 
 

@@ -50,7 +50,7 @@ def _token(html: str) -> str:
 def test_rematch_now_needs_the_csrf_token(database_url, tmp_path):
     from office.accounts import create_user
 
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "csrf"), "DATABASE_URL": database_url, "SECRET_KEY": "t"})
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "csrf"), "DATABASE_URL": database_url, "SECRET_KEY": "t" * 32})
     try:
         with Session(get_engine(app)) as session:
             create_user(session=session, username="coord", password=PASSWORD)

@@ -116,7 +116,7 @@ def test_receipt_without_submission_is_404(client):
 
 
 def test_rate_limit_on_public_submissions(database_url, tmp_path):
-    app = create_app({"INSTANCE_PATH": str(tmp_path / "rl"), "DATABASE_URL": database_url, "SECRET_KEY": "t",
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "rl"), "DATABASE_URL": database_url, "SECRET_KEY": "t" * 32,
                       "WTF_CSRF_ENABLED": False, "SUBMIT_RATE_LIMIT": "2/minute"})
     client = app.test_client()
     codes = [client.post("/proposals/new", data={**PROPOSAL, "title": ""}).status_code for _ in range(3)]
@@ -133,7 +133,7 @@ def test_rate_limit_on_public_submissions(database_url, tmp_path):
 
 def test_bad_rate_limit_setting_is_refused(tmp_path):
     with pytest.raises(ValueError, match="KYODO_SUBMIT_RATE_LIMIT"):
-        create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "t", "SUBMIT_RATE_LIMIT": "lots"})
+        create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "t" * 32, "SUBMIT_RATE_LIMIT": "lots"})
 
 
 def test_request_size_limit(client):

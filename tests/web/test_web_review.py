@@ -26,7 +26,7 @@ def test_proposal_page_shows_suggestions_bars_and_marks(logged_in, submitted, se
     top = _suggested_program(session, submitted.id)
     assert top.name in html
     assert html.count('data-testid="suggestion"') >= 1
-    assert re.search(r'class="bar"[^>]*><span style="width: \d+%"', html)
+    assert re.search(r'class="bar"[^>]*><span class="w\d+"></span>', html)
     body = re.search(r'data-testid="proposal-body">(.*?)</div>', html, re.S).group(1)
     assert "<mark>" in body, "no shared term highlighted in the proposal"
     assert re.search(r'data-testid="program-purpose">.*?<mark>', html, re.S), "none in the program text"
@@ -34,19 +34,19 @@ def test_proposal_page_shows_suggestions_bars_and_marks(logged_in, submitted, se
         assert button in html
 
 
-def test_kanji_features_are_listed_apart_and_never_marked(logged_in, submitted, session):
+def test_kanji_features_are_never_listed_or_marked(logged_in, submitted, session):
+    # Issue 14: a person sees the proposal's words only; single-kanji features
+    # (stored with kind "kanji") are neither listed nor marked.
     html = logged_in.get(f"/review/proposals/{submitted.id}").data.decode()
-    stored = [t[0] for s in session.exec(select(Suggestion).where(Suggestion.proposal_id == submitted.id)) for t in s.terms]
-    kanji = [t for t in stored if t.startswith("字:")]
-    assert kanji, "the matcher's single-kanji features should appear in stored terms"
-    assert 'data-testid="kanji-terms"' in html
-    assert "字:" not in html
-    words = {t for t in stored if not t.startswith("字:")}
-    marked = set(re.findall(r"<mark>([^<]+)</mark>", html))
+    stored = [t for s in session.exec(select(Suggestion).where(Suggestion.proposal_id == submitted.id)) for t in s.terms]
+    assert stored
+    assert 'data-testid="kanji-terms"' not in html and "共通する漢字" not in html and "字:" not in html
+    kanji = {t[0] for t in stored if len(t) > 3 and t[3] == "kanji"}
+    words = {t[0] for t in stored if not (len(t) > 3 and t[3] in ("kanji", "function"))}
+    marked = set(re.findall(r"<mark[^>]*>([^<]+)</mark>", html))
     assert marked
-    for feature in kanji:
-        if feature[2:] not in words:
-            assert f"<mark>{feature[2:]}</mark>" not in html
+    for feature in kanji - words:
+        assert feature not in marked
 
 
 def test_accept_changes_stage_history_and_export(logged_in, submitted, session):
@@ -305,3 +305,23 @@ def test_off_topic_proposal_is_flagged_unlikely_match(logged_in, submit, auth_he
     assert api["no_match"] is True
     api = logged_in.get(f"/api/v1/proposals/{on_topic.id}/suggestions", headers=auth_headers).json
     assert api["no_match"] is False
+
+
+def test_queue_filters_and_sorts_by_confidence(logged_in, submit, auth_headers):
+    on_topic = submit(title="防災訓練の提案", body="地域の防災訓練と避難所の運営について学ぶ講座を開きます。")
+    off_topic = submit(**OFF_TOPIC)
+    levels = {p.id: logged_in.get(f"/api/v1/proposals/{p.id}/suggestions", headers=auth_headers).json
+              for p in (on_topic, off_topic)}
+    assert levels[off_topic.id]["confidence"] == "low" and levels[off_topic.id]["no_match"] is True
+    assert levels[on_topic.id]["confidence"] in {"high", "medium"}
+    low = logged_in.get("/review?confidence=low").data.decode()
+    assert "公園にドッグランを" in low and "防災訓練の提案" not in low
+    assert 'data-confidence="low"' in low
+    level = levels[on_topic.id]["confidence"]
+    same = logged_in.get(f"/review?confidence={level}").data.decode()
+    assert "防災訓練の提案" in same and "公園にドッグランを" not in same
+    ordered = logged_in.get("/review?sort=confidence").data.decode()
+    assert ordered.index("防災訓練の提案") < ordered.index("公園にドッグランを")
+    page = logged_in.get(f"/review/proposals/{on_topic.id}").data.decode()
+    assert f'data-testid="confidence-note" data-confidence="{level}"' in page
+    assert logged_in.get("/review?confidence=sure").status_code == 400

@@ -24,7 +24,7 @@ MAX_EXAMPLES = 50
 @pytest.fixture(scope="module")
 def api_app(tmp_path_factory):
     instance = tmp_path_factory.mktemp("schemathesis")
-    app = create_app({"INSTANCE_PATH": str(instance), "SECRET_KEY": "t", "SUBMIT_RATE_LIMIT": "100000/minute"})
+    app = create_app({"INSTANCE_PATH": str(instance), "SECRET_KEY": "t" * 32, "SUBMIT_RATE_LIMIT": "100000/minute"})
     with Session(get_engine(app)) as session:
         _, token = create_token(session=session, name="schemathesis")
     app.config["TEST_TOKEN"] = token

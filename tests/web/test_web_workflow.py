@@ -106,7 +106,7 @@ def test_tampered_expired_and_withdrawn_links_change_nothing(client, logged_in, 
     assert client.post(tampered, data={"opinion": "feasible"}).status_code == 404
     req = session.exec(select(OpinionRequest)).one()
     # A token signed 31 days ago (itsdangerous reads its time from the token).
-    old = URLSafeTimedSerializer("test", salt=SALT, signer=_AgedSigner)
+    old = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=SALT, signer=_AgedSigner)
     expired = "/opinions/" + old.dumps([req.id, req.link_nonce])
     assert client.post(expired, data={"opinion": "feasible"}).status_code == 410
     assert "有効期限" in client.get(expired).data.decode()

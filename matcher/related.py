@@ -1,0 +1,449 @@
+"""Related proposals: the engine of program matching, turned on the proposals
+themselves (proposal ↔ proposal), and the rule for a likely duplicate.
+
+Each proposal is a document of a :class:`ProposalSpace`: its TF-IDF row built
+exactly as the program index builds one (:class:`matcher.index.ProgramIndex`'s
+tokenizer, stop words, single-kanji features, sublinear TF and smooth IDF,
+here over the proposals), and in semantic mode its e5 vector, embedded as a
+``query:`` as in the rematch (so the embedder's cache serves it: no extra
+embedding). Two proposals score as the engine fuses a proposal with a program
+(:mod:`matcher.fusion`): each cosine becomes a z-score over the proposal's
+other proposals, the two are weighted 1 : 1.5 (TF-IDF : e5), and, because
+likeness between proposals must be symmetric, the pair's score is the mean of
+its two directions. The z-score per proposal stops a "hub" (a proposal a
+little like every other) being everyone's nearest (docs/quality.md).
+
+:mod:`matcher.themes` clusters over the same pair scores.
+"""
+
+from __future__ import annotations
+
+import difflib
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from matcher import weighting as wt
+from matcher.counting import KANJI_PREFIX, ProposalCounts
+from matcher.explain import MAX_TERMS
+from matcher.fusion import (
+    DEFAULT_LEXICAL_WEIGHT,
+    DEFAULT_SEMANTIC_WEIGHT,
+    EXEMPLAR_REFERENCE_MEAN,
+    EXEMPLAR_REFERENCE_STD,
+)
+from matcher.index import ProgramIndex
+from matcher.results import MatchResult
+from matcher.text import ProposalText, proposal_error, proposal_text, reject_string
+from matcher.tokenize import WrittenForms
+
+if TYPE_CHECKING:
+    from matcher.embedder import Embedder
+
+DEFAULT_RELATED_K = 5
+# The TF-IDF cosine of two dev proposals: mean and standard deviation over
+# every pair (benchmarks/tune_themes.py prints them); the e5 one is the
+# exemplars' reference (matcher.fusion). Each proposal's own mean and spread
+# are mixed with PRIOR_PAIRS pseudo-pairs of these, so that a file of three
+# proposals still has a spread to divide by.
+LEXICAL_REFERENCE = (0.0447, 0.0363)
+SEMANTIC_REFERENCE = (EXEMPLAR_REFERENCE_MEAN, EXEMPLAR_REFERENCE_STD)
+PRIOR_PAIRS = 10
+# Pairs kept per proposal: beyond this many other proposals only each one's
+# MAX_NEIGHBOURS best pairs (both directions) are stored, a pair missing from
+# both lists counting as 0, a proposal's average likeness. Below it every pair
+# is kept and the themes are exact average linkage.
+MAX_NEIGHBOURS = 30
+# Rows of pair scores computed at once: bounds memory to BLOCK × n floats.
+BLOCK = 512
+# The likely-duplicate rule: the midpoints between duplicates and the rest on
+# the calibration half of tests/data/duplicates.jsonl (benchmarks/tune_themes.py
+# --duplicates); a pair less than half alike in its characters is another text.
+DUPLICATE_LIKENESS = 0.79
+DUPLICATE_LIKENESS_WITH_SCORE = 0.5
+DUPLICATE_SCORE = 0.75
+
+
+@dataclass(frozen=True)
+class Related:
+    """Another proposal like this one.
+
+    ``score`` ranks them: the pair's fused likeness in standard deviations
+    above each proposal's average likeness to the others (symmetric: the
+    same seen from either side). ``lexical`` is the TF-IDF cosine (0–1,
+    comparable across pairs), ``semantic`` the e5 cosine (None in lexical
+    mode), ``terms`` the words they share, heaviest first, as this
+    proposal wrote them (no single-kanji feature, no function word).
+    """
+
+    proposal_id: str
+    score: float
+    lexical: float
+    semantic: float | None = None
+    terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProposalSpace:
+    """The proposals of a batch as the engine represents them.
+
+    ``ids`` are every proposal given, in order; ``rows`` the positions (in
+    ``ids``) of those that can be read (:func:`matcher.text.proposal_error`),
+    one row each of ``lexical`` (L2-normalized TF-IDF, CSR), ``forms`` and
+    ``vectors`` (e5, None in lexical mode).
+    """
+
+    ids: tuple[str, ...]
+    rows: np.ndarray
+    lexical: sp.csr_matrix
+    feature_names: np.ndarray
+    forms: tuple[WrittenForms | None, ...]
+    vectors: np.ndarray | None
+    mode: str
+
+    @property
+    def n(self) -> int:
+        """Readable proposals."""
+        return len(self.rows)
+
+
+@dataclass(frozen=True)
+class PairGraph:
+    """Scored pairs of a space (positions ``a < b`` among its rows), each once."""
+
+    n: int
+    a: np.ndarray
+    b: np.ndarray
+    score: np.ndarray
+    lexical: np.ndarray
+    semantic: np.ndarray | None
+
+
+def build_space(
+    proposals: Sequence[ProposalText],
+    *,
+    mode: str,
+    embedder: Embedder | None,
+    n_jobs: int = 1,
+    counted: tuple[Sequence[ProposalCounts], Sequence[WrittenForms | None]] | None = None,
+) -> ProposalSpace:
+    """The :class:`ProposalSpace` of ``proposals``.
+
+    ``mode`` is ``"lexical"`` or ``"semantic"`` (then ``embedder`` is
+    required); ``n_jobs`` processes tokenize; ``counted``: the term counts
+    and written forms of ``proposals`` if the caller already has them (from
+    the same :class:`~matcher.counting.TermCounter` settings), so that they
+    are not tokenized twice.
+
+    Raises ValueError for an unknown mode, a semantic mode without an
+    embedder, or ids that repeat.
+    """
+    reject_string(proposals)
+    proposals = list(proposals)
+    if mode not in ("lexical", "semantic") or (mode == "semantic" and embedder is None):
+        raise ValueError(f"mode must be 'lexical' or 'semantic' with an embedder, not {mode!r}")
+    ids = tuple(p.id for p in proposals)
+    repeated = [i for i, count in Counter(ids).items() if count > 1]
+    if repeated:
+        raise ValueError(f"proposal ids must be unique: {repeated[0]!r} repeats")
+    rows = np.asarray([i for i, p in enumerate(proposals) if proposal_error(p) is None], dtype=np.int64)
+    engine = ProgramIndex(n_jobs=n_jobs)
+    counts, forms = counted if counted is not None else engine._counter().proposal_counts_with_forms(proposals)
+    readable = [counts[i] or {} for i in rows.tolist()]
+    matrix, names = _tfidf(readable, engine)
+    vectors = None
+    if mode == "semantic" and embedder is not None:
+        texts = [proposal_text(proposals[i]) for i in rows.tolist()]
+        vectors = embedder.embed(texts, role="query")
+    kept_forms = tuple(forms[i] for i in rows.tolist())
+    return ProposalSpace(ids, rows, matrix, names, kept_forms, vectors, mode)
+
+
+def _tfidf(counts: list[dict[str, float]], engine: ProgramIndex) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The L2-normalized TF-IDF rows of the proposals, as the program index
+    weighs a document (its sublinear TF, smooth IDF and kanji scale), the
+    IDF counted over the proposals."""
+    vocabulary = wt.sorted_vocabulary(counts)
+    if not counts:  # nothing readable: no rows to normalize
+        return sp.csr_matrix((0, len(vocabulary))), np.asarray([], dtype=object)
+    tf = wt.rows_to_csr([wt.term_frequency(c, sublinear=engine.sublinear_tf) for c in counts], vocabulary)
+    idf = wt.idf(wt.document_frequency(tf), float(max(len(counts), 1)), smooth=True)
+    if engine.kanji_weight > 0:
+        wt.scale_features(idf, vocabulary, KANJI_PREFIX, engine.kanji_weight)
+    names = np.asarray(list(vocabulary), dtype=object)
+    return wt.l2_normalize(tf.multiply(idf)).tocsr(), names
+
+
+# -- pair scores ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """Each row's mean and spread of one cosine over its other rows."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def _weights(space: ProposalSpace) -> tuple[float, float]:
+    """TF-IDF and e5 weights, summing to 1 (so both modes score in z units)."""
+    if space.vectors is None:
+        return 1.0, 0.0
+    total = DEFAULT_LEXICAL_WEIGHT + DEFAULT_SEMANTIC_WEIGHT
+    return DEFAULT_LEXICAL_WEIGHT / total, DEFAULT_SEMANTIC_WEIGHT / total
+
+
+def _row_stats(block: np.ndarray, start: int, reference: tuple[float, float]) -> _Stats:
+    """Mean and standard deviation of each row of ``block`` (rows ``start…``
+    of the full matrix) without its diagonal, with the reference pseudo-pairs."""
+    rows = np.arange(block.shape[0])
+    diagonal = block[rows, start + rows]
+    total = block.sum(axis=1) - diagonal
+    squares = np.einsum("ij,ij->i", block, block) - diagonal**2
+    mu, sd = reference
+    count = block.shape[1] - 1 + PRIOR_PAIRS
+    mean = (total + PRIOR_PAIRS * mu) / count
+    variance = (squares + PRIOR_PAIRS * (sd * sd + mu * mu)) / count - mean**2
+    return _Stats(mean, np.sqrt(np.maximum(variance, 1e-12)))
+
+
+def _directed(raw: np.ndarray, stats: _Stats, rows: np.ndarray) -> np.ndarray:
+    """z-scores of ``raw`` (aligned with ``rows``) by the stats of ``rows``."""
+    if raw.ndim == 2:
+        return (raw - stats.mean[rows, None]) / stats.std[rows, None]
+    return (raw - stats.mean[rows]) / stats.std[rows]
+
+
+def _blocks(space: ProposalSpace) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Rows of the TF-IDF and e5 cosine matrices, BLOCK at a time."""
+    rows = space.lexical
+    transposed = rows.T.tocsr()
+    for start in range(0, space.n, BLOCK):
+        end = min(start + BLOCK, space.n)
+        lexical = (rows[start:end] @ transposed).toarray()
+        # float32 products (the vectors' own precision), z-scored in float64.
+        semantic = (space.vectors[start:end] @ space.vectors.T).astype(np.float64) if space.vectors is not None else None
+        yield start, lexical, semantic
+
+
+def pair_graph(space: ProposalSpace, *, max_neighbours: int = MAX_NEIGHBOURS) -> PairGraph:
+    """The fused score of every pair of the space's rows (of each row's
+    ``max_neighbours`` best, beyond that many rows)."""
+    w_lex, w_sem = _weights(space)
+    keep = min(max_neighbours, space.n - 1)
+    if keep < 1:  # fewer than two readable proposals: no pair
+        empty = np.zeros(0, dtype=np.int64)
+        return PairGraph(space.n, empty, empty, np.zeros(0), np.zeros(0), None if w_sem == 0 else np.zeros(0))
+    found: list[tuple[np.ndarray, ...]] = []
+    lex_stats: list[_Stats] = []
+    sem_stats: list[_Stats] = []
+    for start, lexical, semantic in _blocks(space):
+        rows = np.arange(start, start + lexical.shape[0])
+        lex_stats.append(_row_stats(lexical, start, LEXICAL_REFERENCE))
+        fused = w_lex * _directed(lexical, lex_stats[-1], rows - start)
+        if semantic is not None:
+            sem_stats.append(_row_stats(semantic, start, SEMANTIC_REFERENCE))
+            fused += w_sem * _directed(semantic, sem_stats[-1], rows - start)
+        found.append(_best_of_block(rows, fused, lexical, semantic, keep))
+    return _symmetric(space.n, found, _joined(lex_stats), _joined(sem_stats) if sem_stats else None, (w_lex, w_sem))
+
+
+def _joined(parts: list[_Stats]) -> _Stats:
+    return _Stats(np.concatenate([p.mean for p in parts]), np.concatenate([p.std for p in parts]))
+
+
+def _best_of_block(
+    rows: np.ndarray, fused: np.ndarray, lexical: np.ndarray, semantic: np.ndarray | None, keep: int
+) -> tuple[np.ndarray, ...]:
+    """(row, column, TF-IDF, e5) of each row's ``keep`` best columns, itself excluded."""
+    local = np.arange(len(rows))
+    fused[local, rows] = -np.inf
+    if keep < fused.shape[1] - 1:
+        columns = np.argpartition(-fused, keep - 1, axis=1)[:, :keep]
+    else:
+        columns = np.tile(np.arange(fused.shape[1]), (len(rows), 1))
+        columns = columns[columns != rows[:, None]].reshape(len(rows), -1)
+    picked_rows = np.repeat(local, columns.shape[1])
+    flat = columns.ravel()
+    sem = semantic[picked_rows, flat] if semantic is not None else np.zeros(0)
+    return rows[picked_rows], flat, lexical[picked_rows, flat], sem
+
+
+def _symmetric(
+    n: int, found: list[tuple[np.ndarray, ...]], lex: _Stats, sem: _Stats | None, weights: tuple[float, float]
+) -> PairGraph:
+    """Each pair once (``a < b``), scored by the mean of its two directions."""
+    i, j, lexical, semantic = (np.concatenate([f[k] for f in found]) for k in range(4))
+    a, b = np.minimum(i, j), np.maximum(i, j)
+    _, first = np.unique(a * n + b, return_index=True)
+    a, b, lexical = a[first], b[first], lexical[first]
+    score = weights[0] * (_directed(lexical, lex, a) + _directed(lexical, lex, b)) / 2
+    kept_semantic = None
+    if sem is not None:
+        kept_semantic = semantic[first]
+        score += weights[1] * (_directed(kept_semantic, sem, a) + _directed(kept_semantic, sem, b)) / 2
+    return PairGraph(n, a, b, score, lexical, kept_semantic)
+
+
+# -- related proposals -----------------------------------------------------------
+
+
+def related_lists(
+    space: ProposalSpace, *, k: int = DEFAULT_RELATED_K, graph: PairGraph | None = None, with_terms: bool = True
+) -> list[list[Related]]:
+    """The ``k`` most related other proposals of each proposal of the space,
+    best first (ties: the earlier proposal), one list per proposal given
+    (empty for one that cannot be read); ``with_terms=False`` leaves the
+    shared terms out (what ``kyodo match`` prints)."""
+    graph = graph if graph is not None else pair_graph(space)
+    out: list[list[Related]] = [[] for _ in space.ids]
+    if k < 1 or not len(graph.a):
+        return out
+    source = np.concatenate([graph.a, graph.b])
+    target = np.concatenate([graph.b, graph.a])
+    edge = np.concatenate([np.arange(len(graph.a))] * 2)
+    order = np.lexsort((target, -graph.score[edge], source))
+    source, target, edge = source[order], target[order], edge[order]
+    starts = np.searchsorted(source, np.arange(space.n))
+    rank = np.arange(len(source)) - starts[source]
+    semantic = graph.semantic.tolist() if graph.semantic is not None else None
+    for i, j, e in zip(*(x[rank < k].tolist() for x in (source, target, edge)), strict=True):
+        out[int(space.rows[i])].append(Related(
+            space.ids[int(space.rows[j])], float(graph.score[e]), float(graph.lexical[e]),
+            semantic[e] if semantic is not None else None, shared_words(space, i, j) if with_terms else (),
+        ))
+    return out
+
+
+def related(
+    proposals: Sequence[ProposalText],
+    *,
+    mode: str,
+    embedder: Embedder | None,
+    k: int = DEFAULT_RELATED_K,
+    n_jobs: int = 1,
+) -> dict[str, list[Related]]:
+    """The ``k`` most related other proposals of each proposal, by id (an
+    empty list for a proposal that cannot be read); never a proposal itself.
+
+    >>> found = related([ProposalText("a", "防災講座", "地域で防災講座を開きたい"),
+    ...                  ProposalText("b", "防災の講座", "防災講座を地域で開く"),
+    ...                  ProposalText("c", "広報", "市の広報紙を読みやすくする")], mode="lexical", embedder=None, k=1)
+    >>> [r.proposal_id for r in found["a"]], "防災" in found["a"][0].terms
+    (['b'], True)
+    """
+    space = build_space(proposals, mode=mode, embedder=embedder, n_jobs=n_jobs)
+    return dict(zip(space.ids, related_lists(space, k=k), strict=True))
+
+
+def shared_words(space: ProposalSpace, i: int, j: int, *, limit: int = MAX_TERMS) -> tuple[str, ...]:
+    """The words rows ``i`` and ``j`` share, heaviest (product of their
+    TF-IDF weights) first, as row ``i`` wrote them: no single-kanji feature,
+    no function word."""
+    matrix = space.lexical
+    ci, vi = (x[matrix.indptr[i] : matrix.indptr[i + 1]] for x in (matrix.indices, matrix.data))
+    cj, vj = (x[matrix.indptr[j] : matrix.indptr[j + 1]] for x in (matrix.indices, matrix.data))
+    common, pi, pj = np.intersect1d(ci, cj, assume_unique=True, return_indices=True)
+    order = np.lexsort((common, -(vi[pi] * vj[pj])))
+    return tuple(written_words(space, i, (space.feature_names[c] for c in common[order].tolist()), limit))
+
+
+def written_words(space: ProposalSpace, i: int, lemmas: Iterable[str], limit: int) -> list[str]:
+    """Up to ``limit`` of ``lemmas`` that a person is shown, as row ``i``
+    wrote them."""
+    forms = space.forms[i]
+    words: list[str] = []
+    for lemma in lemmas:
+        if lemma.startswith(KANJI_PREFIX) or (forms is not None and lemma in forms.hidden):
+            continue
+        word = forms.display(lemma) if forms is not None else lemma
+        if word not in words:
+            words.append(word)
+        if len(words) >= limit:
+            break
+    return words
+
+
+# -- likely duplicates ---------------------------------------------------------------
+
+
+def comparable_text(text: str) -> str:
+    """What two texts are compared on: NFKC, lower case, without spaces,
+    punctuation or symbols (a retyped text differs in those first).
+
+    >>> comparable_text("ＮＰＯ法人 「みどり」、です。")
+    'npo法人みどりです'
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PZSC")
+
+
+def text_likeness(a_text: str, b_text: str) -> float:
+    """Character-level likeness of two texts, 0–1: difflib's ratio on
+    :func:`comparable_text` (2 × matched characters / both lengths)."""
+    a, b = comparable_text(a_text), comparable_text(b_text)
+    if not a or not b:
+        return 1.0 if a == b else 0.0
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def likely_duplicate(a_text: str, b_text: str, score: float | None = None) -> bool:
+    """Whether two proposal texts (title and body, :func:`proposal_text`)
+    are very close: the same text retyped or lightly edited, not another
+    project of the same group.
+
+    ``score`` is the pair's TF-IDF cosine (:attr:`Related.lexical`), if
+    known: a text reordered or edited in places keeps it high while its
+    characters drift. The rule: likeness ≥ DUPLICATE_LIKENESS, or likeness
+    ≥ DUPLICATE_LIKENESS_WITH_SCORE with ``score`` ≥ DUPLICATE_SCORE. Whether
+    the two come from the same organisation or address is the caller's
+    question, not this one's.
+    """
+    likeness = text_likeness(a_text, b_text)
+    if likeness >= DUPLICATE_LIKENESS:
+        return True
+    return score is not None and likeness >= DUPLICATE_LIKENESS_WITH_SCORE and score >= DUPLICATE_SCORE
+
+
+# -- kyodo match lines ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchWithRelated(MatchResult):
+    """A program ranking that also carries the proposal's related proposals
+    (``kyodo match`` writes them as ``related``)."""
+
+    related: tuple[Related, ...] = ()
+
+    def to_dict(self, *, digits: int = 4) -> dict[str, Any]:
+        data = super().to_dict(digits=digits)
+        data["related"] = [{"proposal_id": r.proposal_id, "score": round(r.score, digits)} for r in self.related]
+        return data
+
+
+def with_related(results: Iterable[MatchResult], related: Sequence[Sequence[Related]]) -> Iterator[MatchResult]:
+    """``results`` (in the order of the proposals ``related`` was found for),
+    each with its related proposals."""
+    names = [f.name for f in fields(MatchResult)]
+    for result, found in zip(results, related, strict=True):
+        yield MatchWithRelated(**{name: getattr(result, name) for name in names}, related=tuple(found))
+
+
+def related_by_position(
+    proposals: Sequence[ProposalText], *, mode: str, embedder: Embedder | None, k: int = DEFAULT_RELATED_K, n_jobs: int = 1
+) -> list[list[Related]]:
+    """:func:`related_lists` of a file's proposals, one list per proposal in
+    order, without shared terms; ids may repeat (each copy is another
+    proposal, never related to itself)."""
+    renamed = [ProposalText(str(i), p.title, p.body) for i, p in enumerate(proposals)]
+    space = build_space(renamed, mode=mode, embedder=embedder, n_jobs=n_jobs)
+    ids = [p.id for p in proposals]
+    return [
+        [Related(ids[int(r.proposal_id)], r.score, r.lexical, r.semantic) for r in found]
+        for found in related_lists(space, k=k, with_terms=False)
+    ]

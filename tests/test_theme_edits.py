@@ -1,0 +1,158 @@
+"""Themes of the open proposals, stored by the nightly rematch, and the
+coordinator's edits (rename, split, join) surviving the next run; on SQLite
+and PostgreSQL, with the real rematch (MatchingService.rematch)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, select
+
+from models.tables import AuditEvent, Proposal, ProposalCreate
+from models.theme_tables import Theme, ThemeMember
+from models.themes import members_of, theme_of
+from office import commands, themes
+from office.commands import Actor
+from office.intake import receive_proposal
+from web.db import get_engine, get_matching
+
+# Three groups proposing a 子ども食堂 network, two a 防災 course, three alone
+# (the lexical engine groups them so: checked by the first test).
+THEME_TEXTS = [
+    ("子ども食堂のネットワーク", "地域の子ども食堂をつなぐネットワークをつくり、食材の共同調達とボランティアの交流を進めたい。", "NPO こども広場"),
+    ("子ども食堂の連携", "市内の子ども食堂が連携して、食材の寄付や運営のノウハウを共有するネットワークをつくりたい。", "みんなの食卓の会"),
+    ("子ども食堂を広げる", "子ども食堂の運営団体どうしのネットワークで、食材と担い手を分け合い、子どもの居場所を増やしたい。", "地域ごはんクラブ"),
+    ("地域の防災講座", "自治会と一緒に地域の防災講座と避難訓練を開き、高齢者の防災意識を高めたい。", "東町自治会"),
+    ("防災訓練", "マンションの住民と防災訓練と防災講座を開き、避難の備えを高めたい。", "西町防災会"),
+    ("川の清掃", "市民が参加する川の清掃活動と環境学習で、まちの環境美化を進めたい。", "川をきれいにする会"),
+    ("市政の見える化", "市政情報や財政状況を分かりやすく公開し、市民が地域の課題を考える場をつくる。", "市政ウォッチ"),
+    ("親子サロン", "子育て中の親子が集まるサロンを開き、子育ての悩みを地域で支え合いたい。", "子育てひろば"),
+]
+COORDINATOR = Actor(name="支援室 山田")
+
+
+def add_theme_proposals(session: Session) -> list[Proposal]:
+    """The eight proposals of THEME_TEXTS, received as the form stores them."""
+    made = []
+    for n, (title, body, organization) in enumerate(THEME_TEXTS):
+        proposal, _ = receive_proposal(session=session, proposal_in=ProposalCreate(
+            title=title, body=body, organization=organization, email=f"group{n}@example.jp"))
+        made.append(proposal)
+    return made
+
+
+def run(app) -> None:
+    get_matching(app).rematch(engine=get_engine(app), top_k=3)
+
+
+def grouping(session: Session, proposals: list[Proposal]) -> list[int | None]:
+    """The theme id of each proposal (None: in none)."""
+    session.expire_all()
+    found = {m.proposal_id: m.theme_id for m in session.exec(select(ThemeMember))}
+    return [found.get(p.id) for p in proposals]
+
+
+def theme_at(session: Session, proposal: Proposal) -> Theme:
+    found = theme_of(session=session, proposal_id=proposal.id)
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def grouped(app, session) -> list[Proposal]:
+    proposals = add_theme_proposals(session)
+    run(app)
+    return proposals
+
+
+def test_the_rematch_groups_the_open_proposals(app, session):
+    proposals = add_theme_proposals(session)
+    closed, _ = receive_proposal(session=session, proposal_in=ProposalCreate(
+        title="子ども食堂の応援", body="子ども食堂のネットワークに食材を届けたい。", organization="閉じた会"))
+    commands.set_stage(session=session, proposal=closed, stage="withdrawn")
+    run(app)
+    ids = grouping(session, proposals)
+    assert ids[0] == ids[1] == ids[2] and ids[3] == ids[4] and ids[0] != ids[3]
+    assert len(set(ids[5:])) == 3 and not set(ids[5:]) & {ids[0], ids[3]}
+    assert theme_at(session, proposals[0]).label == "子ども・食堂・ネットワーク"
+    assert grouping(session, [closed]) == [None]  # a closed proposal is in no theme
+    # A second run with nothing changed keeps the same themes (the same ids).
+    run(app)
+    assert grouping(session, proposals) == ids
+
+
+def test_a_renamed_theme_keeps_its_name_and_takes_new_proposals(app, session, grouped):
+    kids = theme_at(session, grouped[0])
+    themes.rename_theme(session=session, theme=kids, label="子ども食堂ネットワーク", actor=COORDINATOR)
+    late, _ = receive_proposal(session=session, proposal_in=ProposalCreate(
+        title="子ども食堂の食材", body="子ども食堂のネットワークで食材の共同調達を進め、ボランティアを募りたい。",
+        organization="フードバンク市民の会"))
+    run(app)
+    session.expire_all()
+    assert theme_at(session, grouped[0]).id == kids.id
+    assert theme_at(session, late).id == kids.id
+    assert theme_at(session, grouped[0]).label == "子ども食堂ネットワーク"
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "theme.rename")).one()
+    assert event.detail == {"from": "子ども・食堂・ネットワーク", "to": "子ども食堂ネットワーク"}
+
+
+def test_a_split_survives_the_rematch(app, session, grouped):
+    kids = theme_at(session, grouped[0])
+    new = themes.split_theme(session=session, theme=kids, proposal_ids=[grouped[2].id], label="居場所づくり",
+                             actor=COORDINATOR)
+    run(app)
+    run(app)
+    ids = grouping(session, grouped)
+    assert ids[:3] == [kids.id, kids.id, new.id]
+    session.expire_all()
+    assert session.get(Theme, new.id).label == "居場所づくり"
+    assert all(m.pinned for _, m in members_of(session=session, theme_id=kids.id))
+
+
+def test_a_join_survives_the_rematch(app, session, grouped):
+    kids, safety = theme_at(session, grouped[0]), theme_at(session, grouped[3])
+    assert kids.id != safety.id
+    themes.join_themes(session=session, theme=kids, other=safety, actor=COORDINATOR)
+    assert session.get(Theme, safety.id) is None
+    run(app)
+    ids = grouping(session, grouped)
+    assert ids[:5] == [kids.id] * 5
+    assert session.get(Theme, safety.id) is None  # the run does not bring the joined theme back
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "theme.join")).one()
+    assert event.detail["joined_id"] == safety.id and sorted(event.detail["proposal_ids"]) == [grouped[3].id, grouped[4].id]
+
+
+def test_a_proposal_closed_leaves_its_theme_and_a_pinned_one_stays(app, session, grouped):
+    kids = theme_at(session, grouped[0])
+    themes.split_theme(session=session, theme=kids, proposal_ids=[grouped[2].id], actor=COORDINATOR)
+    commands.set_stage(session=session, proposal=grouped[1], stage="not_adopted")
+    commands.set_stage(session=session, proposal=grouped[2], stage="withdrawn")
+    safety = theme_at(session, grouped[3])
+    commands.set_stage(session=session, proposal=grouped[4], stage="completed")
+    run(app)
+    ids = grouping(session, grouped)
+    # grouped[1] and [2] were pinned by the split: kept (hidden while closed); [4] was not: gone.
+    assert ids[1] == kids.id and ids[2] is not None and ids[4] is None
+    assert ids[3] == safety.id
+    assert [p.id for p, _ in members_of(session=session, theme_id=kids.id)] == [grouped[0].id]
+
+
+def test_edits_that_cannot_be_made_write_nothing(session, grouped):
+    kids, safety = theme_at(session, grouped[0]), theme_at(session, grouped[3])
+    before = session.exec(select(AuditEvent)).all()
+    cases = [
+        lambda: themes.rename_theme(session=session, theme=kids, label="  "),
+        lambda: themes.rename_theme(session=session, theme=kids, label="あ" * 101),
+        lambda: themes.rename_theme(session=session, theme=kids, label="名前\x07"),
+        lambda: themes.split_theme(session=session, theme=kids, proposal_ids=[]),
+        lambda: themes.split_theme(session=session, theme=kids, proposal_ids=[p.id for p in grouped[:3]]),
+        lambda: themes.split_theme(session=session, theme=kids, proposal_ids=[grouped[3].id]),
+        lambda: themes.join_themes(session=session, theme=kids, other=kids),
+    ]
+    for case in cases:
+        with pytest.raises(themes.ThemeEditError) as caught:
+            case()
+        assert caught.value.message
+        session.rollback()
+    assert session.exec(select(AuditEvent)).all() == before
+    assert grouping(session, grouped)[:5] == [kids.id] * 3 + [safety.id] * 2
+    assert theme_at(session, grouped[0]).label == "子ども・食堂・ネットワーク"
