@@ -59,7 +59,7 @@ def names_for(*, session: Session, events: Iterable[AuditEvent]) -> Names:
     proposal_ids, program_ids = set(), set()
     for event in events:
         detail = event.detail or {}
-        proposal_ids.add(_int(detail.get("proposal_id")))
+        proposal_ids.update(_int(detail.get(key)) for key in ("proposal_id", "into_id", "other_id"))
         if event.entity == "proposal":
             proposal_ids.add(_int(event.entity_id))
         program_ids.add(_int(detail.get("program_id")))
@@ -126,6 +126,12 @@ SENTENCES: dict[str, Callable[[AuditEvent, Names], Markup]] = {
     "answer.draft": _simple("{who}が{proposal}への回答（{stage}）を下書き保存"),
     "answer.publish": _simple("{who}が{proposal}への回答（{stage}）を公開"),
     "project.save": _simple("{who}が{proposal}の協働事業「{name}」を記録"),
+    "proposal.merge": lambda event, names: Markup("{}が{}を{}に統合").format(
+        _who(event), _proposal_of(event, names), names.proposal((event.detail or {}).get("into_id"))),
+    "proposal.unmerge": lambda event, names: Markup("{}が{}の{}への統合を取り消し").format(
+        _who(event), _proposal_of(event, names), names.proposal((event.detail or {}).get("into_id"))),
+    "proposal.not_duplicate": lambda event, names: Markup("{}が{}と{}は重複ではないと確認").format(
+        _who(event), _proposal_of(event, names), names.proposal((event.detail or {}).get("other_id"))),
     "rematch.request": lambda event, names: Markup("{}が今すぐ再マッチを{}").format(
         _who(event), "予約" if (event.detail or {}).get("queued") else "依頼（実行中の再マッチに合流）"),
 }

@@ -73,6 +73,8 @@ def test_merging_from_the_page_closes_it_tells_the_npo_and_can_be_undone(app, cl
     assert 'data-testid="merged-notice"' not in client.get(retyped.status_path).data.decode()
     actions = [e.action for e in session.exec(select(AuditEvent).order_by(AuditEvent.id))]
     assert actions[-2:] == ["proposal.merge", "proposal.unmerge"]
+    audit = logged_in.get("/audit").data.decode()
+    assert "』</a>を<a" in audit and "』</a>に統合" in audit and "への統合を取り消し" in audit
 
 
 def test_not_a_duplicate_from_the_page_turns_the_flag_off(logged_in, session, three):
