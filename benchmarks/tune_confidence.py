@@ -106,7 +106,7 @@ def _calibrate(mode: str, programs, items):
         best = np.array([r.best_lexical or 0 for r in results])
     threshold = no_match_threshold(best, in_scope)
     results = list(index_for(mode, threshold).fit_match(programs, proposals, top_k=len(programs)))
-    right = np.array([bool(g) and bool(r.matches) and r.matches[0].program_id in g for (_, g), r in zip(items, results)])
+    right = np.array([bool(g) and bool(r.matches) and r.matches[0].program_id in g for (_, g), r in zip(items, results, strict=True)])
     low = np.array([r.no_match for r in results])
     x = np.array([signals(r) for r in results])
     model = LogisticRegression(C=10.0, max_iter=1000).fit(x[~low], right[~low])
@@ -134,9 +134,9 @@ def report(results, items, calibration: Calibration) -> None:
     n_in, n_out = sum(in_scope), len(in_scope) - sum(in_scope)
     print("level | in-scope in it | first right | out-of-scope in it")
     for name in ("high", "medium", "low"):
-        inside = [r for r, lv, (_, g) in zip(results, levels, items) if lv == name and g]
-        right = [r for r, (_, g) in zip(results, items) if r in inside and r.matches and r.matches[0].program_id in g]
-        outside = sum(1 for lv, s in zip(levels, in_scope) if lv == name and not s)
+        inside = [r for r, lv, (_, g) in zip(results, levels, items, strict=True) if lv == name and g]
+        right = [r for r, (_, g) in zip(results, items, strict=True) if r in inside and r.matches and r.matches[0].program_id in g]
+        outside = sum(1 for lv, s in zip(levels, in_scope, strict=True) if lv == name and not s)
         share = len(right) / len(inside) if inside else float("nan")
         print(f"{name} | {len(inside) / n_in:.2f} | {share:.2f} | {outside / n_out:.2f}")
     ambiguous = [is_ambiguous(replace(r), calibration) for r in results]

@@ -31,14 +31,14 @@ from matcher.fusion import (
     DEFAULT_NO_MATCH_EXEMPLAR_THRESHOLD,
     DEFAULT_NO_MATCH_SEMANTIC_FACTOR,
     DEFAULT_NO_MATCH_THRESHOLD,
+    DEFAULT_REJECTION_WEIGHT,
     DEFAULT_SEMANTIC_WEIGHT,
     Exemplar,
-    carried_by,
-    DEFAULT_REJECTION_WEIGHT,
     bank_matrix,
-    rejection_push,
+    carried_by,
     exemplar_lift,
     fuse,
+    rejection_push,
 )
 from matcher.index import DEFAULT_CHUNK_SIZE, FIELDS, ProgramIndex
 from matcher.results import MatchResult, ProgramMatch

@@ -84,8 +84,14 @@ def unreminded_overdue(*, session: Session, today: date) -> list[tuple[OpinionRe
 
 
 def project_of(*, session: Session, proposal_id: int) -> Project | None:
-    """The proposal's 協働事業: the one it leads, else the joint one it is linked to."""
-    led = session.exec(select(Project).where(col(Project.proposal_id) == proposal_id)).first()
+    """The 協働事業 the proposal leads (what its NPO's status page reads)."""
+    return session.exec(select(Project).where(col(Project.proposal_id) == proposal_id)).first()
+
+
+def project_for(*, session: Session, proposal_id: int) -> Project | None:
+    """The proposal's 協働事業 for the office: the one it leads, else the joint
+    one it is linked to (so that saving it edits that one: counted once)."""
+    led = project_of(session=session, proposal_id=proposal_id)
     if led is not None:
         return led
     query = select(Project).join(ProjectProposal, col(ProjectProposal.project_id) == col(Project.id))
@@ -157,7 +163,7 @@ def workflow_view(*, session: Session, proposal_id: int) -> WorkflowView:
         requests=requests_for(session=session, proposal_id=proposal_id),
         draft=draft_answer(session=session, proposal_id=proposal_id),
         published=published_answers(session=session, proposal_id=proposal_id),
-        project=project_of(session=session, proposal_id=proposal_id),
+        project=project_for(session=session, proposal_id=proposal_id),
         messages=messages_for(session=session, proposal_id=proposal_id),
     )
 

@@ -21,7 +21,7 @@ from models.labels import CLOSED_STAGES, LABELS, RequestStatus, Stage
 from models.outbox import enqueue
 from models.tables import Proposal
 from models.themes import is_open, link_proposals, projects_of
-from models.workflow import draft_answer, project_of, requests_for
+from models.workflow import draft_answer, project_for, project_of, requests_for
 from models.workflow_tables import Answer, AnswerCreate, Project, ProjectCreate
 from office.commands import NOBODY, Actor, Change, finish, move_stage
 
@@ -119,7 +119,7 @@ def save_project(*, session: Session, proposal: Proposal, project_in: ProjectCre
     assert proposal.id is not None
     if proposal.stage not in PROJECT_STAGES:
         raise ValueError(proposal.stage)
-    project = project_of(session=session, proposal_id=proposal.id) or Project(proposal_id=proposal.id, name="")
+    project = project_for(session=session, proposal_id=proposal.id) or Project(proposal_id=proposal.id, name="")
     _fill(session, project, project_in)
     finish(session, Change(proposal=proposal), action="project.save", entity="project", entity_id=project.id or "",
            actor=actor, detail={"proposal_id": proposal.id, "name": project.name,
@@ -159,8 +159,7 @@ def propose_joint_project(*, session: Session, proposals: Sequence[Proposal], pr
         raise JointProjectError("不採択・取り下げ・完了の提案、統合された提案は選べません。")
     lead = chosen[0]
     assert lead.id is not None
-    led = project_of(session=session, proposal_id=lead.id)
-    project = led if led is not None and led.proposal_id == lead.id else Project(proposal_id=lead.id, name="")
+    project = project_of(session=session, proposal_id=lead.id) or Project(proposal_id=lead.id, name="")
     taken = projects_of(session=session, proposal_ids=[p.id for p in chosen if p.id is not None])
     if any(pid != project.id for pid in taken.values()):
         raise JointProjectError("選んだ提案の中に、すでに別の協働事業に含まれている提案があります。")

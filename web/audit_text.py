@@ -56,7 +56,8 @@ def _label(enum: type[Any], code: Any) -> str:
 
 
 def names_for(*, session: Session, events: Iterable[AuditEvent]) -> Names:
-    proposal_ids, program_ids = set(), set()
+    proposal_ids: set[int] = set()
+    program_ids: set[int] = set()
     for event in events:
         detail = event.detail or {}
         proposal_ids.update(_int(detail.get(key)) for key in ("proposal_id", "into_id", "other_id"))

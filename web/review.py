@@ -33,11 +33,11 @@ from models.workflow_export import PROPOSAL_COLUMNS, proposal_rows
 from office import commands
 from office.answers import PROJECT_STAGES
 from office.commands import StaleDecision
+from office.duties import department_candidates
 from office.search import find_programs
 from web.audit_text import names_for, sentence
 from web.auth import current_actor, require_login
 from web.db import get_matching, get_session
-from office.duties import department_candidates
 from web.downloads import download
 from web.forms import VERDICTS, DecisionForm, PairForm, StageForm, UndoForm
 

@@ -184,7 +184,8 @@ def test_each_status_page_shows_the_joint_project_once_its_answer_is_published(c
     kids = theme_at(session, made[0][0])
     assert _propose(logged_in, kids.id, [p for p, _ in made]).status_code == 303
     first, second = made
-    assert 'data-testid="joint-project"' not in client.get(f"/status/{second[1]}").data.decode()
+    before = client.get(f"/status/{second[1]}").data.decode()
+    assert 'data-testid="joint-project"' not in before and "児童青少年課" not in before
     session.expire_all()
     proposal = session.get(Proposal, second[0].id)
     save_answer(session=session, proposal=proposal, answer_in=AnswerCreate(
