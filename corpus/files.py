@@ -267,9 +267,13 @@ def _read_xlsx(path: Path, limits: ReadLimits) -> Iterator[Row]:
         raise FileFormatError(
             path, f"cannot open as XLSX ({type(exc).__name__})", ja="Excel（.xlsx）のファイルとして開けません"
         ) from exc
+    rows = workbook.worksheets[0].iter_rows(values_only=True)
     try:
-        yield from _sheet_rows(path, workbook.worksheets[0].iter_rows(values_only=True), limits)
+        yield from _sheet_rows(path, rows, limits)
     finally:
+        # The sheet's reader first: it holds a member of the zip open, and the
+        # zip's file stays open (a ResourceWarning later) until every member is closed.
+        rows.close()
         workbook.close()
 
 
