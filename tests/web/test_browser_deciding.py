@@ -88,8 +88,10 @@ def test_three_undos_in_a_row_step_back_three_decisions(browser, decided_site): 
     page.reload()
     assert page.get_by_test_id("current-verdict").count() == 3
     for expected in (2, 1, 0):
-        page.keyboard.press("u")
-        page.wait_for_load_state()
+        # Wait for the page the undo loads (its scripts included): a key pressed
+        # while it is still parsing would be lost.
+        with page.expect_navigation(wait_until="load"):
+            page.keyboard.press("u")
         expect(page.get_by_test_id("current-verdict")).to_have_count(expected, timeout=30_000)
     assert page.get_by_test_id("history-row").count() == 6
     page.goto(url + "/review?reviewed=no")
