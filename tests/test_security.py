@@ -218,3 +218,13 @@ def test_a_store_that_cannot_keep_one_time_records_refuses_to_start(tmp_path):
     with pytest.raises(ValueError, match="^KYODO_RATELIMIT_STORAGE_URI: expected memory:// or redis://"):
         create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": KEY,
                     "RATELIMIT_STORAGE_URI": "mongodb://127.0.0.1:27017"})
+
+
+def test_the_job_queues_sqlite_file_is_private(tmp_path):
+    from web import create_app
+    from web.jobs import build_jobs
+
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "k" * 40, "MATCH_MODE": "lexical"})
+    build_jobs(app, name="private-test")  # before huey opens its storage
+    queue_file = tmp_path / "instance" / "jobs.sqlite3"
+    assert queue_file.exists() and (queue_file.stat().st_mode & 0o777) == 0o600

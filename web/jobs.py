@@ -38,6 +38,7 @@ from models.clock import JST, utcnow
 from models.locks import LockHeld, pid_alive
 from web.db import get_engine, get_matching
 from web.mail import send_now
+from web.security import create_private_file
 
 DEFAULT_NAME = "kyodo"
 EXTENSION = "kyodo_jobs"
@@ -140,6 +141,8 @@ class Jobs:
 def build_jobs(app: Flask, *, url: str | None = None, name: str = DEFAULT_NAME) -> Jobs:
     """A huey instance for the app (KYODO_QUEUE_URL unless ``url``) with every task registered."""
     cls, storage = queue_backend(app.config.get("QUEUE_URL", "") if url is None else url, app.instance_path)
+    if "filename" in storage:  # the queue's SQLite file 0600 like the app's (its -wal and -shm follow)
+        create_private_file(Path(storage["filename"]))
     # results=False: nobody reads task return values, so the store keeps only our keys.
     huey = cls(name, results=False, utc=True, **storage)
     jobs = Jobs(app=app, huey=huey, rematch_at=parse_rematch_at(app.config.get("REMATCH_AT", "02:30")))

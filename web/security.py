@@ -133,7 +133,7 @@ def private_instance(folder: Path, database_url: str) -> None:
             _make_private(path, PRIVATE_FILE)
     database = sqlite_file(database_url)
     if database is not None:
-        _create_private(database)
+        create_private_file(database)
         for path in (database, *(Path(f"{database}{side}") for side in SQLITE_SIDE_FILES)):
             _make_private(path, PRIVATE_FILE)
 
@@ -148,7 +148,7 @@ def sqlite_file(database_url: str) -> Path | None:
     return Path(str(url.database))
 
 
-def _create_private(path: Path) -> None:
+def create_private_file(path: Path) -> None:
     """An empty file is an empty SQLite database: made here with mode 0600."""
     if not path.parent.is_dir():
         return
