@@ -84,6 +84,10 @@ def check_email(email: str) -> None:
 
 
 def user_by_name(*, session: Session, username: str) -> User | None:
+    """The user of that name; None for a name no user can have (control
+    characters, which PostgreSQL cannot even compare)."""
+    if has_control_characters(username):
+        return None
     return session.exec(select(User).where(User.username == username)).first()
 
 
@@ -213,12 +217,17 @@ def log_in(*, session: Session, username: str, password: str, address: str = "")
     user = authenticate(session=session, username=username, password=password)
     if user is None:
         record_event(session=session, action="auth.login_failed", entity="user", actor="",
-                     detail={"username": username[:MAX_USERNAME_LENGTH], "address": address})
+                     detail={"username": _printable(username[:MAX_USERNAME_LENGTH]), "address": address})
     else:
         record_event(session=session, action="auth.login", entity="user", entity_id=user.id or "",
                      actor=user.username, user_id=user.id, detail={"address": address})
     session.commit()
     return user
+
+
+def _printable(text: str) -> str:
+    """The name tried, as the trail can store it (PostgreSQL refuses NUL): control characters as �."""
+    return "".join("\ufffd" if has_control_characters(c) else c for c in text)
 
 
 def log_out(*, session: Session, user_id: int, address: str = "") -> None:

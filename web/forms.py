@@ -310,7 +310,8 @@ class LoginForm(FlaskForm):
     username = StringField(
         "ユーザー名",
         filters=[_strip],
-        validators=[_required("ユーザー名"), Length(max=100, message="ユーザー名が長すぎます。")],
+        validators=[_required("ユーザー名"), Length(max=100, message="ユーザー名が長すぎます。"),
+                    _no_control_characters],
     )
     password = PasswordField(
         "パスワード",

@@ -50,3 +50,12 @@ def test_an_import_cell_too_long_or_too_big_is_a_named_line(runner, tmp_path, ro
     result = runner.invoke(cli, ["programs", "import", str(path)])
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert ":2" in result.output or "line 2" in result.output
+
+
+def test_a_login_name_with_nul_is_refused_beside_the_field(client, coordinator, session):
+    # Found by tests/web/test_console_fuzz.py: PostgreSQL cannot compare a NUL (was a 500).
+    response = client.post("/login", data={"username": "co\x00ord", "password": "x" * 12})
+    assert response.status_code in (200, 400) and "使用できない" in response.data.decode()
+    from office.accounts import log_in
+
+    assert log_in(session=session, username="co\x00ord", password="x" * 12) is None
