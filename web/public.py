@@ -275,7 +275,9 @@ def _status_page(token: str, proposal: Proposal, form: WithdrawForm, status: int
     stage = last.stage if last else Stage.RECEIVED.value
     return render_template(
         "status.html", proposal=proposal, status=status_label(stage), answer=last, history=published,
-        project=project, form=form, token=token, can_withdraw=stage not in CLOSED_STAGES,
+        project=project, form=form, token=token,
+        # A merged proposal lives on in the one it was merged into: nothing left to withdraw here.
+        can_withdraw=stage not in CLOSED_STAGES and proposal.merged_into_id is None,
         contact=current_app.config["SUPPORT_OFFICE_CONTACT"],
     ), status
 

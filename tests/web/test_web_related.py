@@ -63,6 +63,7 @@ def test_merging_from_the_page_closes_it_tells_the_npo_and_can_be_undone(app, cl
     status = client.get(retyped.status_path).data.decode()
     assert 'data-testid="merged-notice"' in status and first.receipt_number in status
     assert first.status_path not in status  # where it went: the receipt number, not the other's private link
+    assert f'action="{retyped.status_path}/withdraw"' not in status  # nothing left to withdraw there
     session.expire_all()
     [mail] = session.exec(select(MailMessage).where(MailMessage.kind == "merged")).all()
     assert mail.proposal_id == retyped.id and mail.to_address == "hanako@example.jp"
