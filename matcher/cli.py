@@ -112,16 +112,19 @@ def _exemplars_note(note: str | None, exemplars_path: Path | None, resolved: str
     return note
 
 
-@click.command("match")
-@programs_option
-@keywords_option
-@click.option(
+proposals_option = click.option(
     "--proposals",
     "proposals_path",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="Proposals file: JSONL or CSV with id, title, body.",
 )
+
+
+@click.command("match")
+@programs_option
+@keywords_option
+@proposals_option
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 100))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl", show_default=True)
 @mode_option

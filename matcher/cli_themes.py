@@ -9,7 +9,13 @@ from pathlib import Path
 
 import click
 
-from matcher.cli import _load_programs, mode_option, programs_option, read_proposals
+from matcher.cli import (
+    _load_programs,
+    mode_option,
+    programs_option,
+    proposals_option,
+    read_proposals,
+)
 from matcher.indexes import make_index
 from matcher.related import build_space
 from matcher.semantic import resolve_mode
@@ -17,13 +23,7 @@ from matcher.themes import Theme, shared_programs, themes_in
 
 
 @click.command("themes")
-@click.option(
-    "--proposals",
-    "proposals_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Proposals file: JSONL or CSV with id, title, body (ids unique).",
-)
+@proposals_option
 @programs_option
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="jsonl", show_default=True)
 @mode_option

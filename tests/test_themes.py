@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
+from test_related import PROPOSALS  # written for testing, shared
 
 from matcher.index import ProposalText
 from matcher.related import PairGraph, build_space, pair_graph
@@ -17,16 +18,6 @@ from matcher.themes import Theme, clusters, is_noun, label_words, shared_program
 from web.cli import cli
 
 DATA = Path(__file__).parent / "data"
-
-PROPOSALS = [
-    ProposalText("food-1", "子ども食堂を始めたい", "地域の仲間で月2回の子ども食堂を開き、子どもたちに温かい夕食を届けたい。"),
-    ProposalText("bousai-1", "防災講座", "町内会で防災講座を開き、避難所の運営と備蓄を学びたい。"),
-    ProposalText("food-2", "お寺で子ども食堂", "お寺の本堂で子ども食堂を開いています。子どもたちの夕食の食材を集めたい。"),
-    ProposalText("bousai-2", "マンションの防災", "マンションの住民で防災訓練を行い、備蓄と避難の手順を確かめたい。"),
-    ProposalText("empty", "本文なし", ""),
-    ProposalText("park-1", "公園の花壇", "公園の花壇に季節の花を植え、近所の子どもと高齢者の交流を広げたい。"),
-    ProposalText("park-2", "花壇の植え替え", "自治会で公園の花壇を植え替え、花の苗を子どもたちと植えたい。"),
-]
 
 
 def _dev():

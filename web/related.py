@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Flask, abort, flash, g, redirect, request, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, request, url_for
 from flask_wtf import FlaskForm
 
 from models.related import RelatedItem, duplicates_of, merged_from, proposals_by_id, related_for
@@ -52,16 +52,6 @@ def related_panel(proposal: Proposal) -> RelatedPanel:
         merged_into=found.get(proposal.merged_into_id) if proposal.merged_into_id else None,
         merged_from=merged_from(session=db, proposal_id=proposal.id),
     )
-
-
-def duplicate_ids(rows: list[Any]) -> set[int]:
-    """Of the queue page's rows, the proposals flagged 重複の可能性 (read once per request)."""
-    cached: set[int] | None = g.get("duplicate_ids")
-    if cached is None:
-        ids = [row.proposal.id for row in rows]
-        cached = {pid for pid, others in duplicates_of(session=get_session(), proposal_ids=ids).items() if others}
-        g.duplicate_ids = cached
-    return cached
 
 
 def merged_receipt(proposal: Proposal) -> str | None:
@@ -155,7 +145,6 @@ def not_duplicate(proposal_id: int):  # type: ignore[no-untyped-def]
 
 def init_app(app: Flask) -> None:
     app.add_template_global(related_panel)
-    app.add_template_global(duplicate_ids)
     app.add_template_global(merged_receipt)
     app.add_template_global(PlainForm, "related_form")
     app.register_blueprint(bp)

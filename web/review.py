@@ -26,6 +26,7 @@ from models.export import CSV_COLUMNS, PairingRow, excel_csv, excel_xlsx, pairin
 from models.labels import LABELS, Stage
 from models.outbox import counts_by_status, failed_messages
 from models.queue import CONFIDENCES, SORTS, QueueFilters, review_queue
+from models.related import duplicates_of
 from models.review import departments, program_by_reference, proposal_view
 from models.tables import Proposal
 from models.workflow import drafts_for, overdue_requests, plan_progress, workflow_view
@@ -137,6 +138,7 @@ def queue():  # type: ignore[no-untyped-def]
         session=db, filters=filters, page=_page_number(), page_size=current_app.config["PAGE_SIZE"]
     )
     args = {k: v for k, v in request.args.items() if k != "page"}
+    ids = [row.proposal.id for row in result.page.rows]
     return render_template(
         "queue.html",
         result=result,
@@ -145,7 +147,8 @@ def queue():  # type: ignore[no-untyped-def]
         errors=errors,
         departments=departments(session=db),
         stages=[(s.value, LABELS[s]) for s in Stage],
-        drafts=drafts_for(session=db, proposal_ids=[row.proposal.id for row in result.page.rows]),
+        drafts=drafts_for(session=db, proposal_ids=ids),
+        duplicates={pid for pid, others in duplicates_of(session=db, proposal_ids=ids).items() if others},
         page_url=lambda n: url_for("review.queue", page=n, **args),
     ), (400 if errors else 200)
 
