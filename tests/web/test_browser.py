@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, expect, sync_playwright
 from sqlmodel import Session
 from webdata import PASSWORD, PROPOSAL
 from werkzeug.serving import make_server
@@ -123,8 +123,10 @@ def test_submit_review_accept_and_export(browser, server, screenshots):
     _log_in(coordinator)
     coordinator.wait_for_url("**/review")
     coordinator.screenshot(path=str(screenshots / "queue.png"), full_page=True)
-    coordinator.get_by_role("link", name=PROPOSAL["title"]).click()
-    assert coordinator.locator("[data-testid=proposal-body] mark").count() >= 1
+    with coordinator.expect_navigation():
+        coordinator.get_by_role("link", name=PROPOSAL["title"]).click()
+    # expect() waits for the page the link loads; a bare count() could read it half-parsed.
+    expect(coordinator.locator("[data-testid=proposal-body] mark").first).to_be_attached()
     first = coordinator.get_by_test_id("suggestion").first
     program_name = first.locator("h3 a").first.inner_text()
     first.locator("details summary").click()
@@ -133,8 +135,8 @@ def test_submit_review_accept_and_export(browser, server, screenshots):
     assert first.locator("details dd mark").first.is_visible()
     coordinator.screenshot(path=str(screenshots / "proposal.png"), full_page=True)
     first.get_by_label("メモ（任意）").fill("担当課と調整")
-    first.get_by_role("button", name="採用").click()
-    coordinator.wait_for_load_state()
+    with coordinator.expect_navigation():
+        first.get_by_role("button", name="採用").click()
     assert coordinator.get_by_test_id("current-verdict").first.inner_text() == "採用"
     assert "確認中" in coordinator.get_by_test_id("proposal-stage").inner_text()
 
@@ -165,8 +167,8 @@ def test_coordinator_adds_keywords_and_a_proposal_in_those_words_finds_the_progr
     program_name = coordinator.locator("h1").inner_text()
     coordinator.get_by_role("textbox", name="キーワード（言い換え）").fill("マルシェ、ブース出展、顔の見える交流")
     coordinator.screenshot(path=str(screenshots / "program-keywords.png"), full_page=True)
-    coordinator.get_by_role("button", name="キーワードを保存").click()
-    coordinator.wait_for_load_state()
+    with coordinator.expect_navigation():
+        coordinator.get_by_role("button", name="キーワードを保存").click()
     assert "キーワードを保存しました" in coordinator.locator(".flash").first.inner_text()
     assert coordinator.get_by_role("textbox", name="キーワード（言い換え）").input_value() == "マルシェ、ブース出展、顔の見える交流"
 
@@ -184,7 +186,8 @@ def test_coordinator_adds_keywords_and_a_proposal_in_those_words_finds_the_progr
     npo.wait_for_url("**/proposals/receipt")
 
     coordinator.goto(server + "/review")
-    coordinator.get_by_role("link", name="秋のマルシェで団体どうしの交流を").click()
+    with coordinator.expect_navigation():
+        coordinator.get_by_role("link", name="秋のマルシェで団体どうしの交流を").click()
     first = coordinator.get_by_test_id("suggestion").first
     assert first.locator("h3 a").first.inner_text() == program_name
     first.locator("details summary").click()

@@ -69,8 +69,8 @@ def test_the_error_summary_takes_the_focus_and_its_links_the_fields(browser, sit
     _fill_form(page)
     page.get_by_label("メールアドレス", exact=True).fill("not-an-address")
     page.get_by_label(CONSENT).uncheck()
-    page.get_by_role("button", name="入力内容を確認する").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="入力内容を確認する").click()
     summary = page.get_by_test_id("error-summary")
     assert "入力内容に誤りがあります（2件）" in summary.inner_text()
     assert _focused_id(page) == "error-summary"
@@ -122,15 +122,15 @@ def test_at_phone_width_nothing_scrolls_sideways(browser, site):  # noqa: F811
     page.get_by_label("提案タイトル", exact=True).fill(long_word)
     page.get_by_label("メールアドレス", exact=True).fill("x" * 300 + "@example.jp")
     page.get_by_label(CONSENT).uncheck()
-    page.get_by_role("button", name="入力内容を確認する").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="入力内容を確認する").click()
     assert page.get_by_test_id("error-summary").is_visible()
     assert overflow() <= 0, "the form with its errors"
     page.get_by_label("提案タイトル", exact=True).fill(long_word[:100])
     page.get_by_label("メールアドレス", exact=True).fill("hanako@example.jp")
     page.get_by_label(CONSENT).check()
-    page.get_by_role("button", name="入力内容を確認する").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="入力内容を確認する").click()
     assert page.get_by_test_id("confirm").is_visible()
     assert overflow() <= 0, "the confirmation page"
     page.get_by_role("button", name="提案を送信").click()

@@ -113,8 +113,8 @@ def test_the_workflow_from_submission_to_a_published_answer(browser, site, smtp,
     opinions = coordinator.get_by_test_id("opinions")
     opinions.get_by_label("環境課", exact=True).check()
     opinions.get_by_label("依頼文").fill("公園での環境学習について、協働の可能性をお聞かせください。")
-    opinions.get_by_role("button", name="所見を依頼する").click()
-    coordinator.wait_for_load_state()
+    with coordinator.expect_navigation():
+        opinions.get_by_role("button", name="所見を依頼する").click()
     assert "1件の担当課に所見を依頼しました" in coordinator.locator(".flash").first.inner_text()
     assert "所見照会中" in coordinator.get_by_test_id("proposal-stage").inner_text()
 
@@ -130,8 +130,8 @@ def test_the_workflow_from_submission_to_a_published_answer(browser, site, smtp,
     department.get_by_label("考えられる協働の形（任意）").select_option(label="共催")
     department.get_by_label("回答者（任意）").fill("環境課 鈴木")
     department.screenshot(path=str(screenshots / "opinion-answer.png"), full_page=True)
-    department.get_by_role("button", name="所見を送信する").click()
-    department.wait_for_load_state()
+    with department.expect_navigation():
+        department.get_by_role("button", name="所見を送信する").click()
     assert department.get_by_test_id("answered").is_visible()
     assert department.get_by_test_id("opinion").inner_text() == "条件付きで協働できる"
 
@@ -141,8 +141,8 @@ def test_the_workflow_from_submission_to_a_published_answer(browser, site, smtp,
     answer.get_by_label("お知らせする段階").select_option("adopted")
     answer.get_by_label("回答文（理由・次の手順・連絡先）").fill(
         "採択します。環境課と夏休みの環境学習を共催する方向で、協定の準備を進めます。")
-    answer.get_by_role("button", name="公開して提案者に知らせる").click()
-    coordinator.wait_for_load_state()
+    with coordinator.expect_navigation():
+        answer.get_by_role("button", name="公開して提案者に知らせる").click()
     assert coordinator.get_by_test_id("published-answer").count() == 1
 
     npo.goto(status_link)
