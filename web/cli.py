@@ -3,10 +3,9 @@ and the web server. Each command's docstring is its ``--help``."""
 
 from __future__ import annotations
 
-import click
+import importlib
 
-from matcher.cli import evaluate_command, match_command
-from matcher.cli_themes import themes_command
+import click
 
 # Commands that may create the instance (its folder and SQLite database), and
 # those that never open it. Any other command run where there is no instance
@@ -15,7 +14,48 @@ CREATES_INSTANCE = {"serve", "db"}
 NO_INSTANCE = {"match", "evaluate", "themes", "settings"}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose listed subcommands are imported when they are run (or
+    listed by --help): ``kyodo match`` then loads the matcher alone, not the
+    web app, the database layer and the job queue (about 0.7 s of a run).
+    Click's documented pattern for large command sets."""
+
+    def __init__(self, *args: object, lazy: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+# name → "module:attribute" of every subcommand defined outside this file.
+SUBCOMMANDS = {
+    "match": "matcher.cli:match_command",
+    "evaluate": "matcher.cli:evaluate_command",
+    "themes": "matcher.cli_themes:themes_command",
+    "db": "web.cli_data:db_group",
+    "embeddings": "web.cli_data:embeddings_group",
+    "programs": "web.cli_data:programs_group",
+    "proposals": "web.cli_data:proposals_group",
+    "rematch": "web.cli_data:rematch_command",
+    "departments": "web.cli_departments:departments_group",
+    "mail": "web.cli_mail:mail_group",
+    "users": "web.cli_web:users_group",
+    "tokens": "web.cli_web:tokens_group",
+    "worker": "web.cli_jobs:worker_command",
+    "jobs": "web.cli_jobs:jobs_group",
+}
+
+
+@click.group(cls=LazyGroup, lazy=SUBCOMMANDS)
 @click.version_option(package_name="kyodo-match")
 @click.option("--create-instance", is_flag=True,
               help="Let this command create the instance folder and database if there is none.")
@@ -50,10 +90,6 @@ def missing_instance() -> str | None:
             f"{ENV_PREFIX}INSTANCE_PATH, or pass --create-instance to start a new, empty one here")
 
 
-cli.add_command(match_command)
-cli.add_command(evaluate_command)
-cli.add_command(themes_command)
-
 
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -83,36 +119,6 @@ def serve_command(host: str, port: int) -> None:
         app.run(host=host, port=port, use_reloader=False)
     finally:
         worker.stop()
-
-
-from web.cli_data import (  # noqa: E402
-    db_group,
-    embeddings_group,
-    programs_group,
-    proposals_group,
-    rematch_command,
-)
-
-cli.add_command(db_group)
-cli.add_command(embeddings_group)
-cli.add_command(programs_group)
-cli.add_command(proposals_group)
-cli.add_command(rematch_command)
-
-from web.cli_departments import departments_group  # noqa: E402
-from web.cli_mail import mail_group  # noqa: E402
-from web.cli_web import tokens_group, users_group  # noqa: E402
-
-cli.add_command(departments_group)
-cli.add_command(mail_group)
-
-cli.add_command(users_group)
-cli.add_command(tokens_group)
-
-from web.cli_jobs import jobs_group, worker_command  # noqa: E402
-
-cli.add_command(worker_command)
-cli.add_command(jobs_group)
 
 
 @cli.command("settings")

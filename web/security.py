@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from flask import Flask, Response, request
-from sqlalchemy.engine import make_url
 
 MIN_KEY_BYTES = 32  # HMAC-SHA1 (itsdangerous) and the signed links: 256 bits and more
 KEY_FILE = "secret_key"
@@ -140,6 +139,8 @@ def private_instance(folder: Path, database_url: str) -> None:
 
 def sqlite_file(database_url: str) -> Path | None:
     """The file of a SQLite URL; None for another database or an in-memory one."""
+    from sqlalchemy.engine import make_url  # here: `kyodo match` imports this package without a database
+
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None

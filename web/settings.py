@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corpus.files import DEFAULT_LIMITS
-from office.service import MATCH_MODES
+from matcher.semantic import MATCH_MODES
 
 
 @dataclass(frozen=True)
