@@ -179,14 +179,16 @@ def match_command(
     use_exemplars = exemplars_path is not None and resolved == "semantic"
     accepted = _resolve_gold(read_gold(exemplars_path), programs) if use_exemplars and exemplars_path else []
     exemplars = [Exemplar(g, a.proposal) for a in accepted for g in a.gold]
-    results = index.fit_match(programs, proposals, exemplars=exemplars)
+    # Counted once: the ranking and the related proposals read the same counts.
+    counted = index.count_proposals(proposals)
+    results = index.fit_match(programs, proposals, exemplars=exemplars, counted=counted)
     if departments_path is not None:
         directory = _load_directory(departments_path)
         duty_index = make_index(mode=resolved, embedder=embedder, top_k=top_k)
         results = iter(with_duties(list(results), proposals, duty_index, directory, k=top_k))
     # Issue 15: each line also names the file's proposals most like this one.
     if related_k:
-        found = related_by_position(proposals, mode=resolved, embedder=embedder, k=related_k, n_jobs=jobs or os.cpu_count() or 1)
+        found = related_by_position(proposals, mode=resolved, embedder=embedder, k=related_k, counted=counted)
         results = with_related(results, found)
     write_results(results, fmt)
 

@@ -21,6 +21,10 @@ _KANJI = re.compile("[\u4e00-\u9fff\u3400-\u4dbf]")
 
 # Weighted term counts of one proposal; None for one that cannot be matched.
 ProposalCounts = dict[str, float] | None
+# A batch's counts and written forms, one of each per proposal: what
+# TermCounter.proposal_counts_with_forms returns, handed on so that a batch
+# matched and related (kyodo match, the nightly run) is tokenized once.
+Counted = tuple[Sequence[ProposalCounts], Sequence[WrittenForms | None]]
 
 
 @dataclass(frozen=True)

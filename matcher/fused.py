@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 
 from matcher.confidence import assess
+from matcher.counting import Counted
 from matcher.embedder import DIM, Embedder, passage_key
 from matcher.explain import rank_departments_in_order
 from matcher.fusion import (
@@ -78,12 +79,10 @@ class FusedIndex(BaseEstimator):
         best e5 cosine`` is below ``no_match_threshold`` (bests over all
         programs): the fused z-scores are relative to one proposal and cannot
         say that nothing fits.
-    exemplar_weight : float
-        Weight of :func:`matcher.fusion.exemplar_lift` of the e5 cosine with
-        each program's nearest :class:`Exemplar` (accepted proposal, passed to
-        :meth:`fit`). A program without one, or whose nearest is no closer
-        than two unrelated proposals, gets 0; with no exemplars at all the
-        ranking is that of TF-IDF and e5 alone.
+    exemplar_weight, rejection_weight : float
+        Weights of :func:`matcher.fusion.exemplar_lift` of the e5 cosine with each program's nearest
+        accepted proposal (:class:`Exemplar`, passed to :meth:`fit`; 0 without one, or when no closer
+        than two unrelated proposals) and of :func:`matcher.fusion.rejection_push` (rejected pairings).
     no_match_exemplar_factor, no_match_exemplar_threshold : float
         A proposal flagged by the rule above is cleared when ``best TF-IDF +
         no_match_semantic_factor × best e5 + no_match_exemplar_factor ×
@@ -103,9 +102,7 @@ class FusedIndex(BaseEstimator):
 
     #: The index interface shared with :class:`ProgramIndex`.
     mode = "semantic"
-    #: Range of the score comparable across proposals: the TF-IDF cosine
-    #: (``lexical_score``; ``score`` is a fused z-score, see
-    #: :attr:`ProgramMatch.comparable_score`).
+    #: Range of the score comparable across proposals: the TF-IDF cosine (``score`` is a fused z-score).
     comparable_scale: tuple[float, float] = ProgramIndex.comparable_scale
 
     def __init__(
@@ -221,20 +218,24 @@ class FusedIndex(BaseEstimator):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         exemplars: Sequence[Exemplar] = (),
         rejections: Sequence[Exemplar] = (),
+        counted: Counted | None = None,
     ) -> Iterator[MatchResult]:
-        """Fit on ``programs`` (and ``proposals`` for the IDF), ``exemplars``
-        and ``rejections`` (rejected pairings), then match ``proposals``, tokenizing each proposal once
-        (see :meth:`ProgramIndex.fit_match`). A proposal that is itself an
-        exemplar is never compared with itself."""
+        """Fit on ``programs`` (and ``proposals`` for the IDF), ``exemplars`` and ``rejections``
+        (rejected pairings), then match ``proposals``, tokenizing each proposal once (see
+        :meth:`ProgramIndex.fit_match`). A proposal that is itself an exemplar is never compared with itself."""
         self._validate()
         proposals = list(proposals)
         self.lexical_ = self._new_lexical()
-        queries = self.lexical_.fit_transform(programs, proposals)
+        queries = self.lexical_.fit_transform(programs, proposals, counted=counted)
         self._fit_semantic(list(programs), exemplars, rejections)
         k = self.top_k if top_k is None else top_k
         for start in range(0, len(proposals), chunk_size):
             end = start + chunk_size
             yield from self._match_chunk(proposals[start:end], k, queries[start:end])
+
+    def count_proposals(self, proposals: Sequence[ProposalText]) -> Counted:
+        """The term counts and written forms of ``proposals`` as the TF-IDF part counts them."""
+        return self._new_lexical().count_proposals(proposals)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "program_vectors_"):

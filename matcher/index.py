@@ -23,7 +23,7 @@ from sklearn.exceptions import NotFittedError
 
 from matcher import weighting as wt
 from matcher.confidence import assess
-from matcher.counting import COUNT_SLICE, KANJI_PREFIX, ProposalCounts, TermCounter
+from matcher.counting import COUNT_SLICE, KANJI_PREFIX, Counted, ProposalCounts, TermCounter
 from matcher.defaults import (
     DEFAULT_FIELD_WEIGHTS,
     DEFAULT_KANJI_WEIGHT,
@@ -91,6 +91,12 @@ class ProgramIndex(BaseEstimator):
     n_jobs : int
         Processes used to tokenize large batches (see
         :func:`matcher.tokenize.tokenize_many`).
+    weighting, k1, b : str, float, float
+        Program rows: ``"tfidf"`` (L2-normalized), or ``"bm25"`` of the raw
+        weighted field counts (saturation ``k1`` > 0, length normalisation
+        ``0 ≤ b ≤ 1``, :func:`matcher.weighting.bm25_rows`). Proposal rows
+        stay TF-IDF either way; a score is their dot product, which the
+        shared terms add up to.
 
     Examples
     --------
@@ -123,6 +129,9 @@ class ProgramIndex(BaseEstimator):
         idf_from_proposals: bool = True,
         kanji_weight: float = DEFAULT_KANJI_WEIGHT,
         n_jobs: int = 1,
+        weighting: str = "tfidf",
+        k1: float = 1.2,
+        b: float = 0.75,
     ):
         self.field_weights = field_weights
         self.top_k = top_k
@@ -134,6 +143,9 @@ class ProgramIndex(BaseEstimator):
         self.idf_from_proposals = idf_from_proposals
         self.kanji_weight = kanji_weight
         self.n_jobs = n_jobs
+        self.weighting = weighting
+        self.k1 = k1
+        self.b = b
 
     # -- fitting -------------------------------------------------------------
 
@@ -145,6 +157,10 @@ class ProgramIndex(BaseEstimator):
         if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
             raise ValueError("field_weights must be non-negative with at least one positive")
         return {f: float(weights.get(f, 0.0)) for f in FIELDS}
+
+    def count_proposals(self, proposals: Sequence[ProposalText]) -> Counted:
+        """The term counts and written forms of ``proposals`` as this index counts them."""
+        return self._counter().proposal_counts_with_forms(list(proposals))
 
     def _stop(self) -> frozenset[str]:
         return frozenset(DEFAULT_STOP_WORDS if self.stop_words is None else self.stop_words)
@@ -180,13 +196,14 @@ class ProgramIndex(BaseEstimator):
         return self._fit(programs, counts)
 
     def fit_transform(
-        self, programs: Sequence[ProgramLike], proposals: Sequence[ProposalText]
+        self, programs: Sequence[ProgramLike], proposals: Sequence[ProposalText], *, counted: Counted | None = None
     ) -> sp.csr_matrix:
         """:meth:`fit` on ``programs`` (and ``proposals`` for the IDF), then
-        :meth:`transform` of ``proposals``, tokenizing each proposal once."""
+        :meth:`transform` of ``proposals``, tokenizing each proposal once
+        (none if ``counted``, from :meth:`count_proposals`, is given)."""
         reject_string(proposals)
         proposals = list(proposals)
-        counts, forms = self._counter().proposal_counts_with_forms(proposals)
+        counts, forms = counted if counted is not None else self.count_proposals(proposals)
         self._fit(programs, counts if self.idf_from_proposals else [])
         return self._transform(counts, forms)
 
@@ -199,9 +216,10 @@ class ProgramIndex(BaseEstimator):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         exemplars: Sequence[Exemplar] = (),
         rejections: Sequence[Exemplar] = (),
+        counted: Counted | None = None,
     ) -> Iterator[MatchResult]:
         """Fit on ``programs`` (and ``proposals`` for the IDF), then match
-        ``proposals``, tokenizing each proposal once.
+        ``proposals``, tokenizing each proposal once (``counted``: see :meth:`fit_transform`).
 
         The nightly rematch and ``kyodo match`` use this; it yields as
         :meth:`iter_match` does. ``exemplars`` and ``rejections`` (accepted
@@ -209,7 +227,7 @@ class ProgramIndex(BaseEstimator):
         them; the parameter is here so that both indexes are called alike.
         """
         proposals = list(proposals)
-        queries = self.fit_transform(programs, proposals)
+        queries = self.fit_transform(programs, proposals, counted=counted)
         k = self.top_k if top_k is None else top_k
         for start in range(0, len(proposals), chunk_size):
             end = start + chunk_size
@@ -221,18 +239,20 @@ class ProgramIndex(BaseEstimator):
         programs = checked_programs(programs)
         if self.top_k < 1:
             raise ValueError("top_k must be at least 1")
-        weights = self._weights()
+        weights, bm25 = self._weights(), wt.check_weighting(self.weighting, self.k1, self.b)
         field_counts = self._counter().program_field_counts(programs)
         vocabulary = wt.sorted_vocabulary(c for f in FIELDS for c in field_counts[f])
+        sublinear = self.sublinear_tf and not bm25  # BM25 saturates raw counts itself
         field_tf = {
-            f: wt.rows_to_csr([wt.term_frequency(c, sublinear=self.sublinear_tf) for c in rows], vocabulary)
+            f: wt.rows_to_csr([wt.term_frequency(c, sublinear=sublinear) for c in rows], vocabulary)
             for f, rows in field_counts.items()
         }
         tf = wt.weighted_fields(field_tf, weights, (len(programs), len(vocabulary)))
         self._fit_idf(tf, proposal_counts, vocabulary)
         self.vocabulary_ = vocabulary
         self.feature_names_ = np.asarray(list(vocabulary), dtype=object)
-        self.program_matrix_ = wt.l2_normalize(tf.multiply(self.idf_))
+        self.program_matrix_ = wt.program_rows(tf, self.idf_, vocabulary, bm25=bm25, k1=self.k1, b=self.b,
+                                               skip_prefix=KANJI_PREFIX)
         self.term_field_ = wt.dominant_field(self.program_matrix_, field_tf, weights)
         self._set_programs(programs)
         self.fingerprint_ = self._corpus_fingerprint(programs)
@@ -266,6 +286,10 @@ class ProgramIndex(BaseEstimator):
     def _public_params(self) -> dict[str, Any]:
         params = self.get_params()
         params["stop_words"] = list(params["stop_words"]) if params["stop_words"] is not None else None
+        if params["weighting"] == "tfidf":
+            # Unused by TF-IDF: left out, so fingerprints and saved params stay as they were.
+            for name in ("weighting", "k1", "b"):
+                del params[name]
         return params
 
     def get_feature_names_out(self) -> np.ndarray:
@@ -323,27 +347,12 @@ class ProgramIndex(BaseEstimator):
         """
         self._check_fitted()
         reject_string(proposals)
-        return self._transform(*self._counter().proposal_counts_with_forms(list(proposals)))
+        return self._transform(*self.count_proposals(proposals))
 
     def _transform(self, counts_list: Sequence[ProposalCounts], forms: Sequence[Any] = ()) -> QueryRows:
-        def unseen_scale(term: str) -> float:
-            return self.kanji_weight if term.startswith(KANJI_PREFIX) else 1.0
-
-        indptr = [0]
-        indices: list[int] = []
-        data: list[float] = []
-        for counts in counts_list:
-            if counts is not None:
-                columns, values = wt.query_row(
-                    counts, self.vocabulary_, self.idf_, sublinear=self.sublinear_tf,
-                    unseen=self.unseen_idf_, unseen_scale=unseen_scale,
-                )
-                indices += columns
-                data += values
-            indptr.append(len(indices))
-        return QueryRows.of(sp.csr_matrix(
-            (np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int32), indptr),
-            shape=(len(counts_list), len(self.vocabulary_)),
+        return QueryRows.of(wt.query_matrix(
+            counts_list, self.vocabulary_, self.idf_, sublinear=self.sublinear_tf, unseen=self.unseen_idf_,
+            kanji_prefix=KANJI_PREFIX, kanji_weight=self.kanji_weight,
         ), forms)
 
     def explain(self, queries: sp.csr_matrix, i: int, j: int, *, limit: int | None = MAX_TERMS) -> list[Term]:
@@ -372,24 +381,11 @@ class ProgramIndex(BaseEstimator):
         top_k: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> Iterator[MatchResult]:
-        """Yield one :class:`MatchResult` per proposal, in input order.
-
-        Proposals are scored ``chunk_size`` at a time, so memory is bounded by
-        ``chunk_size × n_programs`` whatever the number of proposals.
-
-        Parameters
-        ----------
-        proposals : iterable of ProposalText
-        top_k : int, optional
-            Overrides the fitted ``top_k``.
-        chunk_size : int
-
-        Returns
-        -------
-        iterator of MatchResult
-            Ties in score are broken by catalogue order, so results are
-            deterministic.
-        """
+        """Yield one :class:`MatchResult` per proposal, in input order
+        (``top_k`` overrides the fitted one). Proposals are scored
+        ``chunk_size`` at a time, so memory is bounded by ``chunk_size ×
+        n_programs`` whatever their number; ties in score go by catalogue
+        order, so results are deterministic."""
         self._check_fitted()
         k = self.top_k if top_k is None else top_k
         for chunk in proposal_chunks(proposals, chunk_size):

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from matcher.counting import Counted
 from matcher.embedder import Embedder
 from matcher.fused import FusedIndex
 from matcher.fusion import Exemplar
@@ -68,9 +69,14 @@ class MatchIndex(Protocol):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         exemplars: Sequence[Exemplar] = (),
         rejections: Sequence[Exemplar] = (),
+        counted: Counted | None = None,
     ) -> Iterator[MatchResult]:
         """Fit, then match ``proposals``, tokenizing each once (``exemplars``,
-        ``rejections``: accepted and rejected pairings, semantic mode only)."""
+        ``rejections``: accepted and rejected pairings, semantic mode only;
+        ``counted``: their :meth:`count_proposals`, if at hand)."""
+
+    def count_proposals(self, proposals: Sequence[ProposalText]) -> Counted:
+        """The proposals' term counts and written forms as the index counts them."""
 
     def match(self, proposals: Sequence[ProposalText], *, top_k: int | None = None) -> list[MatchResult]:
         """Rank the programs for each proposal."""

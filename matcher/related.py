@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from matcher import weighting as wt
-from matcher.counting import KANJI_PREFIX, ProposalCounts
+from matcher.counting import KANJI_PREFIX, Counted
 from matcher.explain import MAX_TERMS
 from matcher.fusion import (
     DEFAULT_LEXICAL_WEIGHT,
@@ -130,7 +130,7 @@ def build_space(
     mode: str,
     embedder: Embedder | None,
     n_jobs: int = 1,
-    counted: tuple[Sequence[ProposalCounts], Sequence[WrittenForms | None]] | None = None,
+    counted: Counted | None = None,
 ) -> ProposalSpace:
     """The :class:`ProposalSpace` of ``proposals``.
 
@@ -435,13 +435,14 @@ def with_related(results: Iterable[MatchResult], related: Sequence[Sequence[Rela
 
 
 def related_by_position(
-    proposals: Sequence[ProposalText], *, mode: str, embedder: Embedder | None, k: int = DEFAULT_RELATED_K, n_jobs: int = 1
+    proposals: Sequence[ProposalText], *, mode: str, embedder: Embedder | None, k: int = DEFAULT_RELATED_K,
+    n_jobs: int = 1, counted: Counted | None = None,
 ) -> list[list[Related]]:
     """:func:`related_lists` of a file's proposals, one list per proposal in
     order, without shared terms; ids may repeat (each copy is another
-    proposal, never related to itself)."""
+    proposal, never related to itself). ``counted``: see :func:`build_space`."""
     renamed = [ProposalText(str(i), p.title, p.body) for i, p in enumerate(proposals)]
-    space = build_space(renamed, mode=mode, embedder=embedder, n_jobs=n_jobs)
+    space = build_space(renamed, mode=mode, embedder=embedder, n_jobs=n_jobs, counted=counted)
     ids = [p.id for p in proposals]
     return [
         [Related(ids[int(r.proposal_id)], r.score, r.lexical, r.semantic) for r in found]

@@ -9,10 +9,12 @@ Small pure functions that :class:`matcher.index.ProgramIndex` composes:
 * document frequency and IDF: :func:`document_frequency`,
   :func:`add_document_frequency`, :func:`idf`, :func:`unseen_idf`,
   :func:`scale_features`;
-* normalising: :func:`l2_normalize`, :func:`query_row`.
+* normalising: :func:`l2_normalize`, :func:`query_row`;
+* BM25 on the program side: :func:`document_length`, :func:`bm25_tf`,
+  :func:`mean_row_norm`.
 
-Another scorer (BM25, say) is one more term-frequency function and a
-parameter choosing it; nothing else changes. Each function computes exactly
+BM25 is one more term-frequency function and a parameter choosing it
+(``ProgramIndex(weighting="bm25")``); nothing else changes. Each function computes exactly
 what the index computed before it was split out, operation for operation,
 so scores are equal to the last bit.
 """
@@ -225,3 +227,106 @@ def query_row(
     norm = math.sqrt(norm_sq) or 1.0
     columns = sorted(row)
     return columns, [row[j] / norm for j in columns]
+
+
+# -- BM25 (program side) --------------------------------------------------------
+
+
+def document_length(tf: sp.csr_matrix, vocabulary: Mapping[str, int], skip_prefix: str) -> np.ndarray:
+    """Each row's sum of (weighted) counts over the terms not starting with
+    ``skip_prefix`` (float64): BM25's document length. The single-kanji
+    features restate the kanji of the words; counting them would make a
+    program longer for the kanji its words happen to hold."""
+    keep = np.ones(tf.shape[1], dtype=np.float64)
+    skipped = [j for term, j in vocabulary.items() if term.startswith(skip_prefix)]
+    if skipped:
+        keep[np.asarray(skipped, dtype=np.int64)] = 0.0
+    return np.asarray(tf @ keep, dtype=np.float64).ravel()
+
+
+def bm25_tf(tf: sp.csr_matrix, length: np.ndarray, *, k1: float, b: float) -> sp.csr_matrix:
+    """BM25's saturated term frequency of each stored value of ``tf`` (CSR,
+    row ``i`` of length ``length[i]``): ``(k1 + 1) tf / (tf + k1 (1 - b + b
+    length / mean length))``; ``b = 0`` leaves length out. Same sparsity and
+    order as ``tf``.
+
+    >>> m = sp.csr_matrix(np.array([[2.0, 0.0], [2.0, 6.0]]))
+    >>> bm25_tf(m, np.array([2.0, 8.0]), k1=1.2, b=0.75).toarray().round(4).tolist()
+    [[1.6541, 0.0], [1.1765, 1.7054]]
+    """
+    tf = sp.csr_matrix(tf, dtype=np.float64, copy=True)
+    mean = float(length.mean()) if len(length) else 0.0
+    relative = length / mean if mean > 0 else np.ones_like(length)
+    norm = k1 * (1.0 - b + b * relative)
+    per_value = np.repeat(norm, np.diff(tf.indptr))
+    tf.data = (k1 + 1.0) * tf.data / (tf.data + per_value)
+    return tf
+
+
+def bm25_rows(
+    tf: sp.csr_matrix, idf: np.ndarray, length: np.ndarray, *, k1: float, b: float
+) -> sp.csr_matrix:
+    """BM25 program rows: :func:`bm25_tf` times ``idf`` (the index's smooth
+    IDF, so proposals keep their TF-IDF rows), divided by
+    :func:`mean_row_norm`: one constant for the corpus keeps BM25's ranking
+    and its length normalisation, and puts a typical program's dot product
+    with an L2-normalized proposal near the cosine's scale (it can pass 1).
+    CSR, sorted indices."""
+    rows = sp.csr_matrix(bm25_tf(tf, length, k1=k1, b=b).multiply(idf))
+    rows = sp.csr_matrix(rows / mean_row_norm(rows))
+    rows.sort_indices()
+    return rows
+
+
+def mean_row_norm(matrix: sp.csr_matrix) -> float:
+    """The mean L2 norm of the non-empty rows (1.0 when all are empty): one
+    constant for a whole corpus, so dividing by it changes no ranking."""
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    norms = norms[norms > 0]
+    return float(norms.mean()) if len(norms) else 1.0
+
+
+def check_weighting(weighting: str, k1: float, b: float) -> bool:
+    """Whether the program rows are BM25 (else TF-IDF); ValueError for
+    anything but ``"tfidf"`` or ``"bm25"`` with ``k1 > 0`` and ``0 <= b <= 1``."""
+    bm25 = weighting == "bm25"
+    if weighting != "tfidf" and not (bm25 and k1 > 0 and 0 <= b <= 1):
+        raise ValueError(f"weighting {weighting!r}, k1 {k1}, b {b}: 'tfidf', or 'bm25' with k1 > 0 and 0 <= b <= 1")
+    return bm25
+
+
+def program_rows(
+    tf: sp.csr_matrix, idf: np.ndarray, vocabulary: Mapping[str, int], *, bm25: bool, k1: float, b: float,
+    skip_prefix: str,
+) -> sp.csr_matrix:
+    """The programs' rows: L2-normalized TF-IDF, or :func:`bm25_rows` with the
+    length of :func:`document_length` (terms starting ``skip_prefix`` left out)."""
+    if bm25:
+        return bm25_rows(tf, idf, document_length(tf, vocabulary, skip_prefix), k1=k1, b=b)
+    return l2_normalize(tf.multiply(idf))
+
+
+def query_matrix(
+    counts_list: Sequence[Mapping[str, float] | None], vocabulary: Mapping[str, int], idf: np.ndarray, *,
+    sublinear: bool, unseen: float, kanji_prefix: str, kanji_weight: float,
+) -> sp.csr_matrix:
+    """:func:`query_row` of each of ``counts_list`` (an empty row for None),
+    as one CSR matrix; an unseen single-kanji feature is scaled by ``kanji_weight``."""
+
+    def unseen_scale(term: str) -> float:
+        return kanji_weight if term.startswith(kanji_prefix) else 1.0
+
+    indptr = [0]
+    indices: list[int] = []
+    data: list[float] = []
+    for counts in counts_list:
+        if counts is not None:
+            columns, values = query_row(counts, vocabulary, idf, sublinear=sublinear, unseen=unseen,
+                                        unseen_scale=unseen_scale)
+            indices += columns
+            data += values
+        indptr.append(len(indices))
+    return sp.csr_matrix(
+        (np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int32), indptr),
+        shape=(len(counts_list), len(vocabulary)),
+    )

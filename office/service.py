@@ -27,7 +27,6 @@ from office.rematch import RematchReport, rematch
 from office.rows import DEFAULT_CHUNK_SIZE
 from office.store import IndexStore, catalogue_key
 
-
 log = logging.getLogger("kyodo.matching")
 
 

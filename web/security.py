@@ -139,7 +139,8 @@ def private_instance(folder: Path, database_url: str) -> None:
 
 def sqlite_file(database_url: str) -> Path | None:
     """The file of a SQLite URL; None for another database or an in-memory one."""
-    from sqlalchemy.engine import make_url  # here: `kyodo match` imports this package without a database
+    # Imported here: `kyodo match` imports this package and needs no database.
+    from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
