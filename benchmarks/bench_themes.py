@@ -1,6 +1,14 @@
 """Themes for 10,000 proposals against the nightly rematch of the same proposals.
 
     .venv/bin/python benchmarks/bench_themes.py [--programs 2000] [--proposals 10000] [--repeat 3]
+    .venv/bin/python benchmarks/bench_themes.py --nightly [--repeat 3]   # the bar: themes inside the nightly run
+
+``--nightly``: ``kyodo rematch`` (lexical, one process) as the nightly job
+runs it, against the same command with the themes step left out, and with
+both issue-15 steps (related proposals, themes) left out; each variant is a
+child process of this script that replaces the left-out steps of
+``office.rematch`` by no-ops before running the command, alternating. The
+themes' share is ``full / without themes``.
 
 Generates the catalogue and proposals with benchmarks/generate.py, loads them
 into a fresh SQLite database as benchmarks/bench_rematch.py does, then runs
@@ -72,6 +80,46 @@ def subprocess_rows(work: Path, data: tuple[Path, Path], repeat: int) -> list[st
     ]
 
 
+# What each --nightly variant leaves out of office.rematch.rematch.
+VARIANTS = {"full": (), "without themes": ("regroup_themes",), "without related or themes": ("regroup_themes", "store_for_run")}
+
+
+def nightly_child(variant: str) -> None:
+    """Run ``kyodo rematch --jobs 1`` with the variant's steps as no-ops (in this child process)."""
+    import office.rematch
+    from web.cli import cli
+
+    for name in VARIANTS[variant]:
+        setattr(office.rematch, name, lambda **_kwargs: None)
+    cli(["rematch", "--jobs", "1"])
+
+
+def nightly_rows(work: Path, data: tuple[Path, Path], repeat: int) -> list[str]:
+    programs_csv, proposals_jsonl = data
+    instance = work / "instance"
+    instance.mkdir()
+    database_url = f"sqlite:///{work / 'bench.sqlite3'}"
+    load_database(database_url, instance, programs_csv, proposals_jsonl)
+    env = kyodo_env(instance, database_url)
+    env["KYODO_MATCH_MODE"] = "lexical"
+    samples: dict[str, list[Sample]] = {name: [] for name in VARIANTS}
+    for i in range(repeat):
+        for name in VARIANTS:
+            sample = measure([sys.executable, __file__, "--child", name], env)
+            samples[name].append(sample)
+            print(f"run {i + 1}: {name} {sample.wall:.1f} s, CPU {sample.cpu:.1f} s", file=sys.stderr)
+    wall = {k: statistics.median(x.wall for x in v) for k, v in samples.items()}
+    cpu = {k: statistics.median(x.cpu for x in v) for k, v in samples.items()}
+    base = "without themes"
+    return [
+        "| `kyodo rematch` | wall time | CPU time | peak RSS | wall / without themes | CPU / without themes |",
+        "|---|---|---|---|---|---|",
+        *(f"| {name} | {wall[name]:.1f} s | {cpu[name]:.1f} s | "
+          f"{statistics.median(x.rss_mb for x in samples[name]):.0f} MB | "
+          f"{wall[name] / wall[base]:.2f}× | {cpu[name] / cpu[base]:.2f}× |" for name in VARIANTS),
+    ]
+
+
 def timed(steps: dict[str, tuple[float, float]], name: str, started: tuple[float, float]) -> tuple[float, float]:
     """Record the wall and CPU seconds (this process's threads included) since ``started``."""
     now = (time.perf_counter(), time.process_time())
@@ -113,10 +161,17 @@ def main() -> None:
     parser.add_argument("--proposals", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-subprocess", action="store_true", help="Only the in-process breakdown.")
+    parser.add_argument("--nightly", action="store_true", help="The nightly rematch with and without its themes step.")
+    parser.add_argument("--child", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return nightly_child(args.child)
     with tempfile.TemporaryDirectory(prefix="kyodo-themes-bench-") as tmp:
         work = Path(tmp)
         data = generate(args.programs, args.proposals, work / "data")
+        if args.nightly:
+            print("\n".join(nightly_rows(work, data, args.repeat)))
+            return None
         lines = [] if args.no_subprocess else subprocess_rows(work, data, args.repeat)
         records = [json.loads(line) for line in data[1].read_text(encoding="utf-8").splitlines()]
         lines += breakdown([ProposalText(r["id"], r["title"], r["body"]) for r in records])

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from matcher.counting import KANJI_PREFIX
+from matcher.counting import KANJI_PREFIX, Counted
 from matcher.related import PairGraph, ProposalSpace, build_space, pair_graph
 from matcher.results import MatchResult
 from matcher.text import ProposalText
@@ -67,9 +67,11 @@ def themes(
     embedder: Embedder | None,
     threshold: float | None = None,
     n_jobs: int = 1,
+    counted: Counted | None = None,
 ) -> list[Theme]:
     """Group ``proposals`` into themes (see the module). ``threshold``: the
-    average pair score at which themes join (None: the mode's default).
+    average pair score at which themes join (None: the mode's default);
+    ``counted``: their term counts, if at hand (see :func:`build_space`).
 
     >>> found = themes([ProposalText("a", "防災講座", "地域で防災講座を開きたい"),
     ...                 ProposalText("b", "防災の講座", "防災講座を地域で開く"),
@@ -77,7 +79,7 @@ def themes(
     >>> [t.proposal_ids for t in found]
     [('a', 'b'), ('c',)]
     """
-    space = build_space(proposals, mode=mode, embedder=embedder, n_jobs=n_jobs)
+    space = build_space(proposals, mode=mode, embedder=embedder, n_jobs=n_jobs, counted=counted)
     return themes_in(space, threshold=threshold)
 
 

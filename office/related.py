@@ -20,6 +20,7 @@ from sqlalchemy import Engine, delete, insert
 from sqlmodel import Session, col, select
 
 from matcher import MatchIndex, ProposalText
+from matcher.counting import Counted
 from matcher.embedder import query_key
 from matcher.related import DEFAULT_RELATED_K, Related, build_space, likely_duplicate, related_lists
 from matcher.text import proposal_text
@@ -28,7 +29,7 @@ from models.db import engine_of
 from models.suggestions import newest_run_id
 from models.tables import Proposal, RelatedProposal
 from office.embeddings import load_embeddings, store_embeddings
-from office.texts import proposal_texts
+from office.texts import CountedTexts, proposal_texts
 
 if TYPE_CHECKING:
     from matcher.embedder import Embedder
@@ -72,10 +73,10 @@ def _row(proposal: ProposalText, rank: int, found: Related, texts: dict[str, Pro
 
 def related_rows(
     texts: Sequence[ProposalText], senders: dict[int, Contact], *, mode: str, embedder: Embedder | None,
-    k: int = DEFAULT_RELATED_K,
+    k: int = DEFAULT_RELATED_K, counted: Counted | None = None,
 ) -> dict[int, list[Row]]:
-    """The related rows of each proposal, by id."""
-    space = build_space(texts, mode=mode, embedder=embedder)
+    """The related rows of each proposal, by id (``counted``: the texts' counts, if at hand)."""
+    space = build_space(texts, mode=mode, embedder=embedder, counted=counted)
     by_id = {p.id: p for p in texts}
     out: dict[int, list[Row]] = {}
     for proposal, found in zip(texts, related_lists(space, k=k), strict=True):
@@ -88,15 +89,17 @@ def _mode_of(index: MatchIndex) -> tuple[str, Embedder | None]:
     return ("semantic", embedder) if index.mode == "semantic" and embedder is not None else ("lexical", None)
 
 
-def store_for_run(*, engine: Engine, run_id: int, index: MatchIndex) -> int:
+def store_for_run(*, engine: Engine, run_id: int, index: MatchIndex, counts: CountedTexts | None = None) -> int:
     """Every proposal's related rows under the run (unpublished until the run
-    is): the rematch calls it once its suggestions are written. Returns the
-    rows written."""
+    is): the rematch calls it once its suggestions are written, with the
+    run's ``counts``. Returns the rows written."""
     with Session(engine) as session:
         texts = proposal_texts(session=session)
         senders = contacts(session)
     mode, embedder = _mode_of(index)
-    rows = [row for found in related_rows(texts, senders, mode=mode, embedder=embedder).values() for row in found]
+    counted = counts.of(texts) if counts is not None else None
+    found_rows = related_rows(texts, senders, mode=mode, embedder=embedder, counted=counted)
+    rows = [row for found in found_rows.values() for row in found]
     tag = {"match_run_id": run_id, "online_after_run_id": None, "created_at": utcnow()}
     for start in range(0, len(rows), INSERT_CHUNK):
         with engine.begin() as connection:

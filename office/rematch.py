@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Integer, delete, func, update
 from sqlmodel import Session, col, select
 
 from matcher import MatchIndex, ProposalText
+from matcher.counting import Counted
 from matcher.embedder import query_key
 from models.clock import utcnow
 from models.labels import RunStatus
@@ -28,7 +29,7 @@ from office.embeddings import EmbeddingWriter, load_embeddings
 from office.online import Chunk, decision_context, full_ranking, ranked_rows
 from office.related import store_for_run
 from office.rows import DEFAULT_CHUNK_SIZE, DecisionContext, Row, outcome_row, rows_for_result
-from office.texts import all_proposal_texts
+from office.texts import CountedTexts, all_proposal_texts
 from office.themes import regroup as regroup_themes
 
 if TYPE_CHECKING:
@@ -63,10 +64,10 @@ class RematchReport:
 
 def fit_ranked_rows(
     index: MatchIndex, records: list[Any], proposals: list[ProposalText], context: DecisionContext,
-    top_k: int, chunk_size: int,
+    top_k: int, chunk_size: int, counted: Counted | None = None,
 ) -> Iterator[Chunk]:
     """Rows per chunk from one ``fit_match`` pass: each proposal is tokenized
-    once and counts in the IDF, as in ``kyodo match``.
+    once (none if ``counted`` is given) and counts in the IDF, as in ``kyodo match``.
 
     A proposal whose top-k holds a rejected pair (and may have programs below
     it) is ranked again deeper, so its top-k is filled from the next ranks;
@@ -75,7 +76,7 @@ def fit_ranked_rows(
     by_id = {p.id: p for p in proposals}
     results = index.fit_match(
         records, proposals, top_k=top_k, chunk_size=chunk_size, exemplars=context.exemplars(proposals),
-        rejections=context.rejections(proposals),
+        rejections=context.rejections(proposals), counted=counted,
     )
     rows: list[Row] = []
     outcomes: list[Row] = []
@@ -174,7 +175,8 @@ def rematch(
         run = _Run(engine, _start_run(engine, top_k, index.mode), lock.heartbeat, on_progress, after_chunk)
         try:
             report = run.execute(index, top_k, chunk_size)
-            store_for_run(engine=engine, run_id=run.run_id, index=index)  # related proposals, published with the run
+            # The related proposals, published with the run.
+            store_for_run(engine=engine, run_id=run.run_id, index=index, counts=run.counts)
             index.save(service.store.run_folder(run.run_id))
             _publish(engine, report, index.fingerprint())
         except BaseException as exc:
@@ -183,7 +185,7 @@ def rematch(
             raise
         _clean_up(engine, run.run_id)
         service.store.remove_older(run.run_id)
-        regroup_themes(engine=engine, index=index)  # after publication: the open proposals' themes
+        regroup_themes(engine=engine, index=index, counts=run.counts)  # after publication: the open proposals' themes
         return report
     finally:
         lock.release()
@@ -198,6 +200,7 @@ class _Run:
         self.on_progress, self.after_chunk = on_progress, after_chunk
         self.written = self.new = self.done = 0
         self.keep_embeddings: Callable[[Chunk], None] | None = None
+        self.counts: CountedTexts | None = None
 
     def execute(self, index: MatchIndex, top_k: int, chunk_size: int) -> RematchReport:
         started = time.perf_counter()
@@ -213,7 +216,10 @@ class _Run:
             writer = EmbeddingWriter(engine=self.engine, embedder=embedder,
                                      stored=load_embeddings(engine=self.engine, embedder=embedder))
             self.keep_embeddings = _chunk_embeddings(index, writer, proposals)
-        for chunk in fit_ranked_rows(index, records, proposals, context, top_k, chunk_size):
+        # Counted once for the ranking, the related proposals and the themes.
+        self.counts = CountedTexts(index, proposals, index.count_proposals(proposals))
+        counted = self.counts.of(proposals)
+        for chunk in fit_ranked_rows(index, records, proposals, context, top_k, chunk_size, counted):
             self._write(chunk, len(proposals))
         self._redo_decided_meanwhile(index, proposals, context, top_k, chunk_size)
         n_embedded = 0

@@ -3,12 +3,13 @@ one place (the matcher decides what of it counts: matcher.semantic.proposal_text
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from matcher import ProposalText
+from matcher import MatchIndex, ProposalText
+from matcher.counting import Counted
 from models.tables import Proposal
 
 
@@ -24,3 +25,23 @@ def all_proposal_texts(engine: Engine) -> list[ProposalText]:
     """Every proposal's text, in a session of its own (the batch jobs)."""
     with Session(engine) as session:
         return proposal_texts(session=session)
+
+
+class CountedTexts:
+    """The term counts of a run's proposal texts, kept for the steps after
+    the ranking (related proposals, themes): the nightly run then tokenizes
+    each text once. A text that is not among them (edited or submitted since
+    the run read it) is counted when asked for, by the same index."""
+
+    def __init__(self, index: MatchIndex, proposals: Sequence[ProposalText], counted: Counted):
+        self.index = index
+        counts, forms = counted
+        self.known = {p: (c, f) for p, c, f in zip(proposals, counts, forms, strict=True)}
+
+    def of(self, proposals: Sequence[ProposalText]) -> Counted:
+        """The counts and written forms of ``proposals``, in their order."""
+        missing = [p for p in dict.fromkeys(proposals) if p not in self.known]
+        if missing:
+            counts, forms = self.index.count_proposals(missing)
+            self.known.update(zip(missing, zip(counts, forms, strict=True), strict=True))
+        return [self.known[p][0] for p in proposals], [self.known[p][1] for p in proposals]

@@ -1,6 +1,7 @@
 """Themes of the open proposals: the nightly regrouping (:func:`regroup`, called
-by the rematch after publication) and the coordinator's edits, one command
-each (rename, split, join: its rows, one event, one commit).
+by the rematch after publication) and what a theme's page shows. The
+coordinator's edits (rename, split, join) and their undo are commands of
+:mod:`office.theme_edits`.
 
 The rule (docs/rematch.md, "Themes"): nothing a coordinator did is undone by
 a run. A renamed theme keeps its label; a proposal the coordinator moved (a
@@ -19,15 +20,13 @@ from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col
 
 from corpus.programs import split_departments
-from corpus.text import has_control_characters
 from matcher import MatchIndex
 from matcher.results import MatchResult, ProgramMatch
 from matcher.themes import Theme as FoundTheme
 from matcher.themes import shared_programs, themes
-from models.audit import record_event
 from models.suggestions import suggestions_for
 from models.tables import Program, Proposal
-from models.theme_tables import THEME_LABEL_MAX, Theme, ThemeMember
+from models.theme_tables import Theme, ThemeMember
 from models.themes import (
     ThemeSummary,
     all_themes,
@@ -36,23 +35,13 @@ from models.themes import (
     memberships,
     new_theme,
     open_proposal_ids,
-    place,
     projects_of,
     theme_summaries,
     touch,
 )
-from office.commands import NOBODY, Actor
-from office.texts import proposal_texts
+from office.texts import CountedTexts, proposal_texts
 
 logger = logging.getLogger(__name__)
-
-
-class ThemeEditError(ValueError):
-    """A theme edit that cannot be made; ``message`` says why, in Japanese. Nothing was written."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 # -- the nightly regrouping -------------------------------------------------------------
@@ -103,21 +92,23 @@ def match_clusters(clusters: Sequence[Cluster], current: Mapping[int, int], name
     return matched
 
 
-def find_clusters(engine: Engine, index: MatchIndex) -> list[Cluster]:
-    """The open proposals grouped by the matcher, with the run's mode and model."""
+def find_clusters(engine: Engine, index: MatchIndex, counts: CountedTexts | None = None) -> list[Cluster]:
+    """The open proposals grouped by the matcher, with the run's mode and
+    model (``counts``: the run's term counts, so nothing is tokenized again)."""
     with Session(engine) as session:
         texts = proposal_texts(session=session, proposal_ids=open_proposal_ids(session=session))
     if not texts:
         return []
-    found = themes(texts, mode=index.mode, embedder=index.get_embedder())
+    counted = counts.of(texts) if counts is not None else None
+    found = themes(texts, mode=index.mode, embedder=index.get_embedder(), counted=counted)
     return [Cluster(tuple(int(p) for p in t.proposal_ids), t.label, t.terms) for t in found]
 
 
-def regroup(*, engine: Engine, index: MatchIndex) -> RegroupReport | None:
+def regroup(*, engine: Engine, index: MatchIndex, counts: CountedTexts | None = None) -> RegroupReport | None:
     """Regroup the open proposals after a published run (see the module). A
     failure is logged and keeps the previous themes: the run is published."""
     try:
-        clusters = find_clusters(engine, index)
+        clusters = find_clusters(engine, index, counts)
         with Session(engine) as session:
             report = reconcile(session, clusters)
             session.commit()
@@ -175,79 +166,6 @@ def _place_free(session: Session, free: list[int], stored: Mapping[int, ThemeMem
     for pid in added:
         session.add(ThemeMember(theme_id=theme_id, proposal_id=pid, pinned=False))
     return len(moving) + len(added)
-
-
-# -- the coordinator's edits ------------------------------------------------------------
-
-
-def clean_label(text: str) -> str:
-    """A theme's name as typed; ThemeEditError when empty, too long or with control characters."""
-    label = (text or "").strip()
-    if not label:
-        raise ThemeEditError("テーマ名を入力してください。")
-    if len(label) > THEME_LABEL_MAX:
-        raise ThemeEditError(f"テーマ名は{THEME_LABEL_MAX}文字以内で入力してください。")
-    if has_control_characters(label):
-        raise ThemeEditError("テーマ名に使えない文字が含まれています。")
-    return label
-
-
-def _done(session: Session, action: str, theme: Theme, actor: Actor, detail: dict[str, object]) -> Theme:
-    record_event(session=session, action=action, entity="theme", entity_id=theme.id or "", actor=actor.name,
-                 user_id=actor.user_id, detail=detail)
-    session.commit()
-    return theme
-
-
-def rename_theme(*, session: Session, theme: Theme, label: str, actor: Actor = NOBODY) -> Theme:
-    """The coordinator's name for the theme: no run replaces it."""
-    new, before = clean_label(label), theme.label
-    theme.label, theme.label_by_coordinator = new, True
-    touch(theme)
-    session.add(theme)
-    return _done(session, "theme.rename", theme, actor, {"from": before, "to": new})
-
-
-def split_theme(*, session: Session, theme: Theme, proposal_ids: Iterable[int], label: str = "",
-                actor: Actor = NOBODY) -> Theme:
-    """Move some of the theme's open proposals into a new theme (returned).
-    Both sides are pinned: the coordinator decided where each one goes."""
-    assert theme.id is not None
-    members = [p.id for p, _ in members_of(session=session, theme_id=theme.id)]
-    chosen = sorted(set(proposal_ids))
-    if not chosen:
-        raise ThemeEditError("新しいテーマに分ける提案を選んでください。")
-    if any(pid not in members for pid in chosen):
-        raise ThemeEditError("このテーマにない提案が選ばれています。")
-    if len(chosen) == len(members):
-        raise ThemeEditError("すべての提案は分けられません。残す提案を一つ以上残してください。")
-    named = bool((label or "").strip())
-    other = new_theme(session=session, label=clean_label(label) if named else f"{theme.label}（分割）"[:THEME_LABEL_MAX],
-                      terms=theme.terms, by_coordinator=named)
-    assert other.id is not None
-    place(session=session, proposal_ids=chosen, theme_id=other.id, pinned=True)
-    place(session=session, proposal_ids=[p for p in members if p is not None and p not in chosen],
-          theme_id=theme.id, pinned=True)
-    _done(session, "theme.split", other, actor,
-          {"theme_id": theme.id, "new_theme_id": other.id, "proposal_ids": chosen, "label": other.label})
-    return other
-
-
-def join_themes(*, session: Session, theme: Theme, other: Theme, actor: Actor = NOBODY) -> Theme:
-    """Merge ``other`` into ``theme``: every proposal of both is pinned in
-    ``theme``, which keeps its name; ``other`` is deleted."""
-    assert theme.id is not None and other.id is not None
-    if theme.id == other.id:
-        raise ThemeEditError("同じテーマは統合できません。")
-    moved = [p.id for p, _ in members_of(session=session, theme_id=other.id, open_only=False) if p.id is not None]
-    own = [p.id for p, _ in members_of(session=session, theme_id=theme.id, open_only=False) if p.id is not None]
-    place(session=session, proposal_ids=[*own, *moved], theme_id=theme.id, pinned=True)
-    detail: dict[str, object] = {"theme_id": theme.id, "joined_id": other.id, "joined_label": other.label,
-                                 "proposal_ids": moved}
-    session.delete(other)
-    touch(theme)
-    session.add(theme)
-    return _done(session, "theme.join", theme, actor, detail)
 
 
 # -- what a theme page shows -------------------------------------------------------------
