@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -98,6 +98,37 @@ def themes_in(space: ProposalSpace, *, threshold: float | None = None, graph: Pa
         words = label_words(space, rows) if rows else ()
         out.append(Theme(number, LABEL_SEPARATOR.join(words), tuple(space.ids[p] for p in members), words))
     return out
+
+
+def has_all(space: ProposalSpace, proposals: Sequence[ProposalText]) -> bool:
+    """Whether every one of ``proposals`` is in ``space`` (the id and its text unchanged is the caller's to know)."""
+    ids = set(space.ids)
+    return all(p.id in ids for p in proposals)
+
+
+def themes_among(space: ProposalSpace, graph: PairGraph, ids: Sequence[str], *,
+                 threshold: float | None = None) -> list[Theme]:
+    """:func:`themes_in` of the proposals ``ids`` of a built space, on the
+    space's pair scores (each pair z-scored among all the space's proposals;
+    a pair not kept counts 0). The nightly run groups the open proposals on
+    the pairs its related proposals scored over every proposal."""
+    position = {pid: p for p, pid in enumerate(space.ids)}
+    row_of = {int(p): r for r, p in enumerate(space.rows.tolist())}
+    keep = [position[i] for i in ids]
+    old_rows = np.asarray([row_of[p] for p in keep if p in row_of], dtype=np.int64)
+    new_of_old = np.full(space.n, -1, dtype=np.int64)
+    new_of_old[old_rows] = np.arange(len(old_rows))
+    sub = replace(
+        space, ids=tuple(ids), rows=np.asarray([k for k, p in enumerate(keep) if p in row_of], dtype=np.int64),
+        lexical=space.lexical[old_rows], forms=tuple(space.forms[r] for r in old_rows.tolist()),
+        vectors=space.vectors[old_rows] if space.vectors is not None else None,
+    )
+    a, b = new_of_old[graph.a], new_of_old[graph.b]
+    kept = (a >= 0) & (b >= 0)
+    semantic = graph.semantic[kept] if graph.semantic is not None else None
+    sub_graph = PairGraph(len(old_rows), np.minimum(a, b)[kept], np.maximum(a, b)[kept], graph.score[kept],
+                          graph.lexical[kept], semantic)
+    return themes_in(sub, threshold=threshold, graph=sub_graph)
 
 
 def clusters(graph: PairGraph, threshold: float) -> list[list[int]]:

@@ -20,9 +20,17 @@ from sqlalchemy import Engine, delete, insert
 from sqlmodel import Session, col, select
 
 from matcher import MatchIndex, ProposalText
-from matcher.counting import Counted
 from matcher.embedder import query_key
-from matcher.related import DEFAULT_RELATED_K, Related, build_space, likely_duplicate, related_lists
+from matcher.related import (
+    DEFAULT_RELATED_K,
+    PairGraph,
+    ProposalSpace,
+    Related,
+    build_space,
+    likely_duplicate,
+    pair_graph,
+    related_lists,
+)
 from matcher.text import proposal_text
 from models.clock import utcnow
 from models.db import engine_of
@@ -72,14 +80,13 @@ def _row(proposal: ProposalText, rank: int, found: Related, texts: dict[str, Pro
 
 
 def related_rows(
-    texts: Sequence[ProposalText], senders: dict[int, Contact], *, mode: str, embedder: Embedder | None,
-    k: int = DEFAULT_RELATED_K, counted: Counted | None = None,
+    texts: Sequence[ProposalText], senders: dict[int, Contact], *, space: ProposalSpace, graph: PairGraph | None = None,
+    k: int = DEFAULT_RELATED_K,
 ) -> dict[int, list[Row]]:
-    """The related rows of each proposal, by id (``counted``: the texts' counts, if at hand)."""
-    space = build_space(texts, mode=mode, embedder=embedder, counted=counted)
+    """The related rows of each proposal, by id (``space``: of ``texts``; ``graph``: its pair scores, if at hand)."""
     by_id = {p.id: p for p in texts}
     out: dict[int, list[Row]] = {}
-    for proposal, found in zip(texts, related_lists(space, k=k), strict=True):
+    for proposal, found in zip(texts, related_lists(space, k=k, graph=graph), strict=True):
         out[int(proposal.id)] = [_row(proposal, rank, r, by_id, senders) for rank, r in enumerate(found, 1)]
     return out
 
@@ -97,9 +104,11 @@ def store_for_run(*, engine: Engine, run_id: int, index: MatchIndex, counts: Cou
         texts = proposal_texts(session=session)
         senders = contacts(session)
     mode, embedder = _mode_of(index)
-    counted = counts.of(texts) if counts is not None else None
-    found_rows = related_rows(texts, senders, mode=mode, embedder=embedder, counted=counted)
-    rows = [row for found in found_rows.values() for row in found]
+    space = build_space(texts, mode=mode, embedder=embedder, counted=counts.of(texts) if counts is not None else None)
+    graph = pair_graph(space)
+    if counts is not None:  # the themes of the open proposals read these pair scores too
+        counts.pairs = (space, graph)
+    rows = [row for found in related_rows(texts, senders, space=space, graph=graph).values() for row in found]
     tag = {"match_run_id": run_id, "online_after_run_id": None, "created_at": utcnow()}
     for start in range(0, len(rows), INSERT_CHUNK):
         with engine.begin() as connection:
@@ -133,7 +142,7 @@ def relate_online(*, session: Session, index: MatchIndex, proposal_ids: Iterable
     texts = proposal_texts(session=session)
     mode, embedder = _mode_of(index)
     missing = _load_vectors(session, embedder, texts) if embedder is not None else []
-    lists = related_rows(texts, contacts(session), mode=mode, embedder=embedder)
+    lists = related_rows(texts, contacts(session), space=build_space(texts, mode=mode, embedder=embedder))
     if embedder is not None and missing:  # embedded just now: the next run finds them
         store_embeddings(engine=engine_of(session), embedder=embedder, keys=missing)
     touched = _touched(lists, new)

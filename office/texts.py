@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from matcher import MatchIndex, ProposalText
 from matcher.counting import Counted
+from matcher.related import PairGraph, ProposalSpace
 from models.tables import Proposal
 
 
@@ -35,6 +36,9 @@ class CountedTexts:
 
     def __init__(self, index: MatchIndex, proposals: Sequence[ProposalText], counted: Counted):
         self.index = index
+        # The related proposals' space and pair scores of every proposal, once
+        # computed: the themes of the open ones read them (office.themes).
+        self.pairs: tuple[ProposalSpace, PairGraph] | None = None
         counts, forms = counted
         self.known = {p: (c, f) for p, c, f in zip(proposals, counts, forms, strict=True)}
 

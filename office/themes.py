@@ -23,7 +23,7 @@ from corpus.programs import split_departments
 from matcher import MatchIndex
 from matcher.results import MatchResult, ProgramMatch
 from matcher.themes import Theme as FoundTheme
-from matcher.themes import shared_programs, themes
+from matcher.themes import has_all, shared_programs, themes, themes_among
 from models.suggestions import suggestions_for
 from models.tables import Program, Proposal
 from models.theme_tables import Theme, ThemeMember
@@ -99,8 +99,11 @@ def find_clusters(engine: Engine, index: MatchIndex, counts: CountedTexts | None
         texts = proposal_texts(session=session, proposal_ids=open_proposal_ids(session=session))
     if not texts:
         return []
-    counted = counts.of(texts) if counts is not None else None
-    found = themes(texts, mode=index.mode, embedder=index.get_embedder(), counted=counted)
+    if counts is not None and counts.pairs is not None and has_all(counts.pairs[0], texts):
+        found = themes_among(*counts.pairs, [p.id for p in texts])
+    else:
+        counted = counts.of(texts) if counts is not None else None
+        found = themes(texts, mode=index.mode, embedder=index.get_embedder(), counted=counted)
     return [Cluster(tuple(int(p) for p in t.proposal_ids), t.label, t.terms) for t in found]
 
 

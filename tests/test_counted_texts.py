@@ -5,8 +5,8 @@ what they would have counted themselves. Proposals written for testing."""
 from __future__ import annotations
 
 from matcher import ProgramIndex, ProposalText
-from matcher.related import build_space, related_lists
-from matcher.themes import themes
+from matcher.related import build_space, pair_graph, related_lists
+from matcher.themes import themes, themes_among, themes_in
 from office.texts import CountedTexts
 
 TEXTS = [
@@ -39,3 +39,17 @@ def test_a_text_edited_since_the_run_read_it_is_counted_again():
     assert counted[1] == index.count_proposals([edited])[0][0]
     assert counted[1] != counts.of([TEXTS[2]])[0][0]  # the old text's counts are still those of the old text
     assert counted[1] is not None and "備蓄" in counted[1]
+
+
+def test_the_themes_of_the_open_proposals_read_the_run_s_pair_scores():
+    space = build_space(TEXTS, mode="lexical", embedder=None)
+    graph = pair_graph(space)
+    assert [t.proposal_ids for t in themes_among(space, graph, [p.id for p in TEXTS])] == [
+        t.proposal_ids for t in themes_in(space, graph=graph)
+    ]
+    # Two proposals closed since: the others are grouped without them, with the pairs as scored.
+    open_ids = ["1", "2", "3", "5"]
+    found = themes_among(space, graph, open_ids)
+    assert sorted(p for t in found for p in t.proposal_ids) == sorted(open_ids)
+    assert ("1", "2") in [t.proposal_ids for t in found]
+    assert all("4" not in t.proposal_ids for t in found)

@@ -79,28 +79,24 @@ def submit_proposal(
 def submit(data: dict[str, object]) -> Submitted:
     """``submit_proposal`` with the app's database and settings.
 
-    With the semantic layer on (the default install), the submitter does not
-    wait for the embedding (0.1–0.5 s on a long proposal, docs/benchmarks.md)
-    nor for the related proposals: the proposal is stored with TF-IDF
-    suggestions at once, and the fused suggestions and related lists replace
-    them as soon as the response has been sent, in the same worker. If that second step fails, the TF-IDF
-    suggestions stay until the nightly rematch.
+    The submitter waits neither for the embedding (0.1–0.5 s on a long
+    proposal, docs/benchmarks.md) nor for the related proposals (they read
+    every stored proposal: about 2 s at 3,000): the proposal is stored with
+    TF-IDF suggestions at once, and the full suggestions (fused in semantic
+    mode) and related lists replace them as soon as the response has been
+    sent, in the same worker, in either mode. If that second step fails, the
+    TF-IDF suggestions stay until the nightly rematch.
     """
     matching = get_matching()
-    # Semantic mode: the fused suggestions and the related proposals after the
-    # response. Lexical mode does both in the request (the related lists read
-    # every proposal: about 0.5 s at 1,000 proposals, 2 s at 3,000).
-    deferred = matching.is_semantic
-    submitted = submit_proposal(db=get_session(), data=data, matching=matching, lexical_only=deferred)
-    if deferred:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        proposal_id = submitted.proposal.id
-        assert proposal_id is not None
+    submitted = submit_proposal(db=get_session(), data=data, matching=matching, lexical_only=True)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    proposal_id = submitted.proposal.id
+    assert proposal_id is not None
 
-        @after_this_request
-        def _then_semantic(response: Response) -> Response:
-            response.call_on_close(partial(_suggest_semantic, app, proposal_id))
-            return response
+    @after_this_request
+    def _then_the_rest(response: Response) -> Response:
+        response.call_on_close(partial(_suggest_semantic, app, proposal_id))
+        return response
 
     return submitted
 

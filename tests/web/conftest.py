@@ -46,6 +46,7 @@ def _submit(client, **overrides) -> Submitted:
     """Post the public form, follow to the receipt and read it."""
     response = client.post("/proposals/new", data={**PROPOSAL, **overrides})
     assert response.status_code == 303, response.data.decode()[:2000]
+    response.close()  # as a WSGI server does: the full suggestions and related lists follow the response
     receipt = client.get(response.headers["Location"])
     html = receipt.data.decode()
     number = re.search(r'data-testid="receipt-number">([^<]+)<', html).group(1)
