@@ -4,6 +4,7 @@ likely-duplicate rule on the pairs written for testing.
 
     .venv/bin/python benchmarks/tune_themes.py                 # dev: the curve and the choice
     .venv/bin/python benchmarks/tune_themes.py --heldout       # held-out, once, thresholds fixed
+    .venv/bin/python benchmarks/tune_themes.py --heldout-themes  # heldout_themes.jsonl (3 per program), once
     .venv/bin/python benchmarks/tune_themes.py --duplicates    # tests/data/duplicates.jsonl
 
 Measured on the in-scope proposals of a split (gold programs known), grouped
@@ -19,7 +20,7 @@ Baselines, each with its own threshold chosen on dev the same way: average
 linkage on the cosine of character-bigram TF-IDF (scikit-learn's
 TfidfVectorizer(analyzer="char", ngram_range=(2, 2))) and on the plain e5
 cosine (the query vectors of the semantic layer), nearest by that cosine.
-Without --heldout the held-out files are never read.
+Without --heldout / --heldout-themes the held-out files are never read.
 """
 
 from __future__ import annotations
@@ -224,6 +225,8 @@ def _texts(texts: list[ProposalText], row: tuple) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heldout", action="store_true", help="also evaluate held-out, once, with the thresholds fixed on dev")
+    parser.add_argument("--heldout-themes", action="store_true",
+                        help="also evaluate tests/data/heldout_themes.jsonl (every program three times), once")
     parser.add_argument("--duplicates", action="store_true", help="calibrate and measure the likely-duplicate rule")
     parser.add_argument("--mode", choices=["lexical", "semantic"], default="semantic", help="lexical: skip the e5 methods")
     args = parser.parse_args()
@@ -240,6 +243,8 @@ def main() -> None:
     run_split("dev", ["devset.jsonl"], chosen, embedder)
     if args.heldout:
         run_split("held-out", ["heldout.jsonl", "heldout_paraphrase.jsonl"], chosen, embedder)
+    if args.heldout_themes:
+        run_split("held-out themes", ["heldout_themes.jsonl"], chosen, embedder)
 
 
 if __name__ == "__main__":

@@ -220,4 +220,6 @@ AUDIT_ACTIONS: dict[str, str] = {
     "proposal.merge": "重複した提案の統合",
     "proposal.unmerge": "提案の統合の取り消し",
     "proposal.not_duplicate": "重複ではないとの確認",
+    "proposal.not_duplicate_undo": "重複ではないとの確認の取り消し",
+    "theme.undo": "テーマの編集の取り消し",
 }

@@ -13,7 +13,7 @@ from models.labels import MailStatus
 from models.workflow_tables import MailMessage
 
 # The kinds of message, each with its template web/templates/mail/<kind>.txt.
-KINDS = ("receipt", "answer", "opinion_request", "reminder", "digest", "status_link", "merged")
+KINDS = ("receipt", "answer", "opinion_request", "reminder", "digest", "status_link", "merged", "unmerged")
 
 
 def enqueue(

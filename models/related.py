@@ -114,6 +114,27 @@ def add_not_duplicate(
     return mark
 
 
+def remove_not_duplicate(*, session: Session, proposal_id: int, other_id: int) -> NotDuplicate | None:
+    """Withdraw the pair's 重複ではない (flush only): the removed mark, None when
+    there was none. The stored duplicate flag shows again if a run set it."""
+    a, b = pair_key(proposal_id, other_id)
+    found = session.exec(
+        select(NotDuplicate).where(col(NotDuplicate.proposal_id) == a, col(NotDuplicate.other_id) == b)
+    ).first()
+    if found is not None:
+        session.delete(found)
+        session.flush()
+    return found
+
+
+def not_duplicate_others(*, session: Session, proposal_id: int) -> list[int]:
+    """The proposals marked 重複ではない with this one, in the order marked (one query)."""
+    query = select(NotDuplicate).where(
+        or_(col(NotDuplicate.proposal_id) == proposal_id, col(NotDuplicate.other_id) == proposal_id)
+    ).order_by(col(NotDuplicate.id))
+    return [m.other_id if m.proposal_id == proposal_id else m.proposal_id for m in session.exec(query)]
+
+
 def merged_from(*, session: Session, proposal_id: int) -> list[Proposal]:
     """The proposals merged into this one, oldest first."""
     query = select(Proposal).where(col(Proposal.merged_into_id) == proposal_id).order_by(col(Proposal.id))

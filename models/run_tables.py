@@ -5,7 +5,7 @@ Re-exported by :mod:`models.tables` (import them from there)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import computed_field, field_serializer
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text
@@ -105,11 +105,33 @@ class Suggestion(SuggestionBase, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+# The kinds of a shared term (matcher.results.Term.kind). office.rows.terms
+# stores [term, weight, field, kind, lemma], kind left out when it is "word";
+# rows stored before kinds existed are [term, weight, field] with a lemma as
+# term, and web.highlight.stored_terms infers theirs (the one place: what the
+# API shows goes through it).
+TermKind = Literal["word", "keyword", "compound", "kanji", "function"]
+TERM_KINDS: tuple[str, ...] = get_args(TermKind)
+
+
 class SuggestionTerm(SQLModel):
-    # One shared term of a suggestion, as shown: its weight and the program's field.
+    # One shared term of a suggestion, as shown: its weight, the program's field and its kind.
     term: str
     weight: float
     field: str
+    kind: TermKind = Field(
+        description="word (a word of the proposal), keyword (found in the program's キーワード), compound "
+        "(two nouns joined, 市民活動), kanji (one kanji the pair shares, when it shares no word), function "
+        "(a function word; only in suggestions stored before kinds existed)",
+    )
+
+
+def term_of(row: list[Any]) -> SuggestionTerm:
+    """A stored term row ([term, weight, field] or [term, weight, field, kind, ...])
+    as shown; a row without a kind is a word, as office.rows.terms writes it."""
+    kind = str(row[3]) if len(row) > 3 else "word"
+    return SuggestionTerm.model_validate(
+        {"term": row[0], "weight": row[1], "field": row[2], "kind": kind if kind in TERM_KINDS else "word"})
 
 
 class SuggestionExemplar(SQLModel):
@@ -162,7 +184,7 @@ class SuggestionPublic(SuggestionBase):
 
     @field_serializer("terms")
     def _terms(self, terms: list[Any]) -> list[SuggestionTerm]:
-        return [SuggestionTerm(term=t[0], weight=t[1], field=t[2]) for t in terms]  # [term, weight, field]
+        return [term_of(t) for t in terms]
 
     @field_serializer("score")
     def _score(self, value: float) -> float:

@@ -111,11 +111,14 @@ def outcomes_for(
     return {outcome.proposal_id: outcome for outcome in session.exec(query)}
 
 
-def visible_pairs(*, session: Session, proposal_ids: list[int] | None = None) -> set[tuple[int, int]]:
-    """(proposal, program) of every published suggestion (of these proposals)."""
-    query = select(col(Suggestion.proposal_id), col(Suggestion.program_id)).where(
-        visible(latest_run_id(session=session))
-    )
+def visible_pairs(
+    *, session: Session, proposal_ids: list[int] | None = None, run_only: bool = False
+) -> set[tuple[int, int]]:
+    """(proposal, program) of every published suggestion (of these proposals);
+    ``run_only``: of the newest run alone, without the online rows since."""
+    latest = latest_run_id(session=session)
+    condition = col(Suggestion.match_run_id) == latest if run_only else visible(latest)
+    query = select(col(Suggestion.proposal_id), col(Suggestion.program_id)).where(condition)
     if proposal_ids is not None:
         query = query.where(col(Suggestion.proposal_id).in_(proposal_ids))
     return {(a, b) for a, b in session.exec(query)}

@@ -1,5 +1,6 @@
 """The tables of themes (open proposals grouped by what they are about) and of
-a joint 協働事業 (one ``Project`` of several proposals).
+a joint 協働事業 (one ``Project`` of several proposals), and what the API shows
+of a theme (``ThemePublic``, ``ThemeDetailPublic``).
 
 The nightly rematch regroups the open proposals into themes
 (``office.themes.regroup``); what the coordinator did to a theme stays: a
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import JSON, Column
 from sqlmodel import AutoString, Field, SQLModel
+from sqlmodel.main import SQLModelConfig
 
 from models.clock import utcnow
 
@@ -50,3 +52,48 @@ class ProjectProposal(SQLModel, table=True):
     project_id: int = Field(foreign_key="project.id", ondelete="CASCADE", index=True)
     proposal_id: int = Field(foreign_key="proposal.id", ondelete="CASCADE", unique=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- what the API shows ----------------------------------------------------------------
+
+
+class ThemePublic(SQLModel):
+    # A theme in GET /api/v1/themes: its open proposals only (closed or merged
+    # ones stay members, hidden, as on the dashboard).
+    model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
+
+    id: int
+    label: str
+    label_by_coordinator: bool = Field(description="named by the coordinator: no run renames it")
+    proposal_ids: list[int] = Field(description="its open proposals, oldest first")
+    organisation_count: int = Field(description="how many groups propose them (団体名, else e-mail)")
+
+
+class ThemeProposal(SQLModel):
+    model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
+
+    id: int
+    receipt_number: str | None
+    title: str
+    organization: str
+    stage: str
+    stage_label: str
+    pinned: bool = Field(description="placed by the coordinator (a split or a join): no run moves it")
+
+
+class ThemeProgram(SQLModel):
+    model_config = SQLModelConfig(json_schema_serialization_defaults_required=True)
+
+    id: int
+    name: str
+    department: str
+
+
+class ThemeDetailPublic(ThemePublic):
+    # GET /api/v1/themes/{id}: the theme page's content.
+    terms: list[str] = Field(description="the run's characteristic words of the theme")
+    organisations: list[str] = Field(description="the groups, as the first of their proposals writes them")
+    proposals: list[ThemeProposal]
+    programs: list[ThemeProgram] = Field(
+        description="the programs its proposals share: in the first three published suggestions of more than half")
+    departments: list[str] = Field(description="the 担当課 of those programs")

@@ -1,17 +1,19 @@
 """Typed queries of themes and of joint 協働事業. Add and flush only; the
-``office.themes`` commands (and ``office.answers`` for a project) commit."""
+``office.themes`` run and the ``office.theme_edits`` commands (and
+``office.answers`` for a project) commit."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from models.clock import utcnow
 from models.labels import CLOSED_STAGES
-from models.tables import Proposal
+from models.tables import AuditEvent, Proposal
 from models.theme_tables import ProjectProposal, Theme, ThemeMember
 from models.workflow_tables import Project
 
@@ -78,6 +80,26 @@ def new_theme(*, session: Session, label: str, terms: Iterable[str] = (), by_coo
     session.add(theme)
     session.flush()
     return theme
+
+
+def restore_theme(*, session: Session, theme_id: int, label: str, terms: Iterable[str], by_coordinator: bool,
+                  created_at: datetime | None) -> Theme:
+    """A deleted theme back (an undone join), under its old id unless another
+    theme holds it now (SQLite can give a deleted highest id to a new row)."""
+    taken = session.get(Theme, theme_id) is not None
+    theme = Theme(id=None if taken else theme_id, label=label, terms=list(terms), label_by_coordinator=by_coordinator)
+    if created_at is not None:
+        theme.created_at = created_at  # its edits before the join are its own again
+    session.add(theme)
+    session.flush()
+    return theme
+
+
+def theme_edit_events(*, session: Session, actions: Iterable[str]) -> list[AuditEvent]:
+    """The events of these theme actions, oldest first (the coordinator's
+    edits are few: hundreds in a year, read whole)."""
+    query = select(AuditEvent).where(col(AuditEvent.entity) == "theme", col(AuditEvent.action).in_(list(actions)))
+    return list(session.exec(query.order_by(col(AuditEvent.id))))
 
 
 def delete_empty_themes(*, session: Session, keep_named: bool) -> int:

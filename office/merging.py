@@ -1,25 +1,35 @@
-"""Duplicate proposals: merge one into another, undo the merge, or mark a
-pair 重複ではない. One command each, one transaction with its event (and the
-NPO's e-mail for a merge), one commit, as in :mod:`office.commands`.
+"""Duplicate proposals: merge one into another, undo the merge, mark a pair
+重複ではない or withdraw that mark. One command each, one transaction with its
+event (and the NPO's e-mail for a merge and its undo), one commit, as in
+:mod:`office.commands`.
 
 A merged proposal keeps its text, its decisions and its messages; it gets
 the stage 取り下げ and ``merged_into_id``, so one lifecycle goes on (the kept
 proposal's). Its NPO is told by e-mail, and its status page says where it
 went: the kept proposal's receipt number, never that proposal's private link.
-``unmerge`` undoes the newest merge and restores the stage it had.
+``unmerge`` undoes the newest merge, restores the stage it had and tells the
+NPO by e-mail that its proposal is reviewed on its own again.
 """
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
+from models.clock import as_utc
 from models.labels import Stage
 from models.outbox import enqueue
-from models.related import MERGE_ACTION, add_not_duplicate, last_merge_event, merged_from
+from models.related import (
+    MERGE_ACTION,
+    add_not_duplicate,
+    last_merge_event,
+    merged_from,
+    remove_not_duplicate,
+)
 from models.tables import AuditEvent, Proposal
 from office.commands import NOBODY, Actor, Change, _bump_version, finish, move_stage
 
 MERGED_STAGE = Stage.WITHDRAWN.value
+UNDO_NOT_DUPLICATE_ACTION = "proposal.not_duplicate_undo"
 
 
 class MergeRefused(ValueError):
@@ -67,8 +77,9 @@ def merge_proposals(*, session: Session, proposal: Proposal, into: Proposal, act
 def unmerge(*, session: Session, proposal: Proposal, actor: Actor = NOBODY,
             expected_version: int | None = None) -> Change:
     """Undo the merge of ``proposal``: ``merged_into_id`` cleared, the stage it
-    had before the merge restored (unless a coordinator moved it since), one
-    event ``proposal.unmerge``, one commit. MergeRefused when it is not merged."""
+    had before the merge restored (unless a coordinator moved it since), its
+    NPO an e-mail (kind ``unmerged``), one event ``proposal.unmerge``, one
+    commit. MergeRefused (nothing written) when it is not merged."""
     assert proposal.id is not None
     into_id = proposal.merged_into_id
     if into_id is None:
@@ -79,6 +90,10 @@ def unmerge(*, session: Session, proposal: Proposal, actor: Actor = NOBODY,
     proposal.merged_into_id = None
     before, after = move_stage(session, proposal, restored)
     session.add(proposal)
+    into = session.get(Proposal, into_id)
+    enqueue(session=session, kind="unmerged", to=proposal.email, proposal_id=proposal.id,
+            context={"receipt_number": proposal.receipt_number, "title": proposal.title,
+                     "into_receipt_number": into.receipt_number if into is not None else None})
     change = Change(proposal=proposal, stage_from=before, stage_to=after)
     detail = {"proposal_id": proposal.id, "into_id": into_id, "undoes_event_id": event.id if event else None,
               "stage": {"from": before, "to": after}}
@@ -105,4 +120,20 @@ def mark_not_duplicate(*, session: Session, proposal: Proposal, other: Proposal,
         return False
     finish(session, Change(proposal=proposal), action="proposal.not_duplicate", entity="proposal",
            entity_id=proposal.id, actor=actor, detail={"proposal_id": proposal.id, "other_id": other.id})
+    return True
+
+
+def withdraw_not_duplicate(*, session: Session, proposal: Proposal, other: Proposal, actor: Actor = NOBODY) -> bool:
+    """Withdraw the pair's 重複ではない: the mark deleted, so the flag shows
+    again if the stored run still finds the pair a likely duplicate; one event
+    ``proposal.not_duplicate_undo``, one commit. False (and nothing written)
+    when the pair was not marked."""
+    assert proposal.id is not None and other.id is not None
+    mark = remove_not_duplicate(session=session, proposal_id=proposal.id, other_id=other.id)
+    if mark is None:
+        return False
+    detail = {"proposal_id": proposal.id, "other_id": other.id, "marked_by": mark.actor,
+              "marked_at": as_utc(mark.created_at).isoformat()}
+    finish(session, Change(proposal=proposal), action=UNDO_NOT_DUPLICATE_ACTION, entity="proposal",
+           entity_id=proposal.id, actor=actor, detail=detail)
     return True

@@ -37,12 +37,13 @@ Chunk = tuple[int, list[Row], list[Row]]  # (proposals done, suggestion rows, ou
 
 
 def decision_context(
-    session: Session, proposal_ids: list[int] | None = None, *, with_previous: bool = True
+    session: Session, proposal_ids: list[int] | None = None, *, with_previous: bool = True, run_only: bool = False,
 ) -> DecisionContext:
     """The current decisions and (unless ``with_previous`` is false) the
-    published pairs of these proposals, or of all."""
+    published pairs of these proposals, or of all (``run_only``: those of
+    the newest run, not the online rows that are about to be replaced)."""
     pairs = current_verdict_pairs(session=session, proposal_ids=proposal_ids)
-    previous = visible_pairs(session=session, proposal_ids=proposal_ids) if with_previous else ()
+    previous = visible_pairs(session=session, proposal_ids=proposal_ids, run_only=run_only) if with_previous else ()
     return DecisionContext(
         rejected=group(pairs[Verdict.REJECTED.value]),
         accepted=group(pairs[Verdict.ACCEPTED.value]),
@@ -103,7 +104,9 @@ def suggest_online(
     # tagged with the newest run id stay visible after that run publishes.
     tag = {"match_run_id": None, "online_after_run_id": newest_run_id(session=session), "created_at": utcnow()}
     texts = proposal_texts(session=session, proposal_ids=proposal_ids)
-    context = decision_context(session, proposal_ids)
+    # New relative to the newest run: these proposals' own online rows (the
+    # form's TF-IDF rows, replaced after the response) are not "seen before".
+    context = decision_context(session, proposal_ids, run_only=True)
     rows: list[Row] = []
     outcomes: list[Row] = []
     for _, chunk_rows, chunk_outcomes in ranked_rows(index, texts, context, service.top_k, DEFAULT_CHUNK_SIZE):

@@ -2,7 +2,8 @@
 PostgreSQL: the nightly rematch stores the lists and the duplicate flag, online
 matching updates them for a new proposal, a merge is one command with its event
 and the NPO's e-mail (delivered over real SMTP, tests/mailserver.py), undone
-by unmerge, and 重複ではない survives a rematch."""
+by unmerge (the NPO told again by e-mail, once), and 重複ではない survives a
+rematch until the coordinator withdraws it."""
 
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ from models.tables import (
 )
 from office.commands import Actor, StaleDecision
 from office.intake import receive_proposal
-from office.merging import MergeRefused, mark_not_duplicate, merge_proposals, unmerge
+from office.merging import (
+    MergeRefused,
+    mark_not_duplicate,
+    merge_proposals,
+    unmerge,
+    withdraw_not_duplicate,
+)
 from web.cli import cli
 from web.db import get_matching
 from web.mail import send_now
@@ -173,3 +180,49 @@ def test_not_a_duplicate_stays_off_across_rematches(runner, session, group):
     assert duplicates_of(session=session, proposal_ids=[first.id, retyped.id]) == {first.id: set(), retyped.id: set()}
     events = session.exec(select(AuditEvent).where(AuditEvent.action == "proposal.not_duplicate")).all()
     assert len(events) == 1
+
+
+def test_unmerge_tells_the_npo_once_over_smtp(app, runner, engine, session, group, smtp_server):
+    rematch(runner)
+    kept, merged = group["first"], group["retyped"]
+    merge_proposals(session=session, proposal=merged, into=kept, actor=COORDINATOR)
+    unmerge(session=session, proposal=merged, actor=COORDINATOR)
+    with Session(engine) as other:
+        [mail] = other.exec(select(MailMessage).where(MailMessage.kind == "unmerged")).all()
+        assert mail.proposal_id == merged.id and mail.to_address == "ＩＮＦＯ@Manabiya.example.jp"
+        assert mail.context["into_receipt_number"] == kept.receipt_number and mail.secret is None
+    app.config.update(MAIL_SERVER=smtp_server.host, MAIL_PORT=smtp_server.port, PUBLIC_URL="https://kyodo.example.jp")
+    assert send_now(app).sent == len(group) + 2  # the receipts, the merge's message and the unmerge's
+    assert send_now(app).sent == 0  # each once
+    [received] = [r for r in smtp_server.received if "単独で検討" in r.message["Subject"]]
+    assert received.rcpt_tos == ["ＩＮＦＯ@Manabiya.example.jp"] and merged.receipt_number in received.message["Subject"]
+    text = received.message.get_content()
+    assert f"受付番号 {merged.receipt_number} の提案として、単独で検討" in text and kept.receipt_number in text
+    # The private link is stored hashed only: the mail points to the NPO's own link and the recovery page.
+    assert "https://kyodo.example.jp/status/recover" in text and "受付のときにお送りしたメール" in text
+    assert text.count("/status/") == 1
+
+
+def test_withdrawing_not_a_duplicate_flags_the_pair_again_with_its_event(runner, engine, session, group):
+    rematch(runner)
+    first, retyped, park = group["first"], group["retyped"], group["park"]
+    mark_not_duplicate(session=session, proposal=first, other=retyped, actor=COORDINATOR)
+    assert duplicates_of(session=session, proposal_ids=[first.id])[first.id] == set()
+    assert withdraw_not_duplicate(session=session, proposal=retyped, other=first, actor=COORDINATOR) is True
+    with Session(engine) as other:
+        assert other.exec(select(NotDuplicate)).all() == []
+        [event] = other.exec(select(AuditEvent).where(AuditEvent.action == "proposal.not_duplicate_undo")).all()
+        assert (event.entity_id, event.detail["other_id"], event.actor) == (str(retyped.id), first.id, "coord")
+        assert event.detail["marked_by"] == "coord"
+    flagged = duplicates_of(session=session, proposal_ids=[first.id, retyped.id])
+    assert flagged == {first.id: {retyped.id}, retyped.id: {first.id}}
+    # Nothing to withdraw: False and no event; a pair the rule does not flag stays unflagged.
+    assert withdraw_not_duplicate(session=session, proposal=first, other=retyped, actor=COORDINATOR) is False
+    mark_not_duplicate(session=session, proposal=first, other=park, actor=COORDINATOR)
+    assert withdraw_not_duplicate(session=session, proposal=park, other=first, actor=COORDINATOR) is True
+    assert park.id not in duplicates_of(session=session, proposal_ids=[first.id])[first.id]
+    rematch(runner)  # the next run keeps the flag: no mark left to hide it
+    session.expire_all()
+    assert duplicates_of(session=session, proposal_ids=[first.id])[first.id] == {retyped.id}
+    events = session.exec(select(AuditEvent).where(AuditEvent.action == "proposal.not_duplicate_undo")).all()
+    assert len(events) == 2

@@ -34,13 +34,17 @@ from models.tables import (
     Suggestion,
     SuggestionItem,
 )
+from models.theme_tables import ThemeDetailPublic, ThemePublic
+from models.themes import ThemeSummary, theme_summaries
 from office import commands
 from office.accounts import token_user
 from office.commands import Actor
+from office.themes import ThemePage, theme_page
 from web.db import get_session
 from web.errors import json_error
 from web.filters import unlikely_match
 from web.forms import ProposalForm
+from web.highlight import stored_terms
 from web.openapi import openapi_document
 from web.public import status_url, submit
 from web.ratelimit import submit_limit
@@ -118,7 +122,8 @@ def _int_arg(name: str, default: int, lowest: int, highest: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or len(raw) > 9 or not lowest <= int(raw) <= highest:
-        raise BadRequest(f"{name} は {lowest} から {highest} の整数で指定してください。")
+        message = f"{name} は {lowest} から {highest} の整数で指定してください。"
+        raise BadRequest(message, {name: [message]})
     return int(raw)
 
 
@@ -147,11 +152,15 @@ def run_json(r: MatchRun) -> dict[str, Any]:
 
 def suggestion_json(s: Suggestion, program: Program | None, decision: Decision | None) -> dict[str, Any]:
     """SuggestionItem as JSON: the suggestion with its program's name and department
-    ("" when the program is gone) and the pair's standing decision (null if none)."""
+    ("" when the program is gone) and the pair's standing decision (null if none).
+    Each term carries its kind: read by web.highlight.stored_terms, which infers
+    the kind of rows stored before kinds existed (a 字: term is a kanji, a term
+    of the キーワード field a keyword, a function-word lemma a function word)."""
     joined = {
         "program_name": program.name if program else "",
         "department": program.department if program else "",
         "decision": decision.verdict if decision is not None and is_standing(decision) else None,
+        "terms": [[t.term, t.weight, t.field, t.kind] for t in stored_terms(s.terms)],
     }
     return SuggestionItem.model_validate(s, update=joined).model_dump(mode="json")
 
@@ -165,6 +174,27 @@ def related_json(item: RelatedItem) -> dict[str, Any]:
         lexical_score=round(row.lexical, 4), semantic_score=None if row.semantic is None else round(row.semantic, 4),
         terms=[str(t) for t in row.terms], likely_duplicate=item.duplicate,
     ).model_dump(mode="json")
+
+
+def theme_json(summary: ThemeSummary) -> dict[str, Any]:
+    """ThemePublic as JSON: the theme with its open proposals' ids and how many groups."""
+    theme = summary.theme
+    return ThemePublic(id=theme.id or 0, label=theme.label, label_by_coordinator=theme.label_by_coordinator,
+                       proposal_ids=[p.id for p in summary.proposals if p.id is not None],
+                       organisation_count=len(summary.organisations)).model_dump(mode="json")
+
+
+def theme_detail_json(page: ThemePage) -> dict[str, Any]:
+    """ThemeDetailPublic as JSON: the theme page's proposals, shared programs and departments."""
+    proposals = [{"id": p.id, "receipt_number": p.receipt_number, "title": p.title, "organization": p.organization,
+                  "stage": p.stage, "stage_label": LABELS[Stage(p.stage)], "pinned": p.id in page.pinned}
+                 for p in page.summary.proposals]
+    return ThemeDetailPublic.model_validate({
+        **theme_json(page.summary), "terms": [str(t) for t in page.theme.terms],
+        "organisations": page.summary.organisations, "proposals": proposals,
+        "programs": [{"id": p.id, "name": p.name, "department": p.department} for p in page.programs],
+        "departments": page.departments,
+    }).model_dump(mode="json")
 
 
 def _page_json(rows: list[Any], page: int, per_page: int, total: int) -> dict[str, Any]:
@@ -344,6 +374,27 @@ def get_program(program_id: int):  # type: ignore[no-untyped-def]
     if program is None:
         abort(404)
     return jsonify(program_json(program))
+
+
+@bp.route("/themes")
+@token_required
+def list_themes():  # type: ignore[no-untyped-def]
+    """Themes of the open proposals, most groups first (the dashboard's order), paginated."""
+    page = _int_arg("page", 1, 1, 1_000_000)
+    per_page = _int_arg("per_page", 25, 1, MAX_PER_PAGE)
+    found = theme_summaries(session=get_session())
+    rows = found[(page - 1) * per_page: page * per_page]
+    return jsonify(_page_json([theme_json(s) for s in rows], page, per_page, len(found)))
+
+
+@bp.route("/themes/<int:theme_id>")
+@token_required
+def get_theme(theme_id: int):  # type: ignore[no-untyped-def]
+    """One theme: its open proposals, their organisations, the programs and departments they share."""
+    page = theme_page(session=get_session(), theme_id=_check_id(theme_id))
+    if page is None:
+        abort(404)
+    return jsonify(theme_detail_json(page))
 
 
 @bp.route("/runs")

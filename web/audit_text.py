@@ -115,6 +115,11 @@ def _simple(template: str) -> Callable[[AuditEvent, Names], Markup]:
     return describe
 
 
+def _theme_edit(action: Any) -> str:
+    """The undone theme edit: テーマ名の変更, テーマの分割, テーマの統合."""
+    return AUDIT_ACTIONS.get(str(action), "編集")
+
+
 SENTENCES: dict[str, Callable[[AuditEvent, Names], Markup]] = {
     "decision": _decision,
     "decision.undo": _undo,
@@ -133,6 +138,13 @@ SENTENCES: dict[str, Callable[[AuditEvent, Names], Markup]] = {
         _who(event), _proposal_of(event, names), names.proposal((event.detail or {}).get("into_id"))),
     "proposal.not_duplicate": lambda event, names: Markup("{}が{}と{}は重複ではないと確認").format(
         _who(event), _proposal_of(event, names), names.proposal((event.detail or {}).get("other_id"))),
+    "proposal.not_duplicate_undo": lambda event, names: Markup("{}が{}と{}は重複ではないとの確認を取り消し").format(
+        _who(event), _proposal_of(event, names), names.proposal((event.detail or {}).get("other_id"))),
+    "theme.rename": _simple("{who}がテーマ名を「{from}」から「{to}」に変更"),
+    "theme.split": _simple("{who}がテーマを分け、新しいテーマ「{label}」を作成"),
+    "theme.join": _simple("{who}がテーマ「{joined_label}」をほかのテーマに統合"),
+    "theme.undo": lambda event, names: Markup("{}がテーマ「{}」の編集（{}）を取り消し").format(
+        _who(event), (event.detail or {}).get("label", ""), _theme_edit((event.detail or {}).get("undone"))),
     "rematch.request": lambda event, names: Markup("{}が今すぐ再マッチを{}").format(
         _who(event), "予約" if (event.detail or {}).get("queued") else "依頼（実行中の再マッチに合流）"),
 }

@@ -1,5 +1,5 @@
 """The OpenAPI 3 document of /api/v1. The components of what the API shows
-(``Proposal``, ``Program``, ``Decision``, ``Run``, ``Suggestion``: ``SHOWN``)
+(``Proposal``, ``Program``, ``Decision``, ``Run``, ``Suggestion``, ``Theme``…: ``SHOWN``)
 and the create body ``ProposalCreate`` come from the models' own JSON schema,
 adapted to OpenAPI 3.0; the envelopes (pages, lists, the receipt, errors) and
 ``DecisionCreate`` are written out by hand. A test compares its paths with the
@@ -24,6 +24,7 @@ from models.tables import (
     RelatedProposalPublic,
     SuggestionItem,
 )
+from models.theme_tables import ThemeDetailPublic, ThemePublic
 from models.workflow_tables import (
     AnswerCreate,
     AnswerPublic,
@@ -66,6 +67,8 @@ SHOWN: dict[str, type[SQLModel]] = {
     "Run": MatchRunPublic,
     "Suggestion": SuggestionItem,
     "RelatedProposal": RelatedProposalPublic,
+    "Theme": ThemePublic,
+    "ThemeDetail": ThemeDetailPublic,
     "OpinionRequest": OpinionRequestPublic,
     "Answer": AnswerPublic,
 }
@@ -139,6 +142,21 @@ def model_schemas() -> dict[str, Any]:
     return openapi30(schemas)
 
 
+def _page_of(item: str) -> dict[str, Any]:
+    """A page of a list endpoint (web.api._page_json)."""
+    return {
+        "type": "object",
+        "required": ["items", "page", "per_page", "total", "pages"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+            "total": {"type": "integer"},
+            "pages": {"type": "integer"},
+        },
+    }
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -159,17 +177,7 @@ SCHEMAS: dict[str, Any] = {
             "status_url": {"type": "string", "format": "uri"},
         },
     },
-    "ProposalPage": {
-        "type": "object",
-        "required": ["items", "page", "per_page", "total", "pages"],
-        "properties": {
-            "items": {"type": "array", "items": _ref("Proposal")},
-            "page": {"type": "integer"},
-            "per_page": {"type": "integer"},
-            "total": {"type": "integer"},
-            "pages": {"type": "integer"},
-        },
-    },
+    "ProposalPage": _page_of("Proposal"),
     "SuggestionList": {
         "type": "object",
         "required": ["proposal_id", "no_match", "confidence", "ambiguous", "items"],
@@ -220,17 +228,8 @@ SCHEMAS: dict[str, Any] = {
         "required": ["proposal_id", "items"],
         "properties": {"proposal_id": _ID, "items": {"type": "array", "items": _ref("Decision")}},
     },
-    "ProgramPage": {
-        "type": "object",
-        "required": ["items", "page", "per_page", "total", "pages"],
-        "properties": {
-            "items": {"type": "array", "items": _ref("Program")},
-            "page": {"type": "integer"},
-            "per_page": {"type": "integer"},
-            "total": {"type": "integer"},
-            "pages": {"type": "integer"},
-        },
-    },
+    "ProgramPage": _page_of("Program"),
+    "ThemePage": _page_of("Theme"),
     "RunList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Run")}}},
     "OpinionRequestList": {"type": "object", "required": ["items"],
                            "properties": {"items": {"type": "array", "items": _ref("OpinionRequest")}}},
@@ -372,6 +371,16 @@ PATHS: dict[str, Any] = {
         "get": _op("One program", {"200": _json(_ref("Program"), "the program"), "404": _error("no such program")},
                    parameters=[{"name": "program_id", "in": "path", "required": True, "schema": _ID}]),
     },
+    "/api/v1/themes": {
+        "get": _op("Themes of the open proposals, most groups first",
+                   {"200": _json(_ref("ThemePage"), "a page of themes"), "400": _error("bad query")},
+                   parameters=_PAGING),
+    },
+    "/api/v1/themes/{theme_id}": {
+        "get": _op("One theme: its open proposals, the programs and departments they share",
+                   {"200": _json(_ref("ThemeDetail"), "the theme"), "404": _error("no such theme")},
+                   parameters=[{"name": "theme_id", "in": "path", "required": True, "schema": _ID}]),
+    },
     "/api/v1/runs": {
         "get": _op("Rematch runs, newest first", {"200": _json(_ref("RunList"), "runs")}),
     },
@@ -384,7 +393,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "協働マッチ API",
             "version": "1",
-            "description": "Proposals, suggestions, decisions, programs and runs of kyodo-match.",
+            "description": "Proposals, suggestions, decisions, programs, themes and runs of kyodo-match.",
         },
         "paths": PATHS,
         "components": {

@@ -2,7 +2,8 @@
 (web/templates/_related.html, through the ``related_panel`` template
 function), the queue's 重複の可能性 badge, the status page's note of a
 merged proposal, and the coordinator's POSTs: 統合する, 統合を取り消す,
-重複ではない. Views call ``office.merging``; every route needs a login."""
+重複ではない and its 取り消し. Views call ``office.merging``; every route needs
+a login."""
 
 from __future__ import annotations
 
@@ -12,10 +13,23 @@ from typing import Any
 from flask import Blueprint, Flask, abort, flash, redirect, request, url_for
 from flask_wtf import FlaskForm
 
-from models.related import RelatedItem, duplicates_of, merged_from, proposals_by_id, related_for
+from models.related import (
+    RelatedItem,
+    duplicates_of,
+    merged_from,
+    not_duplicate_others,
+    proposals_by_id,
+    related_for,
+)
 from models.tables import Proposal
 from office.commands import StaleDecision
-from office.merging import MergeRefused, mark_not_duplicate, merge_proposals, unmerge
+from office.merging import (
+    MergeRefused,
+    mark_not_duplicate,
+    merge_proposals,
+    unmerge,
+    withdraw_not_duplicate,
+)
 from web.auth import current_actor, require_login
 from web.db import get_session
 
@@ -37,6 +51,7 @@ class RelatedPanel:
     duplicates: list[Proposal] = field(default_factory=list)
     merged_into: Proposal | None = None
     merged_from: list[Proposal] = field(default_factory=list)
+    not_duplicates: list[Proposal] = field(default_factory=list)  # marked 重複ではない with this one
 
 
 def related_panel(proposal: Proposal) -> RelatedPanel:
@@ -44,13 +59,15 @@ def related_panel(proposal: Proposal) -> RelatedPanel:
     db = get_session()
     assert proposal.id is not None
     duplicate_ids = duplicates_of(session=db, proposal_ids=[proposal.id])[proposal.id]
-    wanted = set(duplicate_ids) | ({proposal.merged_into_id} if proposal.merged_into_id else set())
+    marked = not_duplicate_others(session=db, proposal_id=proposal.id)
+    wanted = set(duplicate_ids) | set(marked) | ({proposal.merged_into_id} if proposal.merged_into_id else set())
     found = proposals_by_id(session=db, ids=wanted)
     return RelatedPanel(
         items=related_for(session=db, proposal_id=proposal.id),
         duplicates=[found[i] for i in sorted(duplicate_ids) if i in found],
         merged_into=found.get(proposal.merged_into_id) if proposal.merged_into_id else None,
         merged_from=merged_from(session=db, proposal_id=proposal.id),
+        not_duplicates=[found[i] for i in marked if i in found],
     )
 
 
@@ -140,6 +157,21 @@ def not_duplicate(proposal_id: int):  # type: ignore[no-untyped-def]
         flash(exc.message, "error")
         return _back(proposal_id)
     flash("重複ではないと記録しました。" if marked else "この組は、すでに重複ではないと記録されています。", "info")
+    return _back(proposal_id)
+
+
+@bp.route("/review/proposals/<int:proposal_id>/not-duplicate/undo", methods=["POST"])
+def undo_not_duplicate(proposal_id: int):  # type: ignore[no-untyped-def]
+    """重複ではないの取り消し: the pair is flagged again if the run still finds it alike."""
+    proposal = _proposal_or_404(proposal_id)
+    if not PlainForm().validate_on_submit():
+        abort(400)
+    other = _other("other_id")
+    if other is None:
+        flash("相手の提案が見つかりません。", "error")
+        return _back(proposal_id)
+    withdrawn = withdraw_not_duplicate(session=get_session(), proposal=proposal, other=other, actor=current_actor())
+    flash("「重複ではない」の記録を取り消しました。" if withdrawn else "この組に「重複ではない」の記録はありません。", "info")
     return _back(proposal_id)
 
 

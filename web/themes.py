@@ -1,6 +1,6 @@
 """Themes on the console: the dashboard's card (``_themes.html``), a theme's
 page with its proposals, organisations and shared programs, its edits
-(rename, split, join) and a joint 協働事業 of its proposals; the joint
+(rename, split, join) and their undo, and a joint 協働事業 of its proposals; the joint
 project on the proposal page and the NPO's status page (``_joint_project.html``).
 Every route needs a login; views call the office commands."""
 
@@ -22,7 +22,8 @@ from models.theme_tables import THEME_LABEL_MAX, Theme
 from models.themes import joint_project_of, project_proposals, theme_of, theme_summaries
 from models.workflow import last_published
 from models.workflow_tables import Project
-from office import answers, themes
+from office import answers, theme_edits, themes
+from office.theme_edits import ThemeEditError, UndoPlan
 from web.auth import current_actor, require_login
 from web.db import get_session
 from web.forms import _no_control_characters, _strip
@@ -75,11 +76,13 @@ def _render(theme_id: int, status: int = 200, errors: list[str] | None = None, *
     if page is None:
         abort(404)
     project_form = forms.get("project_form") or ProjectForm(name=page.theme.label, formdata=None)
+    plan = theme_edits.undo_plan(session=get_session(), theme=page.theme)
     return render_template(
         "theme.html", page=page, errors=errors or [], checked=set(forms.get("checked") or ()),
         rename_form=forms.get("rename_form") or RenameForm(label=page.theme.label, formdata=None),
         split_form=forms.get("split_form") or SplitForm(formdata=None),
         join_form=forms.get("join_form") or JoinForm(formdata=None), project_form=project_form,
+        undo=plan, undo_text=undo_description(plan), undo_form=FlaskForm(formdata=None),
     ), status
 
 
@@ -95,8 +98,8 @@ def rename(theme_id: int) -> Any:
     if not form.validate_on_submit():
         return _render(theme_id, 400, _errors(form), rename_form=form)
     try:
-        themes.rename_theme(session=get_session(), theme=found, label=form.label.data, actor=current_actor())
-    except themes.ThemeEditError as exc:
+        theme_edits.rename_theme(session=get_session(), theme=found, label=form.label.data, actor=current_actor())
+    except ThemeEditError as exc:
         get_session().rollback()
         return _render(theme_id, 400, [exc.message], rename_form=form)
     flash(f"テーマ名を「{found.label}」にしました。", "info")
@@ -112,9 +115,9 @@ def split(theme_id: int) -> Any:
     if not form.validate_on_submit():
         return _render(theme_id, 400, _errors(form), split_form=form, checked=chosen)
     try:
-        other = themes.split_theme(session=get_session(), theme=found, proposal_ids=chosen,
+        other = theme_edits.split_theme(session=get_session(), theme=found, proposal_ids=chosen,
                                    label=form.new_label.data or "", actor=current_actor())
-    except themes.ThemeEditError as exc:
+    except ThemeEditError as exc:
         get_session().rollback()
         return _render(theme_id, 400, [exc.message], split_form=form, checked=chosen)
     flash(f"{len(chosen)}件の提案を新しいテーマ「{other.label}」に分けました。", "info")
@@ -132,12 +135,43 @@ def join(theme_id: int) -> Any:
     if other is None:
         return _render(theme_id, 400, ["統合するテーマが見つかりません。"], join_form=form)
     try:
-        themes.join_themes(session=get_session(), theme=found, other=other, actor=current_actor())
-    except themes.ThemeEditError as exc:
+        theme_edits.join_themes(session=get_session(), theme=found, other=other, actor=current_actor())
+    except ThemeEditError as exc:
         get_session().rollback()
         return _render(theme_id, 400, [exc.message], join_form=form)
     flash("テーマを統合しました。", "info")
     return redirect(url_for("themes.theme", theme_id=theme_id), 303)
+
+
+@bp.route("/themes/<int:theme_id>/undo", methods=["POST"])
+def undo(theme_id: int) -> Any:
+    """Undo the theme's newest edit (the stack of office.theme_edits)."""
+    found = _theme_or_404(theme_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    raw = request.form.get("event_id", "")
+    expected = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
+    try:
+        shown = theme_edits.undo_theme_edit(session=get_session(), theme=found, actor=current_actor(),
+                                            expected_event_id=expected)
+    except ThemeEditError as exc:
+        get_session().rollback()
+        return _render(theme_id, 409, [exc.message])
+    flash("テーマの編集を一つ取り消しました。", "info")
+    return redirect(url_for("themes.theme", theme_id=shown.id), 303)
+
+
+def undo_description(plan: UndoPlan) -> str:
+    """What the undo button steps back, in Japanese (the template's text)."""
+    event = plan.event
+    if event is None:
+        return ""
+    d = event.detail or {}
+    if event.action == "theme.rename":
+        return f"テーマ名の変更（「{d.get('from', '')}」→「{d.get('to', '')}」）"
+    if event.action == "theme.split":
+        return f"テーマの分割（{len(d.get('proposal_ids') or [])}件を「{d.get('label', '')}」に分けたこと）"
+    return f"テーマの統合（「{d.get('joined_label', '')}」をこのテーマに統合したこと）"
 
 
 @bp.route("/themes/<int:theme_id>/project", methods=["POST"])

@@ -112,7 +112,7 @@ def test_the_suggestion_item_keeps_its_shape():
     program = Program(id=7, fiscal_year=2008, external_id="X", name="事業", department="課")
     assert suggestion_json(row, program, Decision(proposal_id=1, program_id=7, verdict="rejected")) == {
         "rank": 2, "program_id": 7, "program_name": "事業", "department": "課", "score": 1.2346,
-        "terms": [{"term": "公園", "weight": 0.123456789, "field": "name"}], "is_new": False,
+        "terms": [{"term": "公園", "weight": 0.123456789, "field": "name", "kind": "word"}], "is_new": False,
         "kept_by_decision": True, "lexical_score": 0.5556, "semantic_score": 0.9123, "carried_by": "exemplar",
         "exemplar": {"proposal_id": 4, "score": None}, "decision": "rejected",
     }

@@ -170,3 +170,96 @@ def test_openapi_document_matches_the_routes(app, client):
             names = set(re.findall(r"{(\w+)}", path))
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert names == declared, (path, method)
+
+
+# -- themes and the kinds of suggestion terms --------------------------------------------
+
+
+@pytest.fixture
+def themed(app, session):
+    """The eight proposals of tests/test_theme_edits.py, grouped by the real rematch."""
+    from test_theme_edits import add_theme_proposals, run, theme_at
+
+    proposals = add_theme_proposals(session)
+    run(app)
+    return proposals, theme_at(session, proposals[0]), theme_at(session, proposals[3])
+
+
+def _call_and_validate(app, headers, path: str, **case):
+    """One request through schemathesis, checked against the app's own OpenAPI document."""
+    import schemathesis
+
+    operation = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)[path]["GET"]
+    return operation.Case(headers=headers, **case).call_and_validate()
+
+
+def test_the_api_lists_themes_most_groups_first_and_pages_them(client, auth_headers, themed):
+    proposals, kids, safety = themed
+    body = client.get("/api/v1/themes", headers=auth_headers).json
+    assert body["total"] == 5 and body["pages"] == 1 and body["page"] == 1  # 子ども食堂, 防災 and three of one
+    first = body["items"][0]
+    assert first == {"id": kids.id, "label": "子ども・食堂・ネットワーク", "label_by_coordinator": False,
+                     "proposal_ids": [p.id for p in proposals[:3]], "organisation_count": 3}
+    assert body["items"][1]["id"] == safety.id and body["items"][1]["organisation_count"] == 2
+    assert sorted(pid for item in body["items"] for pid in item["proposal_ids"]) == sorted(p.id for p in proposals)
+    second = client.get("/api/v1/themes?page=2&per_page=2", headers=auth_headers).json
+    assert [item["id"] for item in second["items"]] == [item["id"] for item in body["items"][2:4]]
+    assert second["pages"] == 3 and second["total"] == 5
+
+
+def test_one_theme_shows_its_proposals_programs_and_departments(app, client, auth_headers, themed):
+    proposals, _, safety = themed
+    body = client.get(f"/api/v1/themes/{safety.id}", headers=auth_headers).json
+    assert body["id"] == safety.id and body["organisations"] == ["東町自治会", "西町防災会"]
+    assert [p["id"] for p in body["proposals"]] == [proposals[3].id, proposals[4].id]
+    assert body["proposals"][0]["receipt_number"] == proposals[3].receipt_number
+    assert body["proposals"][0]["stage_label"] == "受付" and body["proposals"][0]["pinned"] is False
+    assert body["terms"] and body["programs"] and body["departments"]
+    assert all(p["department"] for p in body["programs"])
+    response = _call_and_validate(app, auth_headers, "/api/v1/themes/{theme_id}", path_parameters={"theme_id": safety.id})
+    assert response.status_code == 200
+    assert _call_and_validate(app, auth_headers, "/api/v1/themes").status_code == 200
+
+
+def test_themes_answer_400_naming_the_field_404_and_401(client, auth_headers, themed):
+    for query, field in (("page=0", "page"), ("per_page=101", "per_page"), ("page=x", "page"), ("per_page=", "per_page")):
+        response = client.get(f"/api/v1/themes?{query}", headers=auth_headers)
+        assert response.status_code == 400 and response.is_json, query
+        assert list(response.json["fields"]) == [field] and field in response.json["message"]
+    for path in ("/api/v1/themes/999999", "/api/v1/themes/99999999999"):
+        response = client.get(path, headers=auth_headers)
+        assert response.status_code == 404 and response.is_json
+    assert client.get("/api/v1/themes").status_code == 401
+    assert client.get(f"/api/v1/themes/{themed[1].id}").status_code == 401
+
+
+def test_suggestion_terms_carry_their_kind_old_rows_included(app, client, auth_headers, session):
+    from models.tables import MatchRun, Suggestion
+
+    proposal_id = client.post("/api/v1/proposals", json=API_PROPOSAL).json["id"]
+    run = MatchRun(status="succeeded", mode="lexical")
+    session.add(run)
+    session.flush()
+    session.add_all([
+        # As office.rows.terms stores them now: the kind when it is not "word", the lemma when it differs.
+        Suggestion(proposal_id=proposal_id, program_id=1, match_run_id=run.id, score=0.5, rank=1, terms=[
+            ["公園", 0.2, "name"], ["清掃", 0.1, "keywords", "keyword"], ["市民活動", 0.05, "purpose", "compound"],
+            ["子ども", 0.04, "activities", "word", "子供"], ["災", 0.01, "purpose", "kanji", "字:災"]]),
+        # Stored before kinds existed: [term, weight, field], the term a lemma.
+        Suggestion(proposal_id=proposal_id, program_id=2, match_run_id=run.id, score=0.4, rank=2, terms=[
+            ["字:防", 0.1, "name"], ["美化", 0.1, "keywords"], ["為", 0.01, "purpose"], ["環境", 0.2, "activities"],
+            ["bad"]]),
+    ])
+    session.commit()
+    items = client.get(f"/api/v1/proposals/{proposal_id}/suggestions", headers=auth_headers).json["items"]
+    assert [(t["term"], t["field"], t["kind"]) for t in items[0]["terms"]] == [
+        ("公園", "name", "word"), ("清掃", "keywords", "keyword"), ("市民活動", "purpose", "compound"),
+        ("子ども", "activities", "word"), ("災", "purpose", "kanji")]
+    assert [(t["term"], t["kind"]) for t in items[1]["terms"]] == [  # the malformed row is skipped
+        ("防", "kanji"), ("美化", "keyword"), ("為", "function"), ("環境", "word")]
+    response = _call_and_validate(app, auth_headers, "/api/v1/proposals/{proposal_id}/suggestions",
+                                  path_parameters={"proposal_id": proposal_id})
+    assert response.status_code == 200
+    schema = client.get("/api/v1/openapi.json").json["components"]["schemas"]["SuggestionTerm"]
+    assert schema["properties"]["kind"]["enum"] == ["word", "keyword", "compound", "kanji", "function"]
+    assert "kind" in schema["required"]

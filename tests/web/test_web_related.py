@@ -1,7 +1,7 @@
 """Related and duplicate proposals on the pages and the API, on SQLite and
 PostgreSQL: the list with its shared terms, the 重複の可能性 flag on both pages
 and in the queue, merging and undoing it from the proposal page, the merged
-proposal's status page, 重複ではない, 404s and no 500 from bad input."""
+proposal's status page, 重複ではない and its undo, 404s and no 500 from bad input."""
 
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ def test_merging_from_the_page_closes_it_tells_the_npo_and_can_be_undone(app, cl
     assert logged_in.post(f"/review/proposals/{retyped.id}/unmerge").status_code == 303
     session.expire_all()
     assert session.get(Proposal, retyped.id).merged_into_id is None
+    [back] = session.exec(select(MailMessage).where(MailMessage.kind == "unmerged")).all()
+    assert back.proposal_id == retyped.id and back.to_address == "hanako@example.jp"
     assert 'data-testid="merged-notice"' not in client.get(retyped.status_path).data.decode()
     actions = [e.action for e in session.exec(select(AuditEvent).order_by(AuditEvent.id))]
     assert actions[-2:] == ["proposal.merge", "proposal.unmerge"]
@@ -87,7 +89,30 @@ def test_not_a_duplicate_from_the_page_turns_the_flag_off(logged_in, session, th
     assert 'data-testid="duplicate-badge"' not in logged_in.get("/review").data.decode()
 
 
-@pytest.mark.parametrize("route", ["merge", "unmerge", "not-duplicate"])
+def test_not_a_duplicate_can_be_withdrawn_beside_its_mark(logged_in, session, three):
+    first, retyped, other = three
+    logged_in.post(f"/review/proposals/{first.id}/not-duplicate", data={"other_id": str(retyped.id)})
+    for mine, theirs in ((first, retyped), (retyped, first)):  # the mark shows on both pages, with its button
+        html = page(logged_in, mine.id)
+        assert re.findall(r'data-testid="not-duplicate-mark" data-proposal-id="(\d+)"', html) == [str(theirs.id)]
+        assert 'data-testid="undo-not-duplicate"' in html
+    assert 'data-testid="not-duplicates"' not in page(logged_in, other.id)
+    response = logged_in.post(f"/review/proposals/{retyped.id}/not-duplicate/undo", data={"other_id": str(first.id)})
+    assert response.status_code == 303
+    html = page(logged_in, first.id)
+    assert 'data-testid="not-duplicate-mark"' not in html
+    assert re.findall(r'data-testid="duplicate" data-proposal-id="(\d+)"', html) == [str(retyped.id)]  # flagged again
+    assert logged_in.get("/review").data.decode().count('data-testid="duplicate-badge"') == 2
+    again = logged_in.post(f"/review/proposals/{retyped.id}/not-duplicate/undo", data={"other_id": str(first.id)},
+                           follow_redirects=True)
+    assert "「重複ではない」の記録はありません" in again.data.decode()
+    events = session.exec(select(AuditEvent).where(AuditEvent.action == "proposal.not_duplicate_undo")).all()
+    assert len(events) == 1
+    audit = logged_in.get("/audit").data.decode()
+    assert "は重複ではないとの確認を取り消し" in audit
+
+
+@pytest.mark.parametrize("route", ["merge", "unmerge", "not-duplicate", "not-duplicate/undo"])
 def test_unknown_proposals_are_404_and_bad_ids_are_no_500(logged_in, session, three, route):
     first = three[0]
     assert logged_in.post(f"/review/proposals/999999/{route}", data={"into_id": "1", "other_id": "1"}).status_code == 404

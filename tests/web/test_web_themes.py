@@ -1,5 +1,5 @@
 """Themes on the console: the dashboard's card sorted by organisations, a
-theme's page, rename / split / join, a joint 協働事業 of several proposals
+theme's page, rename / split / join and their undo, a joint 協働事業 of several proposals
 (counted once, shown on each NPO's status page once its answer is
 published); bad input is a 400 with a Japanese message or a 404, never a 500.
 On SQLite and PostgreSQL."""
@@ -101,6 +101,37 @@ def test_rename_split_and_join_from_the_page(logged_in, session, grouped):
     assert actions == ["theme.rename", "theme.split", "theme.join"]
     page = logged_in.get("/audit").data.decode()
     assert "テーマの分割" in page and "テーマの統合" in page
+
+
+def test_undo_from_the_page_steps_back_one_edit_at_a_time(logged_in, session, grouped):
+    kids = theme_at(session, grouped[0])
+    assert 'data-testid="theme-undo"' not in logged_in.get(f"/themes/{kids.id}").data.decode()  # nothing to undo
+    logged_in.post(f"/themes/{kids.id}/rename", data={"label": "子ども食堂ネットワーク"})
+    response = logged_in.post(f"/themes/{kids.id}/split", data={"proposal_id": [str(grouped[2].id)], "new_label": "居場所"})
+    new_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    html = logged_in.get(f"/themes/{kids.id}").data.decode()
+    what = re.search(r'data-testid="theme-undo-what">(.*?)</span>', html).group(1)
+    assert what == "テーマの分割（1件を「居場所」に分けたこと）" and 'data-testid="theme-undo-button"' in html
+    split_event = re.search(r'name="event_id" value="(\d+)"', html).group(1)
+    response = logged_in.post(f"/themes/{kids.id}/undo", data={"event_id": split_event})
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/themes/{kids.id}")
+    session.expire_all()
+    assert session.get(Theme, new_id) is None and theme_at(session, grouped[2]).id == kids.id
+    # The same page posted again is stale: the rename is the newest edit now.
+    stale = logged_in.post(f"/themes/{kids.id}/undo", data={"event_id": split_event})
+    assert stale.status_code == 409 and "読み込み直して" in stale.data.decode()
+    html = logged_in.get(f"/themes/{kids.id}").data.decode()
+    assert "テーマ名の変更（「子ども・食堂・ネットワーク」→「子ども食堂ネットワーク」）" in html
+    assert logged_in.post(f"/themes/{kids.id}/undo", data={}).status_code == 303
+    session.expire_all()
+    assert theme_at(session, grouped[0]).label == "子ども・食堂・ネットワーク"
+    empty = logged_in.post(f"/themes/{kids.id}/undo", data={})
+    assert empty.status_code == 409 and "取り消せる編集はありません。" in empty.data.decode()
+    audit = _text(logged_in.get("/audit").data.decode())
+    assert "がテーマ「子ども食堂ネットワーク」の編集（テーマの分割）を取り消し" in audit
+    assert "がテーマ「子ども・食堂・ネットワーク」の編集（テーマ名の変更）を取り消し" in audit
+    assert "がテーマ名を「子ども・食堂・ネットワーク」から「子ども食堂ネットワーク」に変更" in audit
+    assert logged_in.post("/themes/999999/undo", data={}).status_code == 404
 
 
 @pytest.mark.parametrize(("path", "data", "message"), [
