@@ -244,7 +244,7 @@ class ProgramIndex(BaseEstimator):
         vocabulary = wt.sorted_vocabulary(c for f in FIELDS for c in field_counts[f])
         sublinear = self.sublinear_tf and not bm25  # BM25 saturates raw counts itself
         field_tf = {
-            f: wt.rows_to_csr([wt.term_frequency(c, sublinear=sublinear) for c in rows], vocabulary)
+            f: wt.tf_rows(rows, vocabulary, sublinear=sublinear)
             for f, rows in field_counts.items()
         }
         tf = wt.weighted_fields(field_tf, weights, (len(programs), len(vocabulary)))

@@ -171,7 +171,7 @@ def _tfidf(counts: list[dict[str, float]], engine: ProgramIndex) -> tuple[sp.csr
     vocabulary = wt.sorted_vocabulary(counts)
     if not counts:  # nothing readable: no rows to normalize
         return sp.csr_matrix((0, len(vocabulary))), np.asarray([], dtype=object)
-    tf = wt.rows_to_csr([wt.term_frequency(c, sublinear=engine.sublinear_tf) for c in counts], vocabulary)
+    tf = wt.tf_rows(counts, vocabulary, sublinear=engine.sublinear_tf)
     idf = wt.idf(wt.document_frequency(tf), float(max(len(counts), 1)), smooth=True)
     if engine.kanji_weight > 0:
         wt.scale_features(idf, vocabulary, KANJI_PREFIX, engine.kanji_weight)

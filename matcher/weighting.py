@@ -4,12 +4,12 @@ CountVectorizer / TfidfTransformer, or bm25s's scorers).
 Small pure functions that :class:`matcher.index.ProgramIndex` composes:
 
 * counting: :func:`count_terms`, :func:`sorted_vocabulary`, :func:`rows_to_csr`;
-* term frequency: :func:`tf_value`, :func:`term_frequency` (raw or sublinear);
+* term frequency: :func:`tf_array`, :func:`tf_rows` (raw or sublinear);
 * field weighting: :func:`weighted_fields`, :func:`dominant_field`;
 * document frequency and IDF: :func:`document_frequency`,
   :func:`add_document_frequency`, :func:`idf`, :func:`unseen_idf`,
   :func:`scale_features`;
-* normalising: :func:`l2_normalize`, :func:`query_row`;
+* normalising: :func:`l2_normalize`, :func:`query_matrix`;
 * BM25 on the program side: :func:`document_length`, :func:`bm25_tf`,
   :func:`mean_row_norm`.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -85,22 +85,27 @@ def rows_to_csr(rows: Sequence[Mapping[str, float]], vocabulary: Mapping[str, in
 # -- term frequency --------------------------------------------------------------
 
 
-def tf_value(count: float, *, sublinear: bool) -> float:
-    """One term frequency: ``1 + ln(count)`` when sublinear (for counts of at
-    least 1; a smaller weighted count, e.g. a title term at weight 0.5, stays
-    as it is), else the count.
+def tf_array(counts: np.ndarray, *, sublinear: bool) -> np.ndarray:
+    """The term frequency of each count (float64, a new array): ``1 + ln(count)``
+    when sublinear (for counts of at least 1; a smaller weighted count, e.g. a
+    title term at weight 0.5, stays as it is), else the count.
 
-    >>> tf_value(1, sublinear=True), tf_value(0.5, sublinear=True), tf_value(3, sublinear=False)
-    (1.0, 0.5, 3.0)
+    >>> tf_array(np.array([1.0, 0.5, np.e]), sublinear=True).round(6).tolist()
+    [1.0, 0.5, 2.0]
     """
-    if sublinear and count >= 1:
-        return 1.0 + math.log(count)
-    return float(count)
+    out = np.array(counts, dtype=np.float64)
+    if sublinear:
+        big = out >= 1
+        out[big] = 1.0 + np.log(out[big])
+    return out
 
 
-def term_frequency(counts: Mapping[str, float], *, sublinear: bool) -> dict[str, float]:
-    """:func:`tf_value` of each count."""
-    return {t: tf_value(c, sublinear=sublinear) for t, c in counts.items()}
+def tf_rows(rows: Sequence[Mapping[str, float]], vocabulary: Mapping[str, int], *, sublinear: bool) -> sp.csr_matrix:
+    """``rows_to_csr`` of the rows' counts, as their :func:`tf_array` (taken
+    over the matrix's values at once: the batch's hot path)."""
+    matrix = rows_to_csr(rows, vocabulary)
+    matrix.data = tf_array(matrix.data, sublinear=sublinear)
+    return matrix
 
 
 # -- field weighting -------------------------------------------------------------
@@ -197,38 +202,6 @@ def l2_normalize(matrix: sp.spmatrix) -> sp.csr_matrix:
     return out
 
 
-def query_row(
-    counts: Mapping[str, float],
-    vocabulary: Mapping[str, int],
-    weights: np.ndarray,
-    *,
-    sublinear: bool,
-    unseen: float,
-    unseen_scale: Callable[[str], float],
-) -> tuple[list[int], list[float]]:
-    """One L2-normalized TF-IDF row of weighted ``counts``: the sorted columns
-    and their values.
-
-    A term outside ``vocabulary`` still counts in the norm, at ``unseen ×
-    unseen_scale(term)``: a text about something else should score low, not
-    be judged on the few words it happens to share.
-    """
-    row: dict[int, float] = {}
-    norm_sq = 0.0
-    for term, count in counts.items():
-        tf = tf_value(count, sublinear=sublinear)
-        j = vocabulary.get(term)
-        if j is None:
-            norm_sq += (tf * unseen * unseen_scale(term)) ** 2
-        else:
-            w = tf * float(weights[j])
-            row[j] = w
-            norm_sq += w * w
-    norm = math.sqrt(norm_sq) or 1.0
-    columns = sorted(row)
-    return columns, [row[j] / norm for j in columns]
-
-
 # -- BM25 (program side) --------------------------------------------------------
 
 
@@ -310,23 +283,37 @@ def query_matrix(
     counts_list: Sequence[Mapping[str, float] | None], vocabulary: Mapping[str, int], idf: np.ndarray, *,
     sublinear: bool, unseen: float, kanji_prefix: str, kanji_weight: float,
 ) -> sp.csr_matrix:
-    """:func:`query_row` of each of ``counts_list`` (an empty row for None),
-    as one CSR matrix; an unseen single-kanji feature is scaled by ``kanji_weight``."""
+    """The L2-normalized TF-IDF row of each of ``counts_list`` (weighted
+    counts; an empty row for None), as one CSR matrix (sorted indices),
+    computed over all the terms at once.
 
-    def unseen_scale(term: str) -> float:
-        return kanji_weight if term.startswith(kanji_prefix) else 1.0
-
-    indptr = [0]
-    indices: list[int] = []
-    data: list[float] = []
-    for counts in counts_list:
-        if counts is not None:
-            columns, values = query_row(counts, vocabulary, idf, sublinear=sublinear, unseen=unseen,
-                                        unseen_scale=unseen_scale)
-            indices += columns
-            data += values
-        indptr.append(len(indices))
-    return sp.csr_matrix(
-        (np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int32), indptr),
-        shape=(len(counts_list), len(vocabulary)),
+    A term outside ``vocabulary`` still counts in the norm, at ``unseen``
+    (times ``kanji_weight`` for a single-kanji feature): a text about
+    something else should score low, not be judged on the few words it
+    happens to share.
+    """
+    terms: list[str] = []
+    values: list[float] = []
+    lengths = np.zeros(len(counts_list), dtype=np.int64)
+    for i, counts in enumerate(counts_list):
+        if counts:
+            terms += counts.keys()
+            values += counts.values()
+            lengths[i] = len(counts)
+    get = vocabulary.get
+    columns = np.fromiter((get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
+    weight = tf_array(np.asarray(values, dtype=np.float64), sublinear=sublinear)
+    seen = columns >= 0
+    weight[seen] *= idf[columns[seen]]
+    unseen_at = np.flatnonzero(~seen)
+    scale = np.fromiter((kanji_weight if terms[i].startswith(kanji_prefix) else 1.0 for i in unseen_at.tolist()),
+                        dtype=np.float64, count=len(unseen_at))
+    weight[unseen_at] *= unseen * scale
+    row_of = np.repeat(np.arange(len(counts_list)), lengths)
+    norm = np.sqrt(np.bincount(row_of, weights=weight * weight, minlength=len(counts_list)))
+    norm[norm == 0] = 1.0
+    matrix = sp.csr_matrix(
+        (weight[seen] / norm[row_of[seen]], (row_of[seen], columns[seen])), shape=(len(counts_list), len(vocabulary)),
     )
+    matrix.sort_indices()
+    return matrix

@@ -261,22 +261,22 @@ def test_weighting_functions_equal_tfidf_transformer(sublinear, smooth):
     rows = [{terms[j]: int(c) for j, c in enumerate(row) if c} for row in counts]
     vocabulary = wt.sorted_vocabulary(rows)
     assert vocabulary == {t: j for j, t in enumerate(terms)}
-    tf = wt.rows_to_csr([wt.term_frequency(r, sublinear=sublinear) for r in rows], vocabulary)
+    tf = wt.tf_rows(rows, vocabulary, sublinear=sublinear)
     idf = wt.idf(wt.document_frequency(tf), float(len(rows)), smooth=smooth)
     ours = wt.l2_normalize(tf.multiply(idf)).toarray()
     reference = TfidfTransformer(sublinear_tf=sublinear, smooth_idf=smooth)
     np.testing.assert_allclose(ours, reference.fit_transform(counts).toarray(), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(idf, reference.idf_, rtol=1e-12)
     # A query row: the same weights, normalized with its unseen words counted in the norm.
-    columns, values = wt.query_row(
-        {"a": 2, "c": 1}, vocabulary, idf, sublinear=sublinear, unseen=1.0, unseen_scale=lambda t: 1.0
-    )
+    query = wt.query_matrix([{"a": 2, "c": 1}, None, {"a": 2, "c": 1, "zzz": 1, "字:z": 1}], vocabulary, idf,
+                            sublinear=sublinear, unseen=5.0, kanji_prefix="字:", kanji_weight=0.5)
     expected = reference.transform(np.array([[2, 0, 1, 0]])).toarray()[0]
-    np.testing.assert_allclose(values, expected[columns], rtol=1e-12)
-    _, padded = wt.query_row(
-        {"a": 2, "c": 1, "zzz": 1}, vocabulary, idf, sublinear=sublinear, unseen=5.0, unseen_scale=lambda t: 1.0
-    )
-    assert sum(v * v for v in padded) < 1.0
+    np.testing.assert_allclose(query[0].toarray()[0], expected, rtol=1e-12)
+    assert query[1].nnz == 0  # a proposal that cannot be read: an empty row
+    padded = query[2].data  # the unseen words count in the norm: 5 and 5 × 0.5
+    tf = 1.0 + np.log(2.0) if sublinear else 2.0
+    norm = np.sqrt((tf * idf[0]) ** 2 + idf[2] ** 2 + 25 + 6.25)
+    np.testing.assert_allclose(padded, [tf * idf[0] / norm, idf[2] / norm], rtol=1e-12)
 
 
 def test_field_weighting_and_dominant_field():
