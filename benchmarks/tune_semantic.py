@@ -40,6 +40,8 @@ FIELD_SETS = [
     ("name", "purpose", "activities"),
     ("name", "purpose", "activities", "policy"),
     ("purpose", "activities"),
+    # The shipped set: the four with the coordinator's キーワード (empty in the bundled catalogue).
+    DEFAULT_EMBED_FIELDS,
 ]
 SEMANTIC_WEIGHTS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, None]  # None: e5 alone
 
