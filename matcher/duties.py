@@ -24,13 +24,16 @@ from corpus.departments import DepartmentDuty
 from matcher.results import DepartmentScore, MatchResult
 from matcher.text import ProposalText
 
-# benchmarks/tune_duties.py on the dev cities (semantic mode; docs/quality.md):
-# every k of 2–60 tied, 60 is the usual constant of reciprocal rank fusion;
-# the duties count as much as the programs; the program ranking keeps its
-# weight when the matcher says nothing fits (a lower one lost a dev item).
-DEFAULT_RRF_K = 60.0
-DEFAULT_DUTY_WEIGHT = 1.0
-DEFAULT_LOW_PROGRAM_WEIGHT = 1.0
+# benchmarks/tune_duties.py on the dev cities (semantic mode; docs/quality.md),
+# re-run on 2026-12-01 with the benchmark's 63 dev proposals and 114 dev
+# programs: its rule (family hit@3, then hit@1, the first of the grid among
+# ties) chose a steep fusion (k = 2: the first ranks of either list lead) with
+# the duties at 1.5 times the programs (hit@3 0.587 against 0.556 at the
+# earlier 60 / 1.0, hit@1 0.302 against 0.349); the program ranking's weight
+# when the matcher says nothing fits tied at every value, 0 is the grid's first.
+DEFAULT_RRF_K = 2.0
+DEFAULT_DUTY_WEIGHT = 1.5
+DEFAULT_LOW_PROGRAM_WEIGHT = 0.0
 
 
 def as_program(department: DepartmentDuty) -> ProgramRecord:
@@ -69,7 +72,7 @@ def merge(result: MatchResult, by_duties: Sequence[str], k: int, weights: DutyWe
     >>> r = MatchResult("p", no_match=False, confidence="high",
     ...                 departments=[DepartmentScore("公園緑地課", 0.4), DepartmentScore("環境政策課", 0.2)])
     >>> [(d.department, d.source) for d in merge(r, ["環境政策課", "防災課"], 3).departments]
-    [('環境政策課', 'duties'), ('公園緑地課', 'program'), ('防災課', 'duties')]
+    [('環境政策課', 'duties'), ('防災課', 'duties'), ('公園緑地課', 'program')]
     """
     program_weight = weights.low_program_weight if result.confidence == "low" else 1.0
     shares: dict[str, dict[str, float]] = {}

@@ -21,7 +21,7 @@ DOG_RUN = {"id": "dog", "title": "公園にドッグランを", "body": "河川�
 
 def test_merge_keeps_both_sources_and_ranks_by_both():
     result = MatchResult("p", no_match=False, departments=[DepartmentScore("公園緑地課", 0.4)])
-    merged = merge(result, ["動物愛護課", "公園緑地課"], 3, DutyWeights(rrf_k=10.0))
+    merged = merge(result, ["動物愛護課", "公園緑地課"], 3, DutyWeights(rrf_k=10.0, duty_weight=1.0))
     assert [(d.department, d.source) for d in merged.departments] == [("公園緑地課", "program"), ("動物愛護課", "duties")]
     assert merged.departments[0].score == pytest.approx(1 / 11 + 1 / 12)
 
