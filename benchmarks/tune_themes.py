@@ -34,15 +34,13 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import adjusted_rand_score
 
+from matcher.duplicates import DUPLICATE_LIKENESS_WITH_SCORE, likely_duplicate, text_likeness
 from matcher.index import ProposalText
 from matcher.related import (
-    DUPLICATE_LIKENESS_WITH_SCORE,
     PairGraph,
     build_space,
-    likely_duplicate,
     pair_graph,
     related_lists,
-    text_likeness,
 )
 from matcher.text import proposal_text
 from matcher.themes import DEFAULT_THEME_THRESHOLD, clusters

@@ -26,7 +26,7 @@ class RelatedProposalBase(SQLModel):
     # The words both proposals use, heaviest first, as this proposal wrote them.
     terms: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # The run's verdict: same organisation or e-mail and very close texts
-    # (matcher.related.likely_duplicate). A coordinator's 重複ではない or a merge
+    # (matcher.duplicates.likely_duplicate). A coordinator's 重複ではない or a merge
     # turns the flag off at read time (models.related), not here.
     duplicate: bool = False
 

@@ -6,7 +6,7 @@ for 1,000 proposals in lexical mode on this machine (docs/benchmarks.md).
 
 The likely-duplicate verdict of a pair is computed here, once per stored row:
 the same organisation or e-mail address (as typed again: NFKC, case and
-spaces ignored) and :func:`matcher.related.likely_duplicate` on the two texts.
+spaces ignored) and :func:`matcher.duplicates.likely_duplicate` on the two texts.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy import Engine, delete, insert
 from sqlmodel import Session, col, select
 
 from matcher import MatchIndex, ProposalText
+from matcher.duplicates import likely_duplicate
 from matcher.embedder import query_key
 from matcher.related import (
     DEFAULT_RELATED_K,
@@ -27,7 +28,6 @@ from matcher.related import (
     ProposalSpace,
     Related,
     build_space,
-    likely_duplicate,
     pair_graph,
     related_lists,
 )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from matcher.duplicates import comparable_text, likely_duplicate, text_likeness
 from matcher.index import ProposalText
 from matcher.related import (
     LEXICAL_REFERENCE,
@@ -17,13 +18,10 @@ from matcher.related import (
     MatchWithRelated,
     Related,
     build_space,
-    comparable_text,
-    likely_duplicate,
     pair_graph,
     related,
     related_by_position,
     related_lists,
-    text_likeness,
 )
 from matcher.results import MatchResult
 from matcher.text import proposal_text
