@@ -47,14 +47,21 @@ from matcher.related import build_space, pair_graph, related_lists  # noqa: E402
 from matcher.themes import themes_in  # noqa: E402
 
 
-def subprocess_rows(work: Path, data: tuple[Path, Path], repeat: int) -> list[str]:
-    programs_csv, proposals_jsonl = data
+def lexical_instance(work: Path, data: tuple[Path, Path]) -> dict[str, str]:
+    """A fresh SQLite instance in ``work`` holding the generated data; the
+    environment of a lexical ``kyodo`` on it."""
     instance = work / "instance"
     instance.mkdir()
     database_url = f"sqlite:///{work / 'bench.sqlite3'}"
-    load_database(database_url, instance, programs_csv, proposals_jsonl)
+    load_database(database_url, instance, *data)
     env = kyodo_env(instance, database_url)
     env["KYODO_MATCH_MODE"] = "lexical"
+    return env
+
+
+def subprocess_rows(work: Path, data: tuple[Path, Path], repeat: int) -> list[str]:
+    env = lexical_instance(work, data)
+    proposals_jsonl = data[1]
     commands = {
         "rematch": [str(BIN / "kyodo"), "rematch", "--jobs", "1"],
         "themes": [str(BIN / "kyodo"), "themes", "--mode", "lexical", "--proposals", str(proposals_jsonl)],
@@ -95,13 +102,7 @@ def nightly_child(variant: str) -> None:
 
 
 def nightly_rows(work: Path, data: tuple[Path, Path], repeat: int) -> list[str]:
-    programs_csv, proposals_jsonl = data
-    instance = work / "instance"
-    instance.mkdir()
-    database_url = f"sqlite:///{work / 'bench.sqlite3'}"
-    load_database(database_url, instance, programs_csv, proposals_jsonl)
-    env = kyodo_env(instance, database_url)
-    env["KYODO_MATCH_MODE"] = "lexical"
+    env = lexical_instance(work, data)
     samples: dict[str, list[Sample]] = {name: [] for name in VARIANTS}
     for i in range(repeat):
         for name in VARIANTS:

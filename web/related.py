@@ -106,15 +106,23 @@ def _other(name: str) -> Proposal | None:
     return get_session().get(Proposal, other_id) if other_id is not None else None
 
 
-@bp.route("/review/proposals/<int:proposal_id>/merge", methods=["POST"])
-def merge(proposal_id: int):  # type: ignore[no-untyped-def]
-    """統合する: this proposal into the one of ``into_id``."""
+def _posted_pair(proposal_id: int, name: str, missing: str) -> tuple[Proposal, Proposal | None]:
+    """The proposal of the URL and the other one of the form's ``name``
+    (None, with ``missing`` flashed, when there is none); 400 without a valid form."""
     proposal = _proposal_or_404(proposal_id)
     if not PlainForm().validate_on_submit():
         abort(400)
-    into = _other("into_id")
+    other = _other(name)
+    if other is None:
+        flash(missing, "error")
+    return proposal, other
+
+
+@bp.route("/review/proposals/<int:proposal_id>/merge", methods=["POST"])
+def merge(proposal_id: int):  # type: ignore[no-untyped-def]
+    """統合する: this proposal into the one of ``into_id``."""
+    proposal, into = _posted_pair(proposal_id, "into_id", "統合先の提案が見つかりません。")
     if into is None:
-        flash("統合先の提案が見つかりません。", "error")
         return _back(proposal_id)
     try:
         merge_proposals(session=get_session(), proposal=proposal, into=into, actor=current_actor(),
@@ -144,12 +152,8 @@ def unmerge_view(proposal_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/review/proposals/<int:proposal_id>/not-duplicate", methods=["POST"])
 def not_duplicate(proposal_id: int):  # type: ignore[no-untyped-def]
     """重複ではない: the pair's flag stays off, across rematches too."""
-    proposal = _proposal_or_404(proposal_id)
-    if not PlainForm().validate_on_submit():
-        abort(400)
-    other = _other("other_id")
+    proposal, other = _posted_pair(proposal_id, "other_id", "相手の提案が見つかりません。")
     if other is None:
-        flash("相手の提案が見つかりません。", "error")
         return _back(proposal_id)
     try:
         marked = mark_not_duplicate(session=get_session(), proposal=proposal, other=other, actor=current_actor())
@@ -163,12 +167,8 @@ def not_duplicate(proposal_id: int):  # type: ignore[no-untyped-def]
 @bp.route("/review/proposals/<int:proposal_id>/not-duplicate/undo", methods=["POST"])
 def undo_not_duplicate(proposal_id: int):  # type: ignore[no-untyped-def]
     """重複ではないの取り消し: the pair is flagged again if the run still finds it alike."""
-    proposal = _proposal_or_404(proposal_id)
-    if not PlainForm().validate_on_submit():
-        abort(400)
-    other = _other("other_id")
+    proposal, other = _posted_pair(proposal_id, "other_id", "相手の提案が見つかりません。")
     if other is None:
-        flash("相手の提案が見つかりません。", "error")
         return _back(proposal_id)
     withdrawn = withdraw_not_duplicate(session=get_session(), proposal=proposal, other=other, actor=current_actor())
     flash("「重複ではない」の記録を取り消しました。" if withdrawn else "この組に「重複ではない」の記録はありません。", "info")
