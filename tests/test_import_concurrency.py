@@ -44,7 +44,7 @@ from office.accounts import create_user
 from office.catalogue import IMPORT_LOCK, ImportFile, import_catalogue, recover_interrupted_imports
 from web import create_app
 from web.db import dispose, get_engine, get_matching
-from web.jobs import get_jobs, queued_rematch
+from web.jobs import get_jobs, leases, queued_rematch, recover_interrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = 30  # programs of the bundled catalogue (fiscal year 2008) every test database starts with
@@ -249,7 +249,11 @@ def test_submissions_during_a_20000_row_import_are_stored_at_once(busy_app, tmp_
         if waiting or runs == 2 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert waiting or runs == 2
+    if not (waiting or runs == 2):
+        # The worker this test stops at once (Importer.__exit__) had taken the rematch and was
+        # stopped before its run row: its lease is left, and the recovery queues it again.
+        assert [lease["name"] for lease in leases(get_jobs(app)).values()] == ["rematch"]
+        assert recover_interrupted(get_jobs(app)) == 1 and queued_rematch(app) is not None
     assert not list((Path(app.instance_path) / "imports").iterdir())  # the upload is deleted once imported
 
 
