@@ -1,4 +1,10 @@
-"""Data shared by the web tests (a module of its own: conftest is not importable)."""
+"""Data and the form submission shared by the web tests (a module of its
+own: conftest is not importable)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 PASSWORD = "correct horse battery"
 PROPOSAL = {
@@ -16,3 +22,22 @@ PROPOSAL = {
 # The proposal as a system sends it to POST /api/v1/proposals: no consent box
 # (the form's alone; the API refuses keys it does not know).
 PROPOSAL_FIELDS = {k: v for k, v in PROPOSAL.items() if k != "consent"}
+
+
+@dataclass
+class Submitted:
+    id: int
+    receipt_number: str
+    status_path: str
+
+
+def submit_form(client, **overrides) -> Submitted:
+    """Post the public form (PROPOSAL with ``overrides``), follow to the receipt and read it."""
+    response = client.post("/proposals/new", data={**PROPOSAL, **overrides})
+    assert response.status_code == 303, response.data.decode()[:2000]
+    response.close()  # as a WSGI server does: the full suggestions and related lists follow the response
+    receipt = client.get(response.headers["Location"])
+    html = receipt.data.decode()
+    number = re.search(r'data-testid="receipt-number">([^<]+)<', html).group(1)
+    link = re.search(r'data-testid="status-link">https?://[^/]+(/status/[^<]+)<', html).group(1)
+    return Submitted(int(number.split("-")[1]), number, link)
