@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from matcher import weighting as wt
 from matcher.counting import KANJI_PREFIX, Counted
+from matcher.duplicates import DUPLICATE_SCORE
 from matcher.explain import MAX_TERMS
 from matcher.fusion import (
     DEFAULT_LEXICAL_WEIGHT,
@@ -57,6 +58,9 @@ PRIOR_PAIRS = 10
 # both lists counting as 0, a proposal's average likeness. Below it every pair
 # is kept and the themes are exact average linkage.
 MAX_NEIGHBOURS = 30
+# A pair this alike in TF-IDF (the likely-duplicate rule's cosine) is a near
+# copy: it is scored, but left out of its rows' mean and spread.
+NEAR_COPY = DUPLICATE_SCORE
 # Rows of pair scores computed at once: bounds memory to BLOCK × n floats.
 BLOCK = 512
 
@@ -190,15 +194,19 @@ def _weights(space: ProposalSpace) -> tuple[float, float]:
     return DEFAULT_LEXICAL_WEIGHT / total, DEFAULT_SEMANTIC_WEIGHT / total
 
 
-def _row_stats(block: np.ndarray, start: int, reference: tuple[float, float]) -> _Stats:
+def _row_stats(block: np.ndarray, start: int, reference: tuple[float, float], copies: np.ndarray) -> _Stats:
     """Mean and standard deviation of each row of ``block`` (rows ``start…``
-    of the full matrix) without its diagonal, with the reference pseudo-pairs."""
+    of the full matrix) without its diagonal and its near copies (``copies``:
+    a boolean block, the diagonal false), with the reference pseudo-pairs.
+    A proposal sent twice would otherwise widen the spread of its row so much
+    that its real partners fall below the themes' bar."""
     rows = np.arange(block.shape[0])
-    diagonal = block[rows, start + rows]
-    total = block.sum(axis=1) - diagonal
-    squares = np.einsum("ij,ij->i", block, block) - diagonal**2
+    kept = np.where(copies, 0.0, block)
+    diagonal = kept[rows, start + rows]
+    total = kept.sum(axis=1) - diagonal
+    squares = np.einsum("ij,ij->i", kept, kept) - diagonal**2
     mu, sd = reference
-    count = block.shape[1] - 1 + PRIOR_PAIRS
+    count = block.shape[1] - 1 - copies.sum(axis=1) + PRIOR_PAIRS
     mean = (total + PRIOR_PAIRS * mu) / count
     variance = (squares + PRIOR_PAIRS * (sd * sd + mu * mu)) / count - mean**2
     return _Stats(mean, np.sqrt(np.maximum(variance, 1e-12)))
@@ -236,10 +244,12 @@ def pair_graph(space: ProposalSpace, *, max_neighbours: int = MAX_NEIGHBOURS) ->
     sem_stats: list[_Stats] = []
     for start, lexical, semantic in _blocks(space):
         rows = np.arange(start, start + lexical.shape[0])
-        lex_stats.append(_row_stats(lexical, start, LEXICAL_REFERENCE))
+        copies = lexical >= NEAR_COPY
+        copies[np.arange(len(rows)), rows] = False
+        lex_stats.append(_row_stats(lexical, start, LEXICAL_REFERENCE, copies))
         fused = w_lex * _directed(lexical, lex_stats[-1], rows - start)
         if semantic is not None:
-            sem_stats.append(_row_stats(semantic, start, SEMANTIC_REFERENCE))
+            sem_stats.append(_row_stats(semantic, start, SEMANTIC_REFERENCE, copies))
             fused += w_sem * _directed(semantic, sem_stats[-1], rows - start)
         found.append(_best_of_block(rows, fused, lexical, semantic, keep))
     return _symmetric(space.n, found, _joined(lex_stats), _joined(sem_stats) if sem_stats else None, (w_lex, w_sem))
