@@ -10,6 +10,7 @@ from datetime import date, datetime
 from sqlmodel import Session, col, select
 
 from corpus.programs import split_departments
+from models.clock import as_utc
 from models.labels import RequestStatus, Stage
 from models.outbox import messages_for
 from models.tables import Proposal
@@ -81,6 +82,14 @@ def unreminded_overdue(*, session: Session, today: date) -> list[tuple[OpinionRe
 
 
 # -- 協働事業 -------------------------------------------------------------------------
+
+
+def published_since(last: Answer | None, moment: datetime) -> bool:
+    """Whether the NPO's last published answer came at or after ``moment``:
+    what its status page shows of a 協働事業 recorded (or linked) then. A
+    project the office records before answering stays internal until the
+    answer is out."""
+    return last is not None and last.published_at is not None and as_utc(last.published_at) >= as_utc(moment)
 
 
 def project_of(*, session: Session, proposal_id: int) -> Project | None:

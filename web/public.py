@@ -27,7 +27,7 @@ from sqlmodel import Session
 from models.labels import CLOSED_STAGES, LABELS, Stage
 from models.proposals import get_proposal, get_proposal_by_token
 from models.tables import PROPOSAL_LIMITS, Proposal, ProposalCreate
-from models.workflow import project_of, published_answers
+from models.workflow import project_of, published_answers, published_since
 from office.answers import withdraw_by_proposer
 from office.intake import receive_proposal, reissue_status_link
 from office.service import MatchingService
@@ -268,6 +268,8 @@ def _status_page(token: str, proposal: Proposal, form: WithdrawForm, status: int
     published = published_answers(session=db, proposal_id=proposal.id)
     last = published[-1] if published else None
     project = project_of(session=db, proposal_id=proposal.id)
+    if project is not None and not published_since(last, project.created_at):
+        project = None  # recorded before the answer: internal until it is published
     stage = last.stage if last else Stage.RECEIVED.value
     return render_template(
         "status.html", proposal=proposal, status=status_label(stage), answer=last, history=published,

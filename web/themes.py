@@ -16,11 +16,10 @@ from sqlmodel import col, select
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from models.clock import as_utc
 from models.tables import Proposal
 from models.theme_tables import THEME_LABEL_MAX, Theme
 from models.themes import joint_project_of, project_proposals, theme_of, theme_summaries
-from models.workflow import last_published
+from models.workflow import last_published, published_since
 from models.workflow_tables import Project
 from office import answers, theme_edits, themes
 from office.theme_edits import ThemeEditError, UndoPlan
@@ -225,8 +224,7 @@ def joint_project_view(proposal_id: int) -> JointView | None:
         return None
     joint, link = found
     assert joint.id is not None
-    last = last_published(session=db, proposal_id=proposal_id)
-    shown = last is not None and last.published_at is not None and as_utc(last.published_at) >= as_utc(link.created_at)
+    shown = published_since(last_published(session=db, proposal_id=proposal_id), link.created_at)
     return JointView(project=joint, proposals=project_proposals(session=db, project_id=joint.id), shown=shown)
 
 

@@ -180,6 +180,19 @@ def test_an_adopted_proposal_records_one_project_counted_once(logged_in, submitt
     assert "公園環境学習（改）" in dashboard
 
 
+def test_the_npo_sees_the_projects_department_once_the_answer_is_out(logged_in, submitted):
+    url = f"/review/proposals/{submitted.id}"
+    logged_in.post(url + "/stage", data={"stage": "adopted"})
+    assert logged_in.post(url + "/project", data={"name": "公園環境学習", "departments": "環境課",
+                                                  "collaboration_type": "co_hosting"}).status_code == 303
+    # Recorded before any answer: the stage and the project are still the office's own.
+    before = logged_in.get(submitted.status_path).data.decode()
+    assert 'data-testid="department"' not in before and "環境課" not in before
+    logged_in.post(url + "/answer", data={"stage": "adopted", "text": "採択します。環境課と進めます。", "action": "publish"})
+    after = logged_in.get(submitted.status_path).data.decode()
+    assert 'data-testid="department">環境課<' in after
+
+
 def test_the_api_runs_the_same_workflow(client, submitted, department, session, auth_headers):
     base = f"/api/v1/proposals/{submitted.id}"
     created = client.post(base + "/opinion-requests", json={"department": "環境課", "message": "所見を"},
