@@ -133,7 +133,7 @@ def main() -> None:
         "margin top-1 minus top-2": [a - b for a, b in zip(firsts, seconds, strict=True)],
         "ratio top-1 / top-2": [a / b if b else 10.0 for a, b in zip(firsts, seconds, strict=True)],
         "shared words with top-1 (kanji features aside)": [
-            sum(not t.term.startswith("字:") for t in r.matches[0].terms) if r.matches else 0
+            sum(t.kind != "kanji" for t in r.matches[0].terms) if r.matches else 0
             for r in results
         ],
     }
