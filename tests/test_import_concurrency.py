@@ -250,10 +250,18 @@ def test_submissions_during_a_20000_row_import_are_stored_at_once(busy_app, tmp_
             break
         time.sleep(0.2)
     if not (waiting or runs == 2):
-        # The worker this test stops at once (Importer.__exit__) had taken the rematch and was
-        # stopped before its run row: its lease is left, and the recovery queues it again.
-        assert [lease["name"] for lease in leases(get_jobs(app)).values()] == ["rematch"]
-        assert recover_interrupted(get_jobs(app)) == 1 and queued_rematch(app) is not None
+        # The worker this test stops at once (Importer.__exit__) was stopped after publishing but
+        # before its task returned (it queues the rematch last), or after taking the rematch but
+        # before its run row: the task's lease is left, and the recovery queues that task again.
+        jobs = get_jobs(app)
+        left = [lease["name"] for lease in leases(jobs).values()]
+        assert left in (["rematch"], ["import_programs"]), left
+        assert recover_interrupted(jobs) == 1
+        if left == ["import_programs"]:  # run again, the import finds itself published and queues the rematch
+            task = jobs.huey.dequeue()
+            assert task.name == "import_programs"
+            jobs.huey.execute(task)
+        assert queued_rematch(app) is not None
     assert not list((Path(app.instance_path) / "imports").iterdir())  # the upload is deleted once imported
 
 
