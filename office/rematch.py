@@ -217,8 +217,8 @@ class _Run:
                                      stored=load_embeddings(engine=self.engine, embedder=embedder))
             self.keep_embeddings = _chunk_embeddings(index, writer, proposals)
         # Counted once for the ranking, the related proposals and the themes.
-        self.counts = CountedTexts(index, proposals, index.count_proposals(proposals))
-        counted = self.counts.of(proposals)
+        counted = index.count_proposals(proposals)
+        self.counts = CountedTexts(index, proposals, counted)
         for chunk in fit_ranked_rows(index, records, proposals, context, top_k, chunk_size, counted):
             self._write(chunk, len(proposals))
         self._redo_decided_meanwhile(index, proposals, context, top_k, chunk_size)

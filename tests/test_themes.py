@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from test_related import PROPOSALS  # written for testing, shared
+from test_theme_edits import THEME_TEXTS
 
 from matcher.index import ProposalText
 from matcher.related import PairGraph, build_space, pair_graph
@@ -152,16 +153,8 @@ def test_cli_bad_file_exits_1_with_one_line(tmp_path, content, message):
 
 
 def test_a_proposal_sent_twice_keeps_its_theme_with_its_partners():
-    # Written for testing: three groups on one subject, two on another, and the first sent twice.
-    texts = [
-        ProposalText("a", "子ども食堂のネットワーク", "地域の子ども食堂をつなぐネットワークをつくり、食材の共同調達とボランティアの交流を進めたい。"),
-        ProposalText("b", "子ども食堂の連携", "市内の子ども食堂が連携して、食材の寄付や運営のノウハウを共有するネットワークをつくりたい。"),
-        ProposalText("c", "子ども食堂を広げる", "子ども食堂の運営団体どうしのネットワークで、食材と担い手を分け合い、子どもの居場所を増やしたい。"),
-        ProposalText("d", "地域の防災講座", "自治会と一緒に地域の防災講座と避難訓練を開き、高齢者の防災意識を高めたい。"),
-        ProposalText("e", "防災訓練", "マンションの住民と防災訓練と防災講座を開き、避難の備えを高めたい。"),
-        ProposalText("f", "川の清掃", "市民が参加する川の清掃活動と環境学習で、まちの環境美化を進めたい。"),
-        ProposalText("g", "親子サロン", "子育て中の親子が集まるサロンを開き、子育ての悩みを地域で支え合いたい。"),
-    ]
+    # The office's proposals of tests/test_theme_edits.py (three groups on 子ども食堂, two on 防災), the first sent twice.
+    texts = [ProposalText("abcdefgh"[n], title, body) for n, (title, body, _) in enumerate(THEME_TEXTS)]
     copy = ProposalText("a2", texts[0].title, texts[0].body)
     grouped = {frozenset(t.proposal_ids) for t in themes([*texts, copy], mode="lexical", embedder=None)}
     # The copy is the first's nearest by far; left out of its spread, it does not push b and c away.
