@@ -26,7 +26,7 @@ from matcher.evaluate import GoldProposal, evaluate_by_kind
 from matcher.explain import SHOWN_KINDS
 from matcher.index import ProposalText
 from matcher.indexes import make_index
-from matcher.related import related_by_position, with_related
+from matcher.related_match import related_by_position, with_related_beside
 from matcher.results import FIELD_LABELS, MatchResult
 from matcher.semantic import MODES, Exemplar, resolve_mode
 
@@ -174,7 +174,8 @@ def match_command(
         click.echo(note, err=True)
     programs = _load_programs(programs_path, keywords_path)
     proposals = [p for p, _ in read_proposals(proposals_path)]
-    index = make_index(mode=resolved, embedder=embedder, top_k=top_k, n_jobs=jobs or os.cpu_count() or 1)
+    n_jobs = jobs or os.cpu_count() or 1
+    index = make_index(mode=resolved, embedder=embedder, top_k=top_k, n_jobs=n_jobs)
     # Exemplars need the semantic layer (the note above says they are ignored).
     use_exemplars = exemplars_path is not None and resolved == "semantic"
     accepted = _resolve_gold(read_gold(exemplars_path), programs) if use_exemplars and exemplars_path else []
@@ -188,8 +189,10 @@ def match_command(
         results = iter(with_duties(list(results), proposals, duty_index, directory, k=top_k))
     # Issue 15: each line also names the file's proposals most like this one.
     if related_k:
-        found = related_by_position(proposals, mode=resolved, embedder=embedder, k=related_k, counted=counted)
-        results = with_related(results, found)
+        # Beside the ranking when there is more than one core to use (see with_related_beside).
+        results = with_related_beside(results, lambda: related_by_position(
+            proposals, mode=resolved, embedder=embedder, k=related_k, counted=counted, n_jobs=n_jobs
+        ), overlap=n_jobs > 1)
     write_results(results, fmt)
 
 

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from matcher.text import FIELDS, ProgramLike, ProposalText, proposal_error, proposal_parts
-from matcher.tokenize import WrittenForms, tokenize_many, tokenize_many_with_forms
+from matcher.tokenize import WrittenForms, parallel_map, tokenize_many, tokenize_many_with_forms
 from matcher.weighting import count_terms
 
 # Prefix of single-kanji features (see ``ProgramIndex.kanji_weight``).
 KANJI_PREFIX = "字:"
 # Proposals tokenized together in a batch fit (bounds the token lists in memory).
 COUNT_SLICE = 2000
+# Proposals a worker process counts at a time (n_jobs > 1).
+WORKER_SLICE = 256
 
 _KANJI = re.compile("[\u4e00-\u9fff\u3400-\u4dbf]")
 
@@ -91,6 +93,15 @@ class TermCounter:
         # weigh more than all their counts (peak memory of a 10,000 batch).
         counts: list[ProposalCounts] = []
         forms: list[WrittenForms | None] = []
+        if self.n_jobs > 1 and len(proposals) >= 4 * WORKER_SLICE:
+            # Tokenized and counted in the workers: they send back the counts
+            # (and forms), never the token lists, and the counting runs on every core.
+            serial = replace(self, n_jobs=1)
+            parts = [(serial, proposals[i : i + WORKER_SLICE], with_forms) for i in range(0, len(proposals), WORKER_SLICE)]
+            for part_counts, part_forms in parallel_map(_count_part, parts, self.n_jobs):
+                counts += part_counts
+                forms += part_forms
+            return counts, forms if with_forms else [None] * len(counts)
         for start in range(0, len(proposals), COUNT_SLICE):
             part = proposals[start : start + COUNT_SLICE]
             counts += self._proposal_counts_slice(part, forms if with_forms else None)
@@ -130,3 +141,11 @@ class TermCounter:
         for term, c in count_terms(title, self.stop).items():
             counts[term] = counts.get(term, 0.0) + self.title_weight * c
         return counts
+
+
+def _count_part(
+    args: tuple[TermCounter, Sequence[ProposalText], bool],
+) -> tuple[list[ProposalCounts], list[WrittenForms | None]]:
+    """One worker's share of :meth:`TermCounter._counts` (module level, so it pickles)."""
+    counter, proposals, with_forms = args
+    return counter._counts(proposals, with_forms=with_forms)

@@ -18,10 +18,11 @@ little like every other) being everyone's nearest (docs/quality.md).
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,7 +38,6 @@ from matcher.fusion import (
     EXEMPLAR_REFERENCE_STD,
 )
 from matcher.index import ProgramIndex
-from matcher.results import MatchResult
 from matcher.text import ProposalText, proposal_error, proposal_text, reject_string
 from matcher.tokenize import WrittenForms
 
@@ -63,6 +63,12 @@ MAX_NEIGHBOURS = 30
 NEAR_COPY = DUPLICATE_SCORE
 # Rows of pair scores computed at once: bounds memory to BLOCK × n floats.
 BLOCK = 512
+# The TF-IDF columns multiplied as a dense array (the most frequent ones), at
+# most DENSE_VALUES floats in all (64 MB: about 800 columns at 10,000 proposals).
+DENSE_COLUMNS = 1024
+DENSE_VALUES = 8_000_000
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -219,40 +225,93 @@ def _directed(raw: np.ndarray, stats: _Stats, rows: np.ndarray) -> np.ndarray:
     return (raw - stats.mean[rows]) / stats.std[rows]
 
 
-def _blocks(space: ProposalSpace) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
-    """Rows of the TF-IDF and e5 cosine matrices, BLOCK at a time."""
-    rows = space.lexical
-    transposed = rows.T.tocsr()
-    for start in range(0, space.n, BLOCK):
-        end = min(start + BLOCK, space.n)
-        lexical = (rows[start:end] @ transposed).toarray()
-        # float32 products (the vectors' own precision), z-scored in float64.
-        semantic = (space.vectors[start:end] @ space.vectors.T).astype(np.float64) if space.vectors is not None else None
-        yield start, lexical, semantic
+@dataclass(frozen=True)
+class _Split:
+    """The TF-IDF rows in two parts whose products add up to the cosines:
+    the columns most proposals hold as a dense array (their products by BLAS)
+    and the rest as CSR with its transpose. The frequent terms (and kanji
+    features) make most of a sparse product's work, and its output is
+    nearly dense anyway; the rare ones stay sparse."""
+
+    dense: np.ndarray
+    sparse: sp.csr_matrix
+    sparse_t: sp.csr_matrix
+
+    @classmethod
+    def of(cls, rows: sp.csr_matrix, width: int | None = None) -> _Split:
+        """``width`` dense columns (default: DENSE_COLUMNS within DENSE_VALUES)."""
+        frequency = np.bincount(rows.indices, minlength=rows.shape[1])
+        if width is None:
+            width = DENSE_COLUMNS if rows.shape[0] * DENSE_COLUMNS <= DENSE_VALUES else DENSE_VALUES // rows.shape[0]
+        width = min(rows.shape[1], width)
+        frequent = np.zeros(rows.shape[1], dtype=bool)
+        frequent[np.argsort(-frequency, kind="stable")[:width]] = True
+        columns = rows.tocsc()
+        sparse = columns[:, np.flatnonzero(~frequent)].tocsr()
+        return cls(columns[:, np.flatnonzero(frequent)].toarray(), sparse, sparse.T.tocsr())
+
+    def cosines(self, start: int, end: int) -> np.ndarray:
+        """The TF-IDF cosines of rows ``start:end`` with every row."""
+        out = self.dense[start:end] @ self.dense.T
+        out += (self.sparse[start:end] @ self.sparse_t).toarray()
+        return out
 
 
-def pair_graph(space: ProposalSpace, *, max_neighbours: int = MAX_NEIGHBOURS) -> PairGraph:
-    """The fused score of every pair of the space's rows (of each row's
-    ``max_neighbours`` best, beyond that many rows)."""
+def _block(
+    space: ProposalSpace, split: _Split, start: int, keep: int
+) -> tuple[tuple[np.ndarray, ...], _Stats, _Stats | None]:
+    """Rows ``start…start + BLOCK`` of the pair scores: each row's ``keep``
+    best pairs and its TF-IDF (and e5) stats. Numpy and scipy's sparse
+    product release the GIL, so blocks can run in threads."""
     w_lex, w_sem = _weights(space)
+    end = min(start + BLOCK, space.n)
+    lexical = split.cosines(start, end)
+    rows = np.arange(start, end)
+    copies = lexical >= NEAR_COPY
+    copies[np.arange(len(rows)), rows] = False
+    lex_stats = _row_stats(lexical, start, LEXICAL_REFERENCE, copies)
+    fused = w_lex * _directed(lexical, lex_stats, rows - start)
+    sem_stats = semantic = None
+    if space.vectors is not None:
+        # float32 products (the vectors' own precision), z-scored in float64.
+        semantic = (space.vectors[start:end] @ space.vectors.T).astype(np.float64)
+        sem_stats = _row_stats(semantic, start, SEMANTIC_REFERENCE, copies)
+        fused += w_sem * _directed(semantic, sem_stats, rows - start)
+    return _best_of_block(rows, fused, lexical, semantic, keep), lex_stats, sem_stats
+
+
+def pair_graph(space: ProposalSpace, *, max_neighbours: int = MAX_NEIGHBOURS, threads: int = 1) -> PairGraph:
+    """The fused score of every pair of the space's rows (of each row's
+    ``max_neighbours`` best, beyond that many rows); ``threads`` blocks of
+    rows at a time (each holds BLOCK × n floats)."""
+    weights = _weights(space)
     keep = min(max_neighbours, space.n - 1)
     if keep < 1:  # fewer than two readable proposals: no pair
         empty = np.zeros(0, dtype=np.int64)
-        return PairGraph(space.n, empty, empty, np.zeros(0), np.zeros(0), None if w_sem == 0 else np.zeros(0))
-    found: list[tuple[np.ndarray, ...]] = []
-    lex_stats: list[_Stats] = []
-    sem_stats: list[_Stats] = []
-    for start, lexical, semantic in _blocks(space):
-        rows = np.arange(start, start + lexical.shape[0])
-        copies = lexical >= NEAR_COPY
-        copies[np.arange(len(rows)), rows] = False
-        lex_stats.append(_row_stats(lexical, start, LEXICAL_REFERENCE, copies))
-        fused = w_lex * _directed(lexical, lex_stats[-1], rows - start)
-        if semantic is not None:
-            sem_stats.append(_row_stats(semantic, start, SEMANTIC_REFERENCE, copies))
-            fused += w_sem * _directed(semantic, sem_stats[-1], rows - start)
-        found.append(_best_of_block(rows, fused, lexical, semantic, keep))
-    return _symmetric(space.n, found, _joined(lex_stats), _joined(sem_stats) if sem_stats else None, (w_lex, w_sem))
+        return PairGraph(space.n, empty, empty, np.zeros(0), np.zeros(0), None if weights[1] == 0 else np.zeros(0))
+    split = _Split.of(space.lexical)
+    starts = list(range(0, space.n, BLOCK))
+    parts = list(bounded_map(lambda start: _block(space, split, start, keep), starts, threads))
+    found = [p[0] for p in parts]
+    lex = _joined([p[1] for p in parts])
+    sem = _joined([p[2] for p in parts if p[2] is not None]) if space.vectors is not None else None
+    return _symmetric(space.n, found, lex, sem, weights)
+
+
+def bounded_map(function: Callable[[int], _T], items: Sequence[int], threads: int) -> Iterator[_T]:
+    """``function`` over ``items`` in order, at most ``threads`` running or
+    finished and not yet taken at once (memory stays ``threads`` results)."""
+    if threads <= 1 or len(items) < 2:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending: deque[Future[_T]] = deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _joined(parts: list[_Stats]) -> _Stats:
@@ -296,13 +355,15 @@ def _symmetric(
 
 
 def related_lists(
-    space: ProposalSpace, *, k: int = DEFAULT_RELATED_K, graph: PairGraph | None = None, with_terms: bool = True
+    space: ProposalSpace, *, k: int = DEFAULT_RELATED_K, graph: PairGraph | None = None, with_terms: bool = True,
+    threads: int = 1,
 ) -> list[list[Related]]:
     """The ``k`` most related other proposals of each proposal of the space,
     best first (ties: the earlier proposal), one list per proposal given
     (empty for one that cannot be read); ``with_terms=False`` leaves the
-    shared terms out (what ``kyodo match`` prints)."""
-    graph = graph if graph is not None else pair_graph(space)
+    shared terms out (what ``kyodo match`` prints); ``threads``: see
+    :func:`pair_graph`, when ``graph`` is not given."""
+    graph = graph if graph is not None else pair_graph(space, threads=threads)
     out: list[list[Related]] = [[] for _ in space.ids]
     if k < 1 or not len(graph.a):
         return out
@@ -369,43 +430,3 @@ def written_words(space: ProposalSpace, i: int, lemmas: Iterable[str], limit: in
         if len(words) >= limit:
             break
     return words
-
-
-# -- kyodo match lines ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MatchWithRelated(MatchResult):
-    """A program ranking that also carries the proposal's related proposals
-    (``kyodo match`` writes them as ``related``)."""
-
-    related: tuple[Related, ...] = ()
-
-    def to_dict(self, *, digits: int = 4) -> dict[str, Any]:
-        data = super().to_dict(digits=digits)
-        data["related"] = [{"proposal_id": r.proposal_id, "score": round(r.score, digits)} for r in self.related]
-        return data
-
-
-def with_related(results: Iterable[MatchResult], related: Sequence[Sequence[Related]]) -> Iterator[MatchResult]:
-    """``results`` (in the order of the proposals ``related`` was found for),
-    each with its related proposals."""
-    names = [f.name for f in fields(MatchResult)]
-    for result, found in zip(results, related, strict=True):
-        yield MatchWithRelated(**{name: getattr(result, name) for name in names}, related=tuple(found))
-
-
-def related_by_position(
-    proposals: Sequence[ProposalText], *, mode: str, embedder: Embedder | None, k: int = DEFAULT_RELATED_K,
-    n_jobs: int = 1, counted: Counted | None = None,
-) -> list[list[Related]]:
-    """:func:`related_lists` of a file's proposals, one list per proposal in
-    order, without shared terms; ids may repeat (each copy is another
-    proposal, never related to itself). ``counted``: see :func:`build_space`."""
-    renamed = [ProposalText(str(i), p.title, p.body) for i, p in enumerate(proposals)]
-    space = build_space(renamed, mode=mode, embedder=embedder, n_jobs=n_jobs, counted=counted)
-    ids = [p.id for p in proposals]
-    return [
-        [Related(ids[int(r.proposal_id)], r.score, r.lexical, r.semantic) for r in found]
-        for found in related_lists(space, k=k, with_terms=False)
-    ]

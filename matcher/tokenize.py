@@ -246,6 +246,7 @@ def tokenize_many_with_forms(
     return _map_batches(_forms_batch, texts, compounds, n_jobs, batch_size)
 
 
+_In = TypeVar("_In")
 _Out = TypeVar("_Out")
 
 
@@ -255,15 +256,20 @@ def _map_batches(
 ) -> list[_Out]:
     if n_jobs <= 1 or len(texts) < 4 * batch_size:
         return function((texts, compounds))
+    batches = [(texts[i : i + batch_size], compounds) for i in range(0, len(texts), batch_size)]
+    return [item for batch in parallel_map(function, batches, n_jobs) for item in batch]
+
+
+def parallel_map(function: Callable[[_In], _Out], items: list[_In], n_jobs: int) -> list[_Out]:
+    """``function`` over ``items`` in ``n_jobs`` worker processes, in order.
+
+    fork: workers start at once with the tagger and dictionary mapped. Only
+    the batch commands ask for n_jobs > 1, never the threaded web app.
+    ``function`` and the items must pickle (module-level functions).
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    batches = [(texts[i : i + batch_size], compounds) for i in range(0, len(texts), batch_size)]
-    # fork: workers start at once with the tagger and dictionary mapped.
-    # Only the batch commands ask for n_jobs > 1, never the threaded web app.
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
-        out: list[_Out] = []
-        for batch in pool.map(function, batches):
-            out.extend(batch)
-    return out
+        return list(pool.map(function, items))

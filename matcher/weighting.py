@@ -25,6 +25,7 @@ import math
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,18 +62,26 @@ def sorted_vocabulary(rows: Iterable[Mapping[str, object]]) -> dict[str, int]:
 
 def rows_to_csr(rows: Sequence[Mapping[str, float]], vocabulary: Mapping[str, int]) -> sp.csr_matrix:
     """A CSR matrix (one row per mapping, float64, sorted indices); terms
-    outside ``vocabulary`` are left out."""
-    indptr = [0]
-    indices: list[int] = []
-    data: list[float] = []
-    for row in rows:
-        for term, value in row.items():
-            if term in vocabulary:
-                indices.append(vocabulary[term])
-                data.append(value)
-        indptr.append(len(indices))
+    outside ``vocabulary`` are left out.
+
+    >>> rows_to_csr([{"b": 2.0, "z": 1.0}, {}, {"a": 1.0}], {"a": 0, "b": 1}).toarray().tolist()
+    [[0.0, 2.0], [0.0, 0.0], [1.0, 0.0]]
+    """
+    # The keys and values of every row gathered by list.extend and mapped to
+    # columns by np.fromiter: no Python-level statement per term (the batch's hot path).
+    terms: list[str] = []
+    values: list[float] = []
+    lengths = np.zeros(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        terms += row.keys()
+        values += row.values()
+        lengths[i] = len(row)
+    get = vocabulary.get
+    columns = np.fromiter(map(get, terms, repeat(-1, len(terms))), dtype=np.int64, count=len(terms))
+    seen = columns >= 0
+    row_of = np.repeat(np.arange(len(rows)), lengths)
     matrix = sp.csr_matrix(
-        (np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int32), indptr),
+        (np.asarray(values, dtype=np.float64)[seen], (row_of[seen], columns[seen])),
         shape=(len(rows), len(vocabulary)),
     )
     matrix.sort_indices()
@@ -298,7 +307,7 @@ def query_matrix(
             values += counts.values()
             lengths[i] = len(counts)
     get = vocabulary.get
-    columns = np.fromiter((get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
+    columns = np.fromiter(map(get, terms, repeat(-1, len(terms))), dtype=np.int64, count=len(terms))
     weight = tf_array(np.asarray(values, dtype=np.float64), sublinear=sublinear)
     seen = columns >= 0
     weight[seen] *= idf[columns[seen]]

@@ -15,14 +15,13 @@ from matcher.related import (
     LEXICAL_REFERENCE,
     PRIOR_PAIRS,
     SEMANTIC_REFERENCE,
-    MatchWithRelated,
     Related,
     build_space,
     pair_graph,
     related,
-    related_by_position,
     related_lists,
 )
+from matcher.related_match import MatchWithRelated, related_by_position
 from matcher.results import MatchResult
 from matcher.text import proposal_text
 from web.cli import cli

@@ -225,6 +225,10 @@ def test_proposal_page_and_api_show_the_semantic_scores(semantic_app, semantic_r
     html = client.get(f"/review/proposals/{paraphrase}").data.decode()
     assert html.count('data-testid="semantic-badge"') >= 1 and "意味的に近い" in html
     assert 'data-testid="semantic-scores">TF-IDF' in html and "意味" in html
+    # The queue says it too: its numbers are TF-IDF cosines, so a program the fusion lifted
+    # above a higher TF-IDF score needs the reason beside it (same partial as the page).
+    queue = client.get("/review").data.decode()
+    assert 'data-testid="semantic-badge"' in queue and "意味的に近い" in queue
     api = client.get(
         f"/api/v1/proposals/{paraphrase}/suggestions", headers={"Authorization": f"Bearer {token}"}
     ).json
