@@ -6,8 +6,9 @@ from __future__ import annotations
 import gc
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +22,7 @@ from corpus import (
     with_keywords,
 )
 from corpus.departments import DepartmentDuty, load_department_duties
+from matcher.counting import Counted
 from matcher.duties import with_duties
 from matcher.evaluate import GoldProposal, evaluate_by_kind
 from matcher.explain import SHOWN_KINDS
@@ -29,6 +31,9 @@ from matcher.indexes import make_index
 from matcher.related_match import related_by_position, with_related_beside
 from matcher.results import FIELD_LABELS, MatchResult
 from matcher.semantic import MODES, Exemplar, resolve_mode
+
+if TYPE_CHECKING:
+    from matcher.embedder import Embedder
 
 
 def _load_programs(path: Path | None, keywords_path: Path | None = None) -> list[ProgramRecord]:
@@ -131,10 +136,11 @@ proposals_option = click.option(
 @exemplars_option
 @click.option(
     "--jobs",
-    default=1,
+    default=0,
     show_default=True,
     type=click.IntRange(0, 64),
-    help="Processes for tokenizing large files (0: one per core).",
+    help="Cores to use for a large file: processes tokenize, threads score the related proposals beside the "
+    "ranking (0: every core; 1: one process, one thread of ours).",
 )
 @click.option(
     "--departments",
@@ -175,13 +181,15 @@ def match_command(
     programs = _load_programs(programs_path, keywords_path)
     proposals = [p for p, _ in read_proposals(proposals_path)]
     n_jobs = jobs or os.cpu_count() or 1
-    index = make_index(mode=resolved, embedder=embedder, top_k=top_k, n_jobs=n_jobs)
+    # With the related proposals scored in a thread beside the ranking, the
+    # fit tokenizes the programs in this process: no fork while a thread runs.
+    index = make_index(mode=resolved, embedder=embedder, top_k=top_k, n_jobs=1 if related_k else n_jobs)
     # Exemplars need the semantic layer (the note above says they are ignored).
     use_exemplars = exemplars_path is not None and resolved == "semantic"
     accepted = _resolve_gold(read_gold(exemplars_path), programs) if use_exemplars and exemplars_path else []
     exemplars = [Exemplar(g, a.proposal) for a in accepted for g in a.gold]
     # Counted once: the ranking and the related proposals read the same counts.
-    counted = index.count_proposals(proposals)
+    counted = index.count_proposals(proposals, n_jobs=n_jobs)
     results = index.fit_match(programs, proposals, exemplars=exemplars, counted=counted)
     if departments_path is not None:
         directory = _load_directory(departments_path)
@@ -189,11 +197,20 @@ def match_command(
         results = iter(with_duties(list(results), proposals, duty_index, directory, k=top_k))
     # Issue 15: each line also names the file's proposals most like this one.
     if related_k:
-        # Beside the ranking when there is more than one core to use (see with_related_beside).
-        results = with_related_beside(results, lambda: related_by_position(
-            proposals, mode=resolved, embedder=embedder, k=related_k, counted=counted, n_jobs=n_jobs
-        ), overlap=n_jobs > 1)
+        results = _with_related(results, proposals, counted, resolved, embedder, related_k, n_jobs)
     write_results(results, fmt)
+
+
+def _with_related(
+    results: Iterable[MatchResult], proposals: list[ProposalText], counted: Counted, mode: str,
+    embedder: Embedder | None, k: int, n_jobs: int,
+) -> Iterator[MatchResult]:
+    """The results with their related proposals: beside the ranking when there is more than
+    one core (see with_related_beside); in semantic mode once the ranking has embedded the
+    proposals, which the related step reuses."""
+    return with_related_beside(results, lambda: related_by_position(
+        proposals, mode=mode, embedder=embedder, k=k, counted=counted, n_jobs=n_jobs
+    ), overlap=n_jobs > 1, rank_first=mode == "semantic")
 
 
 def _load_directory(path: Path) -> list[DepartmentDuty]:

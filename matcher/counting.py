@@ -65,11 +65,15 @@ class TermCounter:
     def program_field_counts(self, programs: Sequence[ProgramLike]) -> dict[str, list[dict[str, int]]]:
         """Per field of :data:`FIELDS`, the term counts of each program."""
         field_texts = [program.text_fields() for program in programs]
-        tokens = iter(self.tokens_many([t.get(f, "") for t in field_texts for f in FIELDS]))
+        texts = [t.get(f, "") for t in field_texts for f in FIELDS]
+        # Each distinct text tokenized once: a catalogue repeats its 施策名 (and
+        # often 目的) for every program of the policy. Equal texts share one
+        # counts dict, which nothing downstream mutates.
+        unique = list(dict.fromkeys(texts))
+        counted = dict(zip(unique, (count_terms(t, self.stop) for t in self.tokens_many(unique)), strict=True))
         field_counts: dict[str, list[dict[str, int]]] = {f: [] for f in FIELDS}
-        for _ in programs:
-            for f in FIELDS:
-                field_counts[f].append(count_terms(next(tokens), self.stop))
+        for position, text in enumerate(texts):
+            field_counts[FIELDS[position % len(FIELDS)]].append(counted[text])
         return field_counts
 
     def proposal_counts(self, proposals: Sequence[ProposalText]) -> list[ProposalCounts]:

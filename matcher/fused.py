@@ -233,9 +233,9 @@ class FusedIndex(BaseEstimator):
             end = start + chunk_size
             yield from self._match_chunk(proposals[start:end], k, queries[start:end])
 
-    def count_proposals(self, proposals: Sequence[ProposalText]) -> Counted:
+    def count_proposals(self, proposals: Sequence[ProposalText], *, n_jobs: int | None = None) -> Counted:
         """The term counts and written forms of ``proposals`` as the TF-IDF part counts them."""
-        return self._new_lexical().count_proposals(proposals)
+        return self._new_lexical().count_proposals(proposals, n_jobs=n_jobs)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "program_vectors_"):

@@ -13,6 +13,7 @@ and normalising (:mod:`matcher.weighting`), scoring and explaining
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,9 +159,11 @@ class ProgramIndex(BaseEstimator):
             raise ValueError("field_weights must be non-negative with at least one positive")
         return {f: float(weights.get(f, 0.0)) for f in FIELDS}
 
-    def count_proposals(self, proposals: Sequence[ProposalText]) -> Counted:
-        """The term counts and written forms of ``proposals`` as this index counts them."""
-        return self._counter().proposal_counts_with_forms(list(proposals))
+    def count_proposals(self, proposals: Sequence[ProposalText], *, n_jobs: int | None = None) -> Counted:
+        """The term counts and written forms of ``proposals`` as this index
+        counts them, in ``n_jobs`` processes (default: the index's)."""
+        counter = self._counter() if n_jobs is None else replace(self._counter(), n_jobs=n_jobs)
+        return counter.proposal_counts_with_forms(list(proposals))
 
     def _stop(self) -> frozenset[str]:
         return frozenset(DEFAULT_STOP_WORDS if self.stop_words is None else self.stop_words)

@@ -75,8 +75,9 @@ class MatchIndex(Protocol):
         ``rejections``: accepted and rejected pairings, semantic mode only;
         ``counted``: their :meth:`count_proposals`, if at hand)."""
 
-    def count_proposals(self, proposals: Sequence[ProposalText]) -> Counted:
-        """The proposals' term counts and written forms as the index counts them."""
+    def count_proposals(self, proposals: Sequence[ProposalText], *, n_jobs: int | None = None) -> Counted:
+        """The proposals' term counts and written forms as the index counts
+        them, in ``n_jobs`` processes (default: the index's)."""
 
     def match(self, proposals: Sequence[ProposalText], *, top_k: int | None = None) -> list[MatchResult]:
         """Rank the programs for each proposal."""

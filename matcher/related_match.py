@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from itertools import chain, islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from threadpoolctl import threadpool_limits
 
 from matcher.counting import Counted
 from matcher.related import DEFAULT_RELATED_K, Related, build_space, related_lists
@@ -20,7 +22,9 @@ if TYPE_CHECKING:
 
 # Ranked results held while the related proposals are still being found
 # beside the ranking (bounds the memory of a long file: about 5 KB each).
-HELD_RESULTS = 20_000
+HELD_RESULTS = 10_000
+
+_Found = TypeVar("_Found")
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ def related_by_position(
 
 
 def with_related_beside(
-    results: Iterable[MatchResult], find: Callable[[], Sequence[Sequence[Related]]], *, overlap: bool
+    results: Iterable[MatchResult], find: Callable[[], Sequence[Sequence[Related]]], *, overlap: bool,
+    rank_first: bool = False,
 ) -> Iterator[MatchResult]:
     """``results`` with their related proposals, ``find()``.
 
@@ -70,19 +75,29 @@ def with_related_beside(
     the pair scores are BLAS and sparse products that release the GIL, the
     ranking is mostly Python, so on two cores the two take about the time of
     the longer. Up to :data:`HELD_RESULTS` ranked results wait for it. The
-    first result is ranked before the thread starts, so that the ranking's
-    worker processes (its fit) are forked while no other thread runs.
+    caller must not fork meanwhile (the ranking's fit tokenizes in its own
+    process). With ``rank_first`` the thread starts once the first result
+    is ranked: the fit has then embedded every proposal, and ``find`` reads
+    the vectors from the embedder's cache instead of embedding them again.
     """
     if not overlap:
         yield from with_related(results, find())
         return
     ranked = iter(results)
-    held = list(islice(ranked, 1))
+    held = list(islice(ranked, 1)) if rank_first else []
     with ThreadPoolExecutor(max_workers=1) as pool:
-        job = pool.submit(find)
+        job = pool.submit(_one_blas_thread, find)
         for result in ranked:
             held.append(result)
             if job.done() or len(held) >= HELD_RESULTS:
                 break
         found = job.result()
     yield from with_related(chain(held, ranked), found)
+
+
+def _one_blas_thread(find: Callable[[], _Found]) -> _Found:
+    """``find()`` with BLAS on one thread: beside the ranking, BLAS's own
+    threads would spin on the core the ranking needs (measured: 1.15× the
+    plain pipeline's wall time against 1.06×, docs/benchmarks.md)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return find()
