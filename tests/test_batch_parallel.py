@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from corpus import load_programs
 from matcher import related_match
 from matcher.index import ProgramIndex, ProposalText
 from matcher.related import BLOCK, _Split, build_space, pair_graph
@@ -57,18 +58,17 @@ def test_pair_graph_in_threads_is_the_same(many):
         np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
 
 
-@pytest.mark.parametrize("held", [1, related_match.HELD_RESULTS])
-def test_related_beside_the_ranking_gives_the_same_lines(many, monkeypatch, held):
+@pytest.mark.parametrize(("held", "rank_first"), [(1, False), (related_match.HELD_RESULTS, False), (3, True)])
+def test_related_beside_the_ranking_gives_the_same_lines(many, monkeypatch, held, rank_first):
     monkeypatch.setattr(related_match, "HELD_RESULTS", held)
     proposals = many[:80]
     index = ProgramIndex(top_k=3)
-    from corpus import load_programs
-
     programs = load_programs()
 
     def lines(overlap: bool) -> list[dict]:
         find = lambda: related_by_position(proposals, mode="lexical", embedder=None, k=3)  # noqa: E731
-        return [r.to_dict() for r in with_related_beside(index.fit_match(programs, proposals), find, overlap=overlap)]
+        beside = with_related_beside(index.fit_match(programs, proposals), find, overlap=overlap, rank_first=rank_first)
+        return [r.to_dict() for r in beside]
 
     serial, overlapped = lines(False), lines(True)
     assert overlapped == serial and len(serial) == 80
