@@ -17,7 +17,7 @@ from matcher.cli import (
     read_proposals,
 )
 from matcher.indexes import make_index
-from matcher.related import build_space
+from matcher.related import build_space, pair_graph
 from matcher.semantic import resolve_mode
 from matcher.themes import Theme, shared_programs, themes_in
 
@@ -34,8 +34,9 @@ from matcher.themes import Theme, shared_programs, themes_in
     help="Average pair score (standard deviations) at which two themes join; default: the mode's, "
     "chosen on the dev split (docs/quality.md). Higher: more, smaller themes.",
 )
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(0, 64),
-              help="Processes for tokenizing large files (0: one per core).")
+@click.option("--jobs", default=0, show_default=True, type=click.IntRange(0, 64),
+              help="Cores to use for a large file: processes tokenize, threads score the pairs "
+              "(0: every core, as kyodo match; 1: one).")
 def themes_command(
     proposals_path: Path, programs_path: Path | None, fmt: str, mode: str | None, threshold: float | None, jobs: int
 ) -> None:
@@ -58,7 +59,7 @@ def themes_command(
         space = build_space(proposals, mode=resolved, embedder=embedder, n_jobs=n_jobs)
     except ValueError as exc:
         raise click.ClickException(f"{proposals_path.name}: {exc}") from exc
-    found = themes_in(space, threshold=threshold)
+    found = themes_in(space, threshold=threshold, graph=pair_graph(space, threads=n_jobs))
     shared: dict[int, list[str]] | None = None
     if programs_path is not None:
         programs = _load_programs(programs_path)
