@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from matcher.indexes import make_index
 from matcher.related_match import related_by_position, with_related_beside
 from matcher.results import FIELD_LABELS, MatchResult
 from matcher.semantic import MODES, Exemplar, resolve_mode
+from matcher.tokenize import default_jobs
 
 if TYPE_CHECKING:
     from matcher.embedder import Embedder
@@ -140,7 +140,7 @@ proposals_option = click.option(
     show_default=True,
     type=click.IntRange(0, 64),
     help="Cores to use for a large file: processes tokenize, threads score the related proposals beside the "
-    "ranking (0: every core; 1: one process, one thread of ours).",
+    "ranking (0: one per core, up to 8; 1: one process, one thread of ours).",
 )
 @click.option(
     "--departments",
@@ -180,7 +180,7 @@ def match_command(
         click.echo(note, err=True)
     programs = _load_programs(programs_path, keywords_path)
     proposals = [p for p, _ in read_proposals(proposals_path)]
-    n_jobs = jobs or os.cpu_count() or 1
+    n_jobs = default_jobs(jobs)
     # With the related proposals scored in a thread beside the ranking, the
     # fit tokenizes the programs in this process: no fork while a thread runs.
     index = make_index(mode=resolved, embedder=embedder, top_k=top_k, n_jobs=1 if related_k else n_jobs)

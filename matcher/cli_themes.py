@@ -4,7 +4,6 @@ command line, with no database (the same clustering as the dashboard's)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -20,6 +19,7 @@ from matcher.indexes import make_index
 from matcher.related import build_space, pair_graph
 from matcher.semantic import resolve_mode
 from matcher.themes import Theme, shared_programs, themes_in
+from matcher.tokenize import default_jobs
 
 
 @click.command("themes")
@@ -36,7 +36,7 @@ from matcher.themes import Theme, shared_programs, themes_in
 )
 @click.option("--jobs", default=0, show_default=True, type=click.IntRange(0, 64),
               help="Cores to use for a large file: processes tokenize, threads score the pairs "
-              "(0: every core, as kyodo match; 1: one).")
+              "(0: one per core up to 8, as kyodo match; 1: one).")
 def themes_command(
     proposals_path: Path, programs_path: Path | None, fmt: str, mode: str | None, threshold: float | None, jobs: int
 ) -> None:
@@ -54,7 +54,7 @@ def themes_command(
     if note:
         click.echo(note, err=True)
     proposals = [p for p, _ in read_proposals(proposals_path)]
-    n_jobs = jobs or os.cpu_count() or 1
+    n_jobs = default_jobs(jobs)
     try:
         space = build_space(proposals, mode=resolved, embedder=embedder, n_jobs=n_jobs)
     except ValueError as exc:

@@ -67,6 +67,10 @@ BLOCK = 512
 # most DENSE_VALUES floats in all (64 MB: about 800 columns at 10,000 proposals).
 DENSE_COLUMNS = 1024
 DENSE_VALUES = 8_000_000
+# Blocks scored at once, whatever the caller's threads: each holds a few
+# BLOCK × n arrays (about 120 MB at 10,000 proposals), so a many-core machine
+# must not run one per core.
+MAX_BLOCK_THREADS = 4
 
 _T = TypeVar("_T")
 
@@ -283,7 +287,7 @@ def _block(
 def pair_graph(space: ProposalSpace, *, max_neighbours: int = MAX_NEIGHBOURS, threads: int = 1) -> PairGraph:
     """The fused score of every pair of the space's rows (of each row's
     ``max_neighbours`` best, beyond that many rows); ``threads`` blocks of
-    rows at a time (each holds BLOCK × n floats)."""
+    rows at a time, at most MAX_BLOCK_THREADS (each holds BLOCK × n floats)."""
     weights = _weights(space)
     keep = min(max_neighbours, space.n - 1)
     if keep < 1:  # fewer than two readable proposals: no pair
@@ -291,7 +295,7 @@ def pair_graph(space: ProposalSpace, *, max_neighbours: int = MAX_NEIGHBOURS, th
         return PairGraph(space.n, empty, empty, np.zeros(0), np.zeros(0), None if weights[1] == 0 else np.zeros(0))
     split = _Split.of(space.lexical)
     starts = list(range(0, space.n, BLOCK))
-    parts = list(bounded_map(lambda start: _block(space, split, start, keep), starts, threads))
+    parts = list(bounded_map(lambda start: _block(space, split, start, keep), starts, min(threads, MAX_BLOCK_THREADS)))
     found = [p[0] for p in parts]
     lex = _joined([p[1] for p in parts])
     sem = _joined([p[2] for p in parts if p[2] is not None]) if space.vectors is not None else None

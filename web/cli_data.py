@@ -8,7 +8,6 @@ readable line on error, and EXIT_LOCKED (75) when a rematch is already running.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from corpus import FileFormatError, InvalidRowsError, read_rows
+from matcher.tokenize import default_jobs
 from web.uploads import read_limits
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: try again later
@@ -314,7 +314,7 @@ def _progress(total_hint: str) -> tuple[Callable[[int, int], None], Callable[[],
 @click.command("rematch")
 @click.option("--top-k", type=click.IntRange(1, 100), help="Suggestions per proposal (default: the TOP_K setting).")
 @click.option("--jobs", type=click.IntRange(0, 64), default=1, show_default=True,
-              help="Processes for tokenizing (0: one per core).")
+              help="Processes for tokenizing (0: one per core, up to 8).")
 @click.option("--chunk-size", type=click.IntRange(1), default=1000, hidden=True)
 @click.option("--pause-after-first-chunk", type=click.Path(path_type=Path), hidden=True,
               help="Tests: after the first chunk, create this file and sleep (to be killed).")
@@ -343,7 +343,7 @@ def rematch_command(top_k: int | None, jobs: int, chunk_size: int, pause_after_f
                 engine=engine,
                 top_k=top_k,
                 chunk_size=chunk_size,
-                n_jobs=jobs or os.cpu_count() or 1,
+                n_jobs=default_jobs(jobs),
                 on_progress=update,
                 after_chunk=after_chunk,
             )
