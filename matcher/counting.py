@@ -99,13 +99,14 @@ class TermCounter:
         forms: list[WrittenForms | None] = []
         if self.n_jobs > 1 and len(proposals) >= 4 * WORKER_SLICE:
             # Tokenized and counted in the workers: they send back the counts
-            # (and forms), never the token lists, and the counting runs on every core.
+            # (and forms, or their Nones), never the token lists, and the
+            # counting runs on every core.
             serial = replace(self, n_jobs=1)
             parts = [(serial, proposals[i : i + WORKER_SLICE], with_forms) for i in range(0, len(proposals), WORKER_SLICE)]
             for part_counts, part_forms in parallel_map(_count_part, parts, self.n_jobs):
                 counts += part_counts
                 forms += part_forms
-            return counts, forms if with_forms else [None] * len(counts)
+            return counts, forms
         for start in range(0, len(proposals), COUNT_SLICE):
             part = proposals[start : start + COUNT_SLICE]
             counts += self._proposal_counts_slice(part, forms if with_forms else None)

@@ -3,7 +3,7 @@ CountVectorizer / TfidfTransformer, or bm25s's scorers).
 
 Small pure functions that :class:`matcher.index.ProgramIndex` composes:
 
-* counting: :func:`count_terms`, :func:`sorted_vocabulary`, :func:`rows_to_csr`;
+* counting: :func:`count_terms`, :func:`sorted_vocabulary`, :func:`gather` (every term of many rows at once), :func:`rows_to_csr`;
 * term frequency: :func:`tf_array`, :func:`tf_rows` (raw or sublinear);
 * field weighting: :func:`weighted_fields`, :func:`dominant_field`;
 * document frequency and IDF: :func:`document_frequency`,
@@ -26,6 +26,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,6 +61,33 @@ def sorted_vocabulary(rows: Iterable[Mapping[str, object]]) -> dict[str, int]:
     return {t: i for i, t in enumerate(sorted(terms))}
 
 
+class Gathered(NamedTuple):
+    """Every term of some rows at once: its text, value, row and column (-1
+    outside the vocabulary)."""
+
+    terms: list[str]
+    values: np.ndarray
+    row_of: np.ndarray
+    columns: np.ndarray
+
+
+def gather(rows: Sequence[Mapping[str, float] | None], vocabulary: Mapping[str, int]) -> Gathered:
+    """The terms of ``rows`` (None: an empty row) in row order, gathered by
+    list.extend and mapped to columns by np.fromiter: no Python-level
+    statement per term (the batch's hot path)."""
+    terms: list[str] = []
+    values: list[float] = []
+    lengths = np.zeros(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        if row:
+            terms += row.keys()
+            values += row.values()
+            lengths[i] = len(row)
+    get = vocabulary.get
+    columns = np.fromiter(map(get, terms, repeat(-1, len(terms))), dtype=np.int64, count=len(terms))
+    return Gathered(terms, np.asarray(values, dtype=np.float64), np.repeat(np.arange(len(rows)), lengths), columns)
+
+
 def rows_to_csr(rows: Sequence[Mapping[str, float]], vocabulary: Mapping[str, int]) -> sp.csr_matrix:
     """A CSR matrix (one row per mapping, float64, sorted indices); terms
     outside ``vocabulary`` are left out.
@@ -67,22 +95,10 @@ def rows_to_csr(rows: Sequence[Mapping[str, float]], vocabulary: Mapping[str, in
     >>> rows_to_csr([{"b": 2.0, "z": 1.0}, {}, {"a": 1.0}], {"a": 0, "b": 1}).toarray().tolist()
     [[0.0, 2.0], [0.0, 0.0], [1.0, 0.0]]
     """
-    # The keys and values of every row gathered by list.extend and mapped to
-    # columns by np.fromiter: no Python-level statement per term (the batch's hot path).
-    terms: list[str] = []
-    values: list[float] = []
-    lengths = np.zeros(len(rows), dtype=np.int64)
-    for i, row in enumerate(rows):
-        terms += row.keys()
-        values += row.values()
-        lengths[i] = len(row)
-    get = vocabulary.get
-    columns = np.fromiter(map(get, terms, repeat(-1, len(terms))), dtype=np.int64, count=len(terms))
-    seen = columns >= 0
-    row_of = np.repeat(np.arange(len(rows)), lengths)
+    found = gather(rows, vocabulary)
+    seen = found.columns >= 0
     matrix = sp.csr_matrix(
-        (np.asarray(values, dtype=np.float64)[seen], (row_of[seen], columns[seen])),
-        shape=(len(rows), len(vocabulary)),
+        (found.values[seen], (found.row_of[seen], found.columns[seen])), shape=(len(rows), len(vocabulary)),
     )
     matrix.sort_indices()
     return matrix
@@ -298,24 +314,14 @@ def query_matrix(
     something else should score low, not be judged on the few words it
     happens to share.
     """
-    terms: list[str] = []
-    values: list[float] = []
-    lengths = np.zeros(len(counts_list), dtype=np.int64)
-    for i, counts in enumerate(counts_list):
-        if counts:
-            terms += counts.keys()
-            values += counts.values()
-            lengths[i] = len(counts)
-    get = vocabulary.get
-    columns = np.fromiter(map(get, terms, repeat(-1, len(terms))), dtype=np.int64, count=len(terms))
-    weight = tf_array(np.asarray(values, dtype=np.float64), sublinear=sublinear)
+    terms, values, row_of, columns = gather(counts_list, vocabulary)
+    weight = tf_array(values, sublinear=sublinear)
     seen = columns >= 0
     weight[seen] *= idf[columns[seen]]
     unseen_at = np.flatnonzero(~seen)
     scale = np.fromiter((kanji_weight if terms[i].startswith(kanji_prefix) else 1.0 for i in unseen_at.tolist()),
                         dtype=np.float64, count=len(unseen_at))
     weight[unseen_at] *= unseen * scale
-    row_of = np.repeat(np.arange(len(counts_list)), lengths)
     norm = np.sqrt(np.bincount(row_of, weights=weight * weight, minlength=len(counts_list)))
     norm[norm == 0] = 1.0
     matrix = sp.csr_matrix(

@@ -39,6 +39,8 @@ def test_counting_in_worker_processes_matches_one_process():
     two = ProgramIndex(n_jobs=2)._counter().proposal_counts_with_forms(proposals)
     assert one[0] == two[0] and len(one[0]) == 1100
     assert [(f.written, f.hidden, f.compounds) for f in one[1]] == [(f.written, f.hidden, f.compounds) for f in two[1]]
+    # Without the written forms too (the fit's IDF path): the counts alike, no forms.
+    assert ProgramIndex(n_jobs=2)._counter().proposal_counts(proposals) == one[0]
 
 
 @pytest.mark.parametrize("width", [0, 7, 40, None])
